@@ -1,0 +1,350 @@
+"""Frozen, validated configuration types.
+
+Loading (YAML, `${ENV}` interpolation, file names in errors) lives in `parity.config_loader`;
+this module only says what a valid configuration is. Every model rejects unknown keys, so a
+typo is an error naming its path instead of a silently ignored setting.
+
+A table mapping says how one Postgres table becomes DynamoDB items:
+
+    tables:
+      - source: public.subscriber
+        primary_key: [ban, subscriber_no]
+        target: BillingSystem
+        keys: {PK: "BAN#{ban}", SK: "SUB#{subscriber_no}"}   # first = partition key, second = sort key
+        indexes: {GSI1PK: "SUB#{subscriber_no}", GSI1SK: "BAN#{ban}"}
+        constants: {EntityType: SUBSCRIBER}
+        columns:                                             # every source column, with an optional rule
+          ban: {}
+          subscriber_no: {name: SubscriberNo}
+          status: {}
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Mode = Literal["verify", "shadow"]
+
+# How a column's value is written to / compared with DynamoDB.
+AttrType = Literal[
+    "auto",  # by the decoded value: number -> N, text -> S, bool -> BOOL, bytes -> B, json -> M/L ...
+    "string",
+    "number",
+    "bool",
+    "binary",
+    "timestamp_iso",  # 2024-03-01T12:00:00.123456Z (UTC when the source carries a zone)
+    "timestamp_epoch_s",
+    "timestamp_epoch_ms",
+    "date_iso",
+    "json_map",  # json/jsonb as a DynamoDB map or list
+    "json_string",  # json/jsonb as its compact JSON text
+    "list",
+    "string_set",
+    "number_set",
+]
+
+# Postgres type of a column, needed only to decode Debezium JSON *without* schemas, where a
+# NUMERIC arrives as bare base64 bytes and a timestamp as a bare integer.
+PgTypeHint = Literal[
+    "numeric",
+    "timestamp",
+    "timestamptz",
+    "date",
+    "time",
+    "json",
+    "bytea",
+    "text",
+    "integer",
+    "float",
+    "boolean",
+    "uuid",
+    "array",
+]
+Precision = Literal["s", "ms", "us"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnRule(_Frozen):
+    """How one source column maps to a target attribute and how it is compared."""
+
+    name: str | None = None  # target attribute name; default: the column name
+    type: AttrType = "auto"
+    pg_type: PgTypeHint | None = None
+    scale: int | None = Field(default=None, ge=0, le=1000)  # NUMERIC scale for schemaless precise mode
+    exclude: bool = False  # the column exists but is not part of the item
+    tolerance: float | None = Field(default=None, ge=0)  # absolute tolerance for floating values
+    precision: Precision | None = None  # timestamps compared (and hashed) truncated to this unit
+    null_as: Literal["absent", "null"] = "absent"  # how NULL is written; compare treats both alike
+    empty_string_as_null: bool = False
+    redact: bool = False  # never show this column's values in reports, drift records or logs
+
+    def attribute(self, column: str) -> str:
+        return self.name or column
+
+
+class KafkaConfig(_Frozen):
+    bootstrap_servers: str
+    topic_prefix: str
+    group_id: str = "parity"
+    # Passed to the Kafka client unchanged: security.protocol, sasl.*, ssl.* ...
+    options: dict[str, str] = Field(default_factory=dict)
+    drift_topic: str | None = "parity.drift"
+    dead_letter_topic: str = "parity.dlq"
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+
+    def topic_for(self, source: str) -> str:
+        return f"{self.topic_prefix}.{source}"
+
+
+class PostgresConfig(_Frozen):
+    dsn: SecretStr
+    connect_timeout_s: float = Field(default=10, gt=0)
+
+
+class DynamoConfig(_Frozen):
+    endpoint: str | None = None  # None = the real AWS endpoint of `region`
+    region: str = "us-east-1"
+    max_pool_connections: int = Field(default=32, ge=1)
+    timeout_s: float = Field(default=10, gt=0)
+
+
+class HttpConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+    bearer_token: SecretStr | None = None
+
+
+class DaemonConfig(_Frozen):
+    state_dir: str = ".parity/state"
+    batch_max_events: int = Field(default=2000, ge=1)
+    batch_max_wait_ms: int = Field(default=200, ge=1)
+    dynamo_concurrency: int = Field(default=8, ge=1, le=256)
+    recheck_capacity: int = Field(default=100_000, ge=1)
+    drift_log: str | None = None  # JSON lines file for confirmed drift (besides the drift topic)
+    drift_window_s: float = Field(default=300, gt=0)  # rolling window of the drift ratio
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+
+class ReconcileConfig(_Frozen):
+    interval_s: float | None = Field(default=None, gt=0)  # periodic runs inside `parity run`; None = off
+    jitter_s: float = Field(default=0, ge=0)
+    segments: int = Field(default=8, ge=1, le=1_000_000)
+    workers: int = Field(default=8, ge=1, le=256)
+    buckets: int = Field(default=1024, ge=1, le=1 << 20)
+    page_limit: int = Field(default=1000, ge=1, le=10_000)
+    read_rate_limit: float | None = Field(default=None, gt=0)  # RCU per second
+    consistent_read: bool = False
+    grace_period_s: float = Field(default=5, ge=0)
+    report_dir: str = ".parity/reports"
+
+
+class TableMapping(_Frozen):
+    source: str  # schema.table
+    primary_key: tuple[str, ...]
+    target: str
+    mode: Mode = "verify"
+    shadow_table: str | None = None  # shadow mode writes here instead of `target`
+    keys: dict[str, str]
+    indexes: dict[str, str] = Field(default_factory=dict)
+    constants: dict[str, str | int | bool] = Field(default_factory=dict)
+    columns: dict[str, ColumnRule]
+    ignore_attributes: tuple[str, ...] = ()
+    version_attribute: str = "_parity_version"  # shadow writes: the event's WAL position
+    # Verify mode: a column that grows with every change (updated_at, a version counter). When the
+    # target's value of it is older than the expected one, the mismatch kind is `stale_in_target`.
+    freshness_column: str | None = None
+    grace_period_s: float = Field(default=30, ge=0)
+    recheck_schedule_s: tuple[float, ...] = (1, 2, 5, 15, 30)
+    snapshot_policy: Literal["verify", "skip", "recheck"] = "verify"
+    snapshot_grace_period_s: float = Field(default=300, ge=0)
+    schema_drift: Literal["ignore", "compare"] = "ignore"
+    truncate: Literal["ignore", "apply"] = "ignore"
+    write_rate_limit: float | None = Field(default=None, gt=0)  # shadow writes per second
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _empty_rules(cls, value: Any) -> Any:
+        # `column:` with nothing after it in YAML is None: the default rule.
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"must be schema.table, got {value!r}")
+        return value
+
+    @field_validator("recheck_schedule_s")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v <= 0 for v in value) or list(value) != sorted(value):
+            raise ValueError("must be a non-empty increasing list of positive seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableMapping:
+        _check_mapping(self)
+        return self
+
+    @property
+    def schema(self) -> str:
+        return self.source.split(".")[0]
+
+    @property
+    def table(self) -> str:
+        return self.source.split(".")[1]
+
+    @property
+    def partition_key(self) -> str:
+        return next(iter(self.keys))
+
+    @property
+    def sort_key(self) -> str | None:
+        names = list(self.keys)
+        return names[1] if len(names) > 1 else None
+
+    @property
+    def write_table(self) -> str:
+        return self.shadow_table if self.mode == "shadow" and self.shadow_table else self.target
+
+    def rule(self, column: str) -> ColumnRule:
+        return self.columns.get(column) or _DEFAULT_RULE
+
+
+_DEFAULT_RULE = ColumnRule()
+
+
+class _PathError(ValueError):
+    """A validation error inside a model, with the sub-path of the offending field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.sub_path = path
+
+
+def template_fields(template: str) -> list[tuple[str, str]]:
+    """(column, format spec) of each `{column:spec}` field of a key template."""
+    fields: list[tuple[str, str]] = []
+    for _literal, field, spec, conversion in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field == "" or conversion:
+            raise ValueError(f"template {template!r}: fields must be named columns, like {{ban}}")
+        fields.append((field, spec or ""))
+    return fields
+
+
+def _check_mapping(m: TableMapping) -> None:
+    if not m.primary_key:
+        raise _PathError(
+            "primary_key",
+            f"table {m.source} has no primary key: Debezium cannot emit its updates and deletes "
+            "without one (or REPLICA IDENTITY FULL); add a primary key",
+        )
+    for col in m.primary_key:
+        if col not in m.columns:
+            raise _PathError("primary_key", f"unknown column {col!r}")
+    if not 1 <= len(m.keys) <= 2:
+        raise _PathError("keys", "needs a partition key and at most one sort key")
+    for group in ("keys", "indexes"):
+        for attr, template in getattr(m, group).items():
+            try:
+                fields = template_fields(template)
+            except ValueError as exc:
+                raise _PathError(f"{group}.{attr}", str(exc)) from exc
+            if group == "keys" and not fields:
+                raise _PathError(f"{group}.{attr}", "a key template must use at least one column")
+            for col, _spec in fields:
+                if col not in m.columns:
+                    raise _PathError(f"{group}.{attr}", f"unknown column {col!r}")
+    if m.freshness_column is not None and m.freshness_column not in m.columns:
+        raise _PathError("freshness_column", f"unknown column {m.freshness_column!r}")
+    key_columns = {c for t in m.keys.values() for c, _ in template_fields(t)}
+    missing = [c for c in m.primary_key if c not in key_columns]
+    if missing:
+        raise _PathError(
+            "keys",
+            f"the key templates must use every primary-key column, missing {missing}: "
+            "otherwise two rows could map to one item",
+        )
+    attrs: dict[str, str] = {}
+    for col, rule in m.columns.items():
+        if rule.exclude:
+            continue
+        name = rule.attribute(col)
+        if name in attrs:
+            raise _PathError(f"columns.{col}.name", f"attribute {name!r} is also produced by {attrs[name]!r}")
+        attrs[name] = col
+    for name in [*m.keys, *m.indexes, *m.constants, m.version_attribute]:
+        if name in attrs and name not in m.ignore_attributes:
+            raise _PathError("columns", f"attribute {name!r} is both a column and a key/constant attribute")
+
+
+class ParityConfig(_Frozen):
+    postgres: PostgresConfig
+    kafka: KafkaConfig
+    dynamodb: DynamoConfig = Field(default_factory=DynamoConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    # Applied under every table's own settings (a table's value wins).
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    tables: Annotated[tuple[TableMapping, ...], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaults = data.get("defaults") or {}
+        tables = data.get("tables")
+        if isinstance(defaults, dict) and isinstance(tables, list):
+            data = {**data, "tables": [{**defaults, **t} if isinstance(t, dict) else t for t in tables]}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> ParityConfig:
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.tables):
+            if t.source in seen:
+                raise _PathError(f"tables[{i}].source", f"{t.source} is already mapped by tables[{seen[t.source]}]")
+            seen[t.source] = i
+        by_target: dict[str, list[TableMapping]] = {}
+        for t in self.tables:
+            by_target.setdefault(t.target, []).append(t)
+        for target, group in by_target.items():
+            key_names = {tuple(t.keys) for t in group}
+            if len(key_names) > 1:
+                i = self.tables.index(group[-1])
+                raise _PathError(
+                    f"tables[{i}].keys",
+                    f"tables sharing DynamoDB table {target} must use the same key attributes, got {sorted(key_names)}",
+                )
+        return self
+
+    def table(self, source: str) -> TableMapping:
+        for t in self.tables:
+            if t.source == source:
+                return t
+        raise KeyError(source)
+
+    def table_for_topic(self, topic: str) -> TableMapping | None:
+        prefix = self.kafka.topic_prefix + "."
+        if not topic.startswith(prefix):
+            return None
+        source = topic[len(prefix):]
+        for t in self.tables:
+            if t.source == source:
+                return t
+        return None
+
+    def topics(self) -> list[str]:
+        return [self.kafka.topic_for(t.source) for t in self.tables]

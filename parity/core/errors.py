@@ -1,0 +1,31 @@
+"""The project's own exceptions. Data problems are values (see compare.py); these are for input
+that cannot be processed at all and for failed I/O in the adapters."""
+
+from __future__ import annotations
+
+
+class ParityError(Exception):
+    """Base of every exception parity raises on purpose."""
+
+
+class ConfigError(ParityError):
+    """A configuration file is invalid. `str()` is one line: `file: path.to.field: reason`."""
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None) -> None:
+        self.source = source
+        self.path = path
+        self.reason = message
+        parts = [p for p in (source, path) if p]
+        super().__init__(": ".join([*parts, message]))
+
+
+class DecodeError(ParityError):
+    """A Kafka record is not a Debezium change event parity can read (goes to the dead letters)."""
+
+
+class MappingError(ParityError):
+    """A row cannot become a DynamoDB item: a value DynamoDB cannot hold, an empty key, too large."""
+
+
+class StoreError(ParityError):
+    """A durable store (recheck store, drift sink, checkpoint) could not be written."""
