@@ -62,6 +62,7 @@ PgTypeHint = Literal[
     "boolean",
     "uuid",
     "array",
+    "interval",
 ]
 Precision = Literal["s", "ms", "us"]
 
@@ -113,6 +114,12 @@ class DynamoConfig(_Frozen):
     max_pool_connections: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=10, gt=0)
 
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any) -> Any:
+        # `${PARITY_DYNAMODB_ENDPOINT:-}` interpolates to "": the real AWS endpoint.
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class HttpConfig(_Frozen):
     host: str = "127.0.0.1"
@@ -161,6 +168,9 @@ class TableMapping(_Frozen):
     freshness_column: str | None = None
     grace_period_s: float = Field(default=30, ge=0)
     recheck_schedule_s: tuple[float, ...] = (1, 2, 5, 15, 30)
+    # A delete verified as absent may still be undone by the application's in-flight (late) write
+    # of the row's create or update; re-read deleted keys once more when the grace period ends.
+    confirm_deletes: bool = True
     snapshot_policy: Literal["verify", "skip", "recheck"] = "verify"
     snapshot_grace_period_s: float = Field(default=300, ge=0)
     schema_drift: Literal["ignore", "compare"] = "ignore"
@@ -196,7 +206,7 @@ class TableMapping(_Frozen):
         return self
 
     @property
-    def schema(self) -> str:
+    def schema(self) -> str:  # type: ignore[override]  # shadows pydantic's deprecated schema()
         return self.source.split(".")[0]
 
     @property

@@ -1,0 +1,109 @@
+"""The `parity` command line. Exit codes: 0 ok, 1 the check found a problem, 2 usage or config error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parity.core.errors import ConfigError
+
+app = typer.Typer(
+    help="parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="parity YAML configuration file.")]
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    from parity.config_loader import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("check")
+def config_check(files: Annotated[list[Path], typer.Argument(help="Configuration files to validate.")]) -> None:
+    """Validate configuration files; print one line per file. Exit 2 if any is invalid."""
+    from parity.config_loader import load_config
+
+    failed = False
+    for f in files:
+        try:
+            cfg = load_config(f)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            failed = True
+            continue
+        modes = ", ".join(f"{t.source}->{t.write_table} ({t.mode})" for t in cfg.tables)
+        typer.echo(f"{f.name}: ok: {len(cfg.tables)} table(s): {modes}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the daemon: consume Debezium events, verify or shadow-apply them, serve metrics."""
+    cfg = _load(config)
+    from parity.daemon.main import run_daemon
+
+    sys.exit(run_daemon(cfg, log_level=log_level))
+
+
+@app.command()
+def status(
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per-table verified / drift / pending counts from the daemon's state directory."""
+    cfg = _load(config)
+    from parity.daemon.status import print_status
+
+    print_status(cfg, as_json=as_json)
+
+
+def _mount_optional() -> None:
+    """Sub-commands living in their own modules (kept out of the import path of `parity run`)."""
+    import importlib
+
+    for module, name in (("parity.devstack.cli", "dev"),):
+        try:
+            sub = importlib.import_module(module).app
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("parity"):
+                continue
+            raise
+        app.add_typer(sub, name=name)
+    for module in ("parity.reconcilers.cli", "parity.doctor", "parity.demo"):
+        try:
+            register = getattr(importlib.import_module(module), "register", None)
+            if register is not None:
+                register(app)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("parity"):
+                continue
+            raise
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Expected item vs actual item -> Match | Mismatch(kind, attribute diffs).
+
+A mismatch is a value, never an exception: `compare` does not raise for any data. Both sides go
+through `normalize.comparable_item` first, so representation-only differences (1.50 vs 1.5, JSON
+key order, timestamp precision within the rule, "" vs absent with the rule) are not reported.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final
+
+from parity.core.normalize import DROP
+from parity.core.values import Item, Value
+
+if TYPE_CHECKING:
+    from parity.core.mapping import ItemMapper
+
+__all__ = ["AttributeDiff", "Match", "Mismatch", "MismatchKind", "compare", "display"]
+
+ABSENT: Final = "<absent>"
+REDACTED: Final = "<redacted>"
+_MAX_DISPLAY = 200
+
+
+class MismatchKind(enum.StrEnum):
+    MISSING_IN_TARGET = "missing_in_target"
+    UNEXPECTED_IN_TARGET = "unexpected_in_target"
+    VALUE_MISMATCH = "value_mismatch"
+    STALE_IN_TARGET = "stale_in_target"
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeDiff:
+    attribute: str
+    expected: str  # display text, "<absent>" or "<redacted>"
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    kind: MismatchKind
+    diffs: tuple[AttributeDiff, ...] = ()
+
+
+MATCH: Final = Match()
+
+
+def same(a: Value, b: Value) -> bool:
+    """Equality that also tells types apart: Python says True == Decimal(1), DynamoDB does not."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    return a == b
+
+
+def _same_or_false(a: Value, b: Value) -> bool:
+    try:
+        return same(a, b)
+    except ArithmeticError:
+        return False
+
+
+def display(value: Value) -> str:
+    """Short, unambiguous text of a value for reports: strings are quoted, numbers are not."""
+    text = _display(value)
+    return text if len(text) <= _MAX_DISPLAY else text[: _MAX_DISPLAY - 3] + "..."
+
+
+def _display(value: Value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return "b64:" + base64.b64encode(value).decode("ascii")
+    if isinstance(value, list):
+        return "[" + ", ".join(_display(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_display(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, frozenset):
+        return "<<" + ", ".join(sorted(_display(v) for v in value)) + ">>"
+    return repr(value)
+
+
+def _within(tolerance: Decimal, a: Value, b: Value) -> bool:
+    if not (isinstance(a, Decimal) and isinstance(b, Decimal) and a.is_finite() and b.is_finite()):
+        return False
+    return abs(a - b) <= tolerance
+
+
+def _is_stale(expected: object, actual: object) -> bool:
+    if isinstance(expected, str) and isinstance(actual, str):
+        return actual < expected  # canonical ISO timestamps of one precision sort as time does
+    if isinstance(expected, Decimal) and isinstance(actual, Decimal):
+        return expected.is_finite() and actual.is_finite() and actual < expected
+    return False
+
+
+def compare(
+    mapper: ItemMapper,
+    expected: Item | None,
+    actual: Item | None,
+    *,
+    unavailable: Collection[str] = (),
+) -> Match | Mismatch:
+    """`expected` None means the row is deleted: the target should hold nothing."""
+    if expected is None:
+        return MATCH if actual is None else Mismatch(MismatchKind.UNEXPECTED_IN_TARGET)
+    if actual is None:
+        return Mismatch(MismatchKind.MISSING_IN_TARGET)
+    plan = mapper.plan
+    diffs: list[AttributeDiff] = []
+    expected_fresh: Value | _Nothing = _NOTHING
+    actual_fresh: Value | _Nothing = _NOTHING
+    # Only attributes whose raw values differ are normalized: normalizing is deterministic, so
+    # equal raw values are equal normalized values, and most compares are matches.
+    for name, rule in plan.rules.items():
+        if unavailable and name in unavailable:
+            continue
+        ev = expected.get(name, _NOTHING)
+        av = actual.get(name, _NOTHING)
+        if ev is av:
+            continue
+        t = type(ev)
+        try:
+            if t is type(av) and (t is str or t is Decimal or t is bool) and ev == av:
+                continue
+        except ArithmeticError:
+            pass  # a signaling NaN cannot even be compared: it is a difference
+        en = _NOTHING if ev is _NOTHING else rule.normalize(ev)  # type: ignore[arg-type]
+        an = _NOTHING if av is _NOTHING else rule.normalize(av)  # type: ignore[arg-type]
+        if en is DROP:
+            en = _NOTHING
+        if an is DROP:
+            an = _NOTHING
+        if rule.is_freshness:
+            expected_fresh, actual_fresh = en, an  # type: ignore[assignment]
+        if en is an or (en is not _NOTHING and an is not _NOTHING and _same_or_false(en, an)):  # type: ignore[arg-type]
+            continue
+        if rule.tolerance is not None and _within(rule.tolerance, ev, av):  # type: ignore[arg-type]
+            continue  # raw values within the tolerance
+        diffs.append(AttributeDiff(name, _shown(en, rule.redact), _shown(an, rule.redact)))
+    if not diffs:
+        return MATCH
+    kind = MismatchKind.VALUE_MISMATCH
+    if _is_stale(expected_fresh, actual_fresh):
+        kind = MismatchKind.STALE_IN_TARGET
+    return Mismatch(kind, tuple(diffs))
+
+
+class _Nothing:
+    pass
+
+
+_NOTHING: Final = _Nothing()
+
+
+def _shown(value: object, redact: bool) -> str:
+    if value is _NOTHING:
+        return ABSENT
+    if redact:
+        return REDACTED
+    return display(value)  # type: ignore[arg-type]

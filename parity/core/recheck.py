@@ -1,0 +1,113 @@
+"""Pending mismatches waiting out their grace period.
+
+A DynamoDB write may land after the CDC event that describes it (dual writes are not atomic),
+so a mismatch is only a suspicion. It is re-read on a schedule measured from the first
+mismatch (default +1 s, +2 s, +5 s, +15 s, +30 s) and becomes drift only if it still differs
+once the grace period has passed. A newer event for the same key supersedes the pending check.
+
+Pure: time is passed in. Durability comes from the offset ledger (a pending check holds its
+Kafka offset back), so this store itself lives in memory and is bounded: when it is full, new
+suspicions are reported as `unverified` instead of being dropped silently.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parity.core.ledger import TopicPartition
+
+KeyId = tuple[str, Hashable]  # (DynamoDB table, canonical key)
+
+
+@dataclass(slots=True)
+class PendingCheck:
+    source: str
+    key_id: KeyId
+    key: dict[str, Any]
+    expected: dict[str, Any] | None  # None: the row is deleted, absence is expected
+    unavailable: tuple[str, ...]
+    lsn: int | None
+    event_ts: float  # when the change happened at the source (seconds)
+    first_seen: float  # when parity first saw the mismatch
+    grace_s: float
+    schedule: tuple[float, ...]
+    tp: TopicPartition
+    offset: int
+    mismatch: Any = None  # the latest compare.Mismatch
+    op: str = ""  # the Debezium op of the event, for the drift record
+    attempts: int = 0
+    due: float = field(default=0.0)
+
+    def next_due(self) -> float:
+        """Due time of the next re-read: schedule offsets from first_seen, then the last gap again."""
+        sched = self.schedule
+        if self.attempts < len(sched):
+            return self.first_seen + sched[self.attempts]
+        gap = sched[-1] - sched[-2] if len(sched) > 1 else sched[-1]
+        return self.first_seen + sched[-1] + gap * (self.attempts - len(sched) + 1)
+
+    def grace_over(self, now: float) -> bool:
+        return now >= self.first_seen + self.grace_s
+
+
+class RecheckStore:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._checks: dict[KeyId, PendingCheck] = {}
+        self._heap: list[tuple[float, int, KeyId]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._checks)
+
+    def __contains__(self, key_id: KeyId) -> bool:
+        return key_id in self._checks
+
+    def get(self, key_id: KeyId) -> PendingCheck | None:
+        return self._checks.get(key_id)
+
+    def add(self, check: PendingCheck) -> bool:
+        """Schedule `check`. False when the store is full (the caller reports it as unverified)."""
+        if check.key_id not in self._checks and len(self._checks) >= self.capacity:
+            return False
+        check.due = check.next_due()
+        self._checks[check.key_id] = check
+        heapq.heappush(self._heap, (check.due, next(self._seq), check.key_id))
+        return True
+
+    def reschedule(self, check: PendingCheck) -> None:
+        check.attempts += 1
+        check.due = check.next_due()
+        if self._checks.get(check.key_id) is check:
+            heapq.heappush(self._heap, (check.due, next(self._seq), check.key_id))
+
+    def remove(self, key_id: KeyId) -> PendingCheck | None:
+        return self._checks.pop(key_id, None)
+
+    def due(self, now: float, limit: int = 10_000) -> list[PendingCheck]:
+        out: list[PendingCheck] = []
+        while self._heap and self._heap[0][0] <= now and len(out) < limit:
+            due, _, key_id = heapq.heappop(self._heap)
+            check = self._checks.get(key_id)
+            # Entries of superseded or rescheduled checks stay in the heap; skip them lazily.
+            if check is None or check.due != due:
+                continue
+            out.append(check)
+        return out
+
+    def drop_partitions(self, tps: set[TopicPartition]) -> list[PendingCheck]:
+        """Forget the checks of revoked partitions: their new owner re-reads those records."""
+        gone = [c for c in self._checks.values() if c.tp in tps]
+        for c in gone:
+            del self._checks[c.key_id]
+        return gone
+
+    def oldest_first_seen(self) -> float | None:
+        return min((c.first_seen for c in self._checks.values()), default=None)
+
+    def checks(self) -> list[PendingCheck]:
+        return list(self._checks.values())

@@ -1,0 +1,180 @@
+"""DynamoDB access for the daemon: batched consistent reads and conditional writes.
+
+The low-level client is injected (never built here), so tests and benchmarks decide endpoints,
+retries and connection pools. Items cross this boundary in parity's canonical value model
+(`parity.core.values`); the wire format stays inside.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from parity.core.values import item_from_wire, item_to_wire
+
+Item = dict[str, Any]
+KeyTuple = tuple[Any, ...]
+
+THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+BATCH_GET_LIMIT = 100  # DynamoDB's limit of keys per BatchGetItem
+
+
+class DynamoObserver(Protocol):
+    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None: ...
+
+
+class _NoObserver:
+    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None:
+        return None
+
+
+class DynamoUnavailable(Exception):
+    """DynamoDB did not answer after the bounded retries; the caller must not commit offsets."""
+
+
+def key_tuple(key_names: Sequence[str], item: Item) -> KeyTuple:
+    return tuple(item.get(n) for n in key_names)
+
+
+class DynamoStore:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        concurrency: int = 8,
+        observer: DynamoObserver | None = None,
+        max_attempts: int = 8,
+        base_delay_s: float = 0.05,
+        max_delay_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.observer = observer or _NoObserver()
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dynamo")
+        self.concurrency = concurrency
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- retries -------------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> None:
+        # Full jitter: spreads retries of many workers instead of synchronising them.
+        cap = min(self.max_delay_s, self.base_delay_s * (2**attempt))
+        self._sleep(random.uniform(0, cap))
+
+    @contextmanager
+    def _timed(self, table: str, operation: str) -> Iterator[None]:
+        start = time.perf_counter()
+        error: str | None = None
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {}).get("Code", "ClientError")
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            self.observer.dynamo_request(table, operation, time.perf_counter() - start, error)
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One DynamoDB call with bounded exponential backoff on throttling and transport errors.
+
+        Conditional-check failures and validation errors are returned to the caller at once."""
+        method = getattr(self.client, _snake(operation))
+        table = kwargs.get("TableName") or next(iter(kwargs.get("RequestItems") or {"": None}))
+        for attempt in range(self.max_attempts):
+            try:
+                with self._timed(table, operation):
+                    result: dict[str, Any] = method(**kwargs)
+                    return result
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code in THROTTLE_CODES or status >= 500:
+                    if attempt + 1 < self.max_attempts:
+                        self._backoff(attempt)
+                        continue
+                    raise DynamoUnavailable(f"{operation}: {code} after {self.max_attempts} attempts") from exc
+                raise
+            except (ConnectionError, OSError) as exc:
+                if attempt + 1 < self.max_attempts:
+                    self._backoff(attempt)
+                    continue
+                raise DynamoUnavailable(
+                    f"{operation}: {type(exc).__name__} after {self.max_attempts} attempts"
+                ) from exc
+            except Exception as exc:  # botocore's EndpointConnectionError, ReadTimeoutError, ...
+                if type(exc).__module__.startswith(("botocore", "urllib3")):
+                    if attempt + 1 < self.max_attempts:
+                        self._backoff(attempt)
+                        continue
+                    raise DynamoUnavailable(f"{operation}: {type(exc).__name__}") from exc
+                raise
+        raise DynamoUnavailable(operation)  # pragma: no cover - loop always returns or raises
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def batch_get(
+        self, table: str, key_names: Sequence[str], keys: Sequence[Item], *, consistent: bool = True
+    ) -> dict[KeyTuple, Item]:
+        """Items by key tuple for every key that exists; chunks of 100 fetched in parallel."""
+        if not keys:
+            return {}
+        chunks = [keys[i : i + BATCH_GET_LIMIT] for i in range(0, len(keys), BATCH_GET_LIMIT)]
+        found: dict[KeyTuple, Item] = {}
+        if len(chunks) == 1:
+            results: Iterator[dict[KeyTuple, Item]] = iter([self._get_chunk(table, key_names, chunks[0], consistent)])
+        else:
+            results = self._pool.map(lambda c: self._get_chunk(table, key_names, c, consistent), chunks)
+        for part in results:
+            found.update(part)
+        return found
+
+    def _get_chunk(
+        self, table: str, key_names: Sequence[str], keys: Sequence[Item], consistent: bool
+    ) -> dict[KeyTuple, Item]:
+        request: dict[str, Any] = {table: {"Keys": [item_to_wire(k) for k in keys], "ConsistentRead": consistent}}
+        found: dict[KeyTuple, Item] = {}
+        attempt = 0
+        while request:
+            resp = self.call("BatchGetItem", RequestItems=request)
+            for wire in resp.get("Responses", {}).get(table, []):
+                item = item_from_wire(wire)
+                found[key_tuple(key_names, item)] = item
+            request = resp.get("UnprocessedKeys") or {}
+            if request:
+                # DynamoDB returns UnprocessedKeys under load or above 16 MB per response.
+                if attempt + 1 >= self.max_attempts:
+                    raise DynamoUnavailable(f"BatchGetItem: keys still unprocessed after {attempt + 1} attempts")
+                self._backoff(attempt)
+                attempt += 1
+        return found
+
+    def get(self, table: str, key: Item, *, consistent: bool = True) -> Item | None:
+        resp = self.call("GetItem", TableName=table, Key=item_to_wire(key), ConsistentRead=consistent)
+        wire = resp.get("Item")
+        return item_from_wire(wire) if wire is not None else None
+
+    def map_parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        return list(self._pool.map(fn, items))
+
+
+def _snake(operation: str) -> str:
+    out = []
+    for i, ch in enumerate(operation):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -1,0 +1,121 @@
+"""`parity run`: the daemon with its HTTP endpoints, metrics and (optionally) periodic reconciles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from parity.core.config import ParityConfig
+from parity.daemon.run import Daemon
+from parity.daemon.status import collect_status
+from parity.daemon.telemetry import PrometheusTelemetry
+from parity.daemon.wiring import build_daemon
+from parity.logging import configure_logging
+from parity.metrics.catalog import Metrics
+from parity.metrics.server import Check, MetricsServer
+
+log = structlog.get_logger("parity.daemon")
+
+
+def parity_version() -> str:
+    try:
+        return version("parity")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class PostgresProbe:
+    """Postgres reachability for /readyz, cached so probes do not open a connection each time."""
+
+    def __init__(self, dsn: str, ttl_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self.ttl_s = ttl_s
+        self._at = 0.0
+        self._ok = False
+        self._detail = ""
+        self._lock = threading.Lock()
+
+    def check(self) -> Check:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl_s:
+                self._ok, self._detail = self._probe()
+                self._at = time.monotonic()
+            return Check("postgres", self._ok, self._detail)
+
+    def _probe(self) -> tuple[bool, str]:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return True, ""
+        except psycopg.Error as exc:
+            # The message names host and reason; psycopg never includes the password.
+            return False, type(exc).__name__
+
+
+def readiness(daemon: Daemon, postgres: PostgresProbe) -> Iterable[Check]:
+    h = daemon.health
+    failing = h.failing_since is not None
+    return [
+        Check("partitions_assigned", bool(daemon.source.assigned), f"{len(daemon.source.assigned)} assigned"),
+        Check("pipeline", not failing, h.last_error or ""),
+        Check("dynamodb", not (failing and h.last_error is not None and "Dynamo" in h.last_error), ""),
+        Check("stores_writable", not (failing and h.last_error is not None and "StoreError" in h.last_error), ""),
+        postgres.check(),
+    ]
+
+
+def live_status(daemon: Daemon) -> dict[str, Any]:
+    status = collect_status(daemon.config, daemon.state)
+    pending: dict[str, int] = {}
+    for c in daemon.pipeline.rechecks.checks():
+        pending[c.source] = pending.get(c.source, 0) + 1
+    for name, row in status["tables"].items():
+        row["pending_rechecks"] = pending.get(name, 0)
+    status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in daemon.source.lag().items()}
+    status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
+    status["ready"] = daemon.ready()
+    return status
+
+
+def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
+    configure_logging(log_level)
+    registry = CollectorRegistry()
+    metrics = Metrics(
+        registry,
+        version=parity_version(),
+        tables=[t.source for t in config.tables],
+        drift_window_s=config.daemon.drift_window_s,
+    )
+    telemetry = PrometheusTelemetry(metrics)
+    daemon = build_daemon(config, telemetry=telemetry)
+    probe = PostgresProbe(config.postgres.dsn.get_secret_value())
+    server = MetricsServer(
+        registry,
+        config.daemon.http,
+        readiness=lambda: readiness(daemon, probe),
+        status=lambda: live_status(daemon),
+    ).start()
+    scheduler = None
+    if config.reconcile.interval_s:
+        from parity.reconcilers.schedule import ReconcileSchedule
+
+        scheduler = ReconcileSchedule(config, metrics=metrics, state=daemon.state)
+        metrics.reconcile_scheduled(config.reconcile.interval_s, [t.source for t in config.tables], time.time())
+        scheduler.start()
+    daemon.install_signal_handlers()
+    try:
+        daemon.run()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        server.stop()
+        daemon.state.close()
+    return 0

@@ -1,0 +1,243 @@
+"""The daemon loop: poll -> process -> re-check -> persist -> commit.
+
+Order matters for "never lose an event": dead letters are acknowledged by Kafka, drift is in
+the state store (and emitted from its outbox), and only then are offsets committed. When any of
+that fails (DynamoDB down, disk full, broker gone) the loop drops its in-memory state, rewinds
+its partitions to the committed offsets, reports not ready and backs off; the records are then
+processed again. At-least-once, with drift de-duplicated by key and LSN in the state store.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from parity.core.config import ParityConfig
+from parity.core.errors import StoreError
+from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
+from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
+from parity.daemon.source import KafkaSource
+from parity.daemon.state import StateStore
+from parity.daemon.steps import BatchResult, Pipeline
+
+log = structlog.get_logger("parity.daemon")
+
+
+class Telemetry:
+    """What the loop reports. The default does nothing; `parity.daemon.telemetry` feeds Prometheus."""
+
+    def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
+        return None
+
+    def consumer_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        return None
+
+    def failure(self, kind: str) -> None:
+        return None
+
+
+@dataclass
+class Health:
+    last_loop_at: float = 0.0
+    last_error: str | None = None
+    failing_since: float | None = None
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: ParityConfig,
+        *,
+        source: KafkaSource,
+        dynamo: DynamoStore,
+        state: StateStore,
+        dead_letters: KafkaTopicSink,
+        drift_topic: KafkaTopicSink | None,
+        drift_file: JsonLinesFile | None,
+        telemetry: Telemetry | None = None,
+        shadow: Any | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.state = state
+        self.dead_letters = dead_letters
+        self.drift_topic = drift_topic
+        self.drift_file = drift_file
+        self.telemetry = telemetry or Telemetry()
+        self.clock = clock
+        self.sleep = sleep
+        self.pipeline = Pipeline(config, dynamo, shadow=shadow)
+        self._caught_up: set[tuple[str, int]] = set()
+        self.pipeline.caught_up = self._caught_up.__contains__
+        source._on_revoke = self._on_revoke
+        self.stop_event = threading.Event()
+        self.health = Health()
+        self._failures = 0
+        self.snapshot_rows: dict[str, int] = dict(state.facts().get("snapshot_rows", {}))
+        self.snapshot_done: set[str] = set(state.facts().get("snapshot_done", []))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, frame: Any) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def run(self) -> None:
+        log.info("started", topics=self.source.topics, group=self.config.kafka.group_id)
+        self._emit_outbox()
+        while not self.stop_event.is_set():
+            self.step()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Finish: persist and commit what is resolved, leave the group. Pending checks stay
+        uncommitted in Kafka and are checked again by whoever owns the partition next."""
+        try:
+            self._commit()
+        except Exception as exc:  # shutting down anyway; the offsets are simply re-read
+            log.warning("final commit failed", error=str(exc))
+        self.source.close()
+        log.info("stopped")
+
+    def ready(self) -> bool:
+        return bool(self.source.assigned) and self.health.failing_since is None
+
+    # -- one iteration -------------------------------------------------------------------------
+
+    def step(self) -> BatchResult | None:
+        d = self.config.daemon
+        try:
+            self._emit_outbox()
+            records = self.source.poll_batch(d.batch_max_events, d.batch_max_wait_ms / 1000)
+            now = self.clock()
+            result = self.pipeline.process(records, now) if records else BatchResult()
+            lag = self.source.lag()
+            self._caught_up.clear()
+            self._caught_up.update(tp for tp, n in lag.items() if n == 0)
+            self.pipeline.recheck_due(now, result)
+            self._persist(result)
+            self._commit()
+            self.telemetry.batch(result, self.pipeline)
+            self.telemetry.consumer_lag(lag)
+            self.health.last_loop_at = now
+            self.health.failing_since = None
+            self.health.last_error = None
+            self._failures = 0
+            return result
+        except (DynamoUnavailable, StoreError) as exc:
+            self._recover(type(exc).__name__, str(exc))
+        except Exception as exc:
+            if type(exc).__module__.startswith(("confluent_kafka", "botocore", "urllib3")):
+                self._recover(type(exc).__name__, str(exc))
+            else:
+                raise
+        return None
+
+    def _recover(self, kind: str, message: str) -> None:
+        now = self.clock()
+        self.health.last_error = f"{kind}: {message}"
+        if self.health.failing_since is None:
+            self.health.failing_since = now
+        self._failures += 1
+        self.telemetry.failure(kind)
+        log.warning("batch failed; rewinding to committed offsets", error=kind, detail=message, attempt=self._failures)
+        self._rewind()
+        self.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+
+    def _rewind(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        tps = list(self.source.assigned)
+        self.pipeline.revoke(tps)
+        if not tps:
+            return
+        try:
+            committed = self.source.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+            for tp in committed:
+                off = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self.source.consumer.seek(TopicPartition(tp.topic, tp.partition, off))
+        except Exception as exc:  # the broker itself may be the failure; the group will resync us
+            log.warning("rewind failed", error=str(exc))
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _persist(self, result: BatchResult) -> None:
+        if result.dead_letters:
+            self.dead_letters.send([(None, dl.to_json()) for dl in result.dead_letters])
+            self.dead_letters.flush()
+        for source, n in result.snapshot_rows.items():
+            self.snapshot_rows[source] = self.snapshot_rows.get(source, 0) + n
+        self.snapshot_done |= result.snapshot_done
+        new = self.state.record_batch(dict(result.outcomes), result.drift)
+        if result.snapshot_rows or result.snapshot_done:
+            self.state.set_fact("snapshot_rows", self.snapshot_rows)
+            self.state.set_fact("snapshot_done", sorted(self.snapshot_done))
+        for source in result.truncated:
+            self.state.set_fact(f"truncated:{source}", self.clock())
+        if new:
+            for d in new:
+                log.warning(
+                    "drift",
+                    table=d.source,
+                    kind=d.kind,
+                    key=d.key if not _redacted_key(self, d.source) else "<redacted>",
+                )
+            self._emit_outbox()
+
+    def _emit_outbox(self) -> None:
+        rows = self.state.unemitted()
+        if not rows:
+            return
+        values = [r[3] for r in rows]
+        if self.drift_file is not None:
+            self.drift_file.write(values)
+        if self.drift_topic is not None:
+            self.drift_topic.send([(r[1].encode(), r[3]) for r in rows])
+            self.drift_topic.flush()
+        self.state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
+
+    def _commit(self) -> None:
+        offsets = self.pipeline.ledger.committable()
+        if offsets:
+            self.source.commit(offsets)
+            self.pipeline.ledger.mark_committed(offsets)
+
+    def _on_revoke(self, tps: list[tuple[str, int]]) -> None:
+        # Commit what is resolved before the partitions move; pending checks are re-read there.
+        try:
+            offsets = {tp: o for tp, o in self.pipeline.ledger.committable().items() if tp in set(tps)}
+            if offsets:
+                self.source.commit(offsets)
+        except Exception as exc:
+            log.warning("commit on revoke failed", error=str(exc))
+        self.pipeline.revoke(tps)
+
+
+def _redacted_key(daemon: Daemon, source: str) -> bool:
+    mapping = daemon.config.table(source)
+    key_columns = {c for t in mapping.keys.values() for c in _template_columns(t)}
+    return any(mapping.rule(c).redact for c in key_columns)
+
+
+def _template_columns(template: str) -> list[str]:
+    from parity.core.config import template_fields
+
+    return [c for c, _ in template_fields(template)]
+
+
+def state_path(config: ParityConfig) -> Path:
+    return Path(config.daemon.state_dir) / "state.sqlite"

@@ -1,0 +1,60 @@
+"""Where confirmed drift and dead letters go. Each `flush()` returns only when the data is
+durable (fsynced file, acknowledged by Kafka), because offsets are committed right after."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from parity.core.errors import StoreError
+
+
+class JsonLinesFile:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
+        try:
+            with open(self.path, "ab") as fh:
+                fh.write(b"".join(line + b"\n" for line in lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StoreError(f"drift log {self.path}: {exc.strerror or exc}") from exc
+
+
+class KafkaTopicSink:
+    """A producer for the drift and dead-letter topics (idempotent, acks=all)."""
+
+    def __init__(self, producer: Any, topic: str, *, flush_timeout_s: float = 30.0) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.flush_timeout_s = flush_timeout_s
+        self._errors: list[str] = []
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def send(self, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+        for key, value in messages:
+            while True:
+                try:
+                    self.producer.produce(self.topic, value=value, key=key, on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        remaining = self.producer.flush(self.flush_timeout_s)
+        if remaining:
+            raise StoreError(f"topic {self.topic}: {remaining} messages not acknowledged")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise StoreError(f"topic {self.topic}: delivery failed: {errors[0]}")

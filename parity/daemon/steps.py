@@ -1,0 +1,390 @@
+"""Turning a batch of Kafka records into verdicts: decode -> map -> collapse -> verify | shadow.
+
+Every record ends in exactly one outcome, counted per source table:
+  match          the target held the expected state (at once, or at a re-check within grace)
+  drift          still different after the grace period: a drift record is written
+  pending        (transient) waiting in the recheck store; its offset is not committed yet
+  superseded     a newer event for the same key arrived before this one was decided
+  duplicate      same key and an LSN not newer than one already seen (a redelivery)
+  unverified     the recheck store was full: reported, never silently dropped
+  dead_letter    could not be decoded or mapped: sent to the dead-letter topic with a reason
+  skipped        heartbeats, transaction metadata, tombstones, snapshot rows under policy `skip`
+  truncate       a TRUNCATE: counted and the table is marked for reconciliation
+  applied / stale_skipped / failed   shadow mode (see shadow.py)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from parity.core.compare import Mismatch, compare
+from parity.core.config import ParityConfig, TableMapping
+from parity.core.errors import DecodeError, MappingError
+from parity.core.events import ChangeEvent, Op, Skip, Tombstone, decode_record
+from parity.core.ledger import OffsetLedger, TopicPartition
+from parity.core.mapping import ItemMapper
+from parity.core.recheck import KeyId, PendingCheck, RecheckStore
+from parity.daemon.dynamo import DynamoStore, key_tuple
+from parity.daemon.source import Record
+from parity.daemon.state import DriftRecord
+
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+    source: str | None
+    reason_class: str = "other"  # decode | mapping | schema | other: a bounded metric label
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "reason": self.reason,
+                "table": self.source,
+                "topic": self.record.topic,
+                "partition": self.record.partition,
+                "offset": self.record.offset,
+                "key": _text(self.record.key, 4096),
+                "value": _text(self.record.value, 65536),
+            }
+        )
+
+
+def _text(raw: bytes | None, limit: int) -> str | None:
+    if raw is None:
+        return None
+    text = raw[:limit].decode("utf-8", errors="replace")
+    return text + ("…" if len(raw) > limit else "")
+
+
+@dataclass(slots=True)
+class Work:
+    """One change to verify or apply: a decoded event with its target key and expected item."""
+
+    record: Record
+    event: ChangeEvent
+    mapping: TableMapping
+    mapper: ItemMapper
+    target: str
+    key: Item
+    key_id: KeyId
+    expected: Item | None  # None: the row is gone, absence is expected
+    unavailable: tuple[str, ...]
+    lsn: int
+    event_ts: float
+    consumed_at: float
+
+
+@dataclass
+class BatchResult:
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (table, op, outcome)
+    drift: list[DriftRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    verdict_latency: list[tuple[str, float]] = field(default_factory=list)  # (table, seconds)
+    cdc_lag: list[tuple[str, float]] = field(default_factory=list)
+    truncated: set[str] = field(default_factory=set)
+    snapshot_rows: Counter[str] = field(default_factory=Counter)
+    snapshot_done: set[str] = field(default_factory=set)
+    shadow_writes: int = 0
+
+    def count(self, source: str, outcome: str, n: int = 1, op: str = "unknown") -> None:
+        self.outcomes[(source, outcome)] += n
+        self.events[(source, op, outcome)] += n
+
+
+def canonical_key(key: Item) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(key.items()))
+
+
+class Pipeline:
+    """Decodes and resolves batches; the daemon loop owns I/O ordering (sinks, then commit)."""
+
+    def __init__(
+        self,
+        config: ParityConfig,
+        dynamo: DynamoStore,
+        *,
+        shadow: Any | None = None,
+        dedupe_capacity: int = 1_000_000,
+    ) -> None:
+        self.config = config
+        self.dynamo = dynamo
+        self.mappers = {t.source: ItemMapper(t) for t in config.tables}
+        self.by_topic = {config.kafka.topic_for(t.source): t for t in config.tables}
+        self.ledger = OffsetLedger()
+        self.rechecks = RecheckStore(config.daemon.recheck_capacity)
+        self.shadow = shadow
+        # Newest LSN seen per key: a redelivered or older event is a duplicate, not a new check.
+        self._last_lsn: OrderedDict[KeyId, int] = OrderedDict()
+        self._dedupe_capacity = dedupe_capacity
+        # Per partition, the source time up to which every event has been consumed.
+        self.progress: dict[TopicPartition, float] = {}
+        self.caught_up: Callable[[TopicPartition], bool] = lambda tp: False
+
+    # -- decode and map ------------------------------------------------------------------------
+
+    def prepare(self, records: Sequence[Record], now: float, result: BatchResult) -> list[Work]:
+        works: list[Work] = []
+        for rec in records:
+            self.ledger.consumed(rec.tp, rec.offset)
+            mapping = self.by_topic.get(rec.topic)
+            if mapping is None:
+                result.dead_letters.append(DeadLetter(rec, f"unknown table: topic {rec.topic!r} is not mapped", None))
+                result.count("<unknown>", "dead_letter")
+                continue
+            try:
+                decoded = decode_record(rec.topic, rec.key, rec.value, mapping.columns)
+            except DecodeError as exc:
+                result.dead_letters.append(DeadLetter(rec, f"undecodable: {exc}", mapping.source, "decode"))
+                result.count(mapping.source, "dead_letter")
+                continue
+            if isinstance(decoded, (Skip, Tombstone)):
+                result.count(mapping.source, "skipped")
+                continue
+            event = decoded
+            if event.source != mapping.source:
+                other = self.config.table_for_topic(self.config.kafka.topic_for(event.source))
+                if other is None:
+                    result.dead_letters.append(DeadLetter(rec, f"unknown table {event.source!r}", event.source))
+                    result.count(event.source, "dead_letter")
+                    continue
+                mapping = other
+            ts = event.ts_ms / 1000 if event.ts_ms else (rec.timestamp_ms / 1000 if rec.timestamp_ms else now)
+            self.progress[rec.tp] = max(self.progress.get(rec.tp, 0.0), ts)
+            if event.op is Op.TRUNCATE:
+                result.truncated.add(mapping.source)
+                result.count(mapping.source, "truncate", op=event.op.value)
+                continue
+            if event.snapshot:
+                result.snapshot_rows[mapping.source] += 1
+                if event.snapshot_last:
+                    result.snapshot_done.add(mapping.source)
+                if mapping.mode == "verify" and mapping.snapshot_policy == "skip":
+                    result.count(mapping.source, "skipped", op=event.op.value)
+                    continue
+            result.cdc_lag.append((mapping.source, max(0.0, now - ts)))
+            try:
+                work = self._work(rec, event, mapping, ts, now)
+            except MappingError as exc:
+                result.dead_letters.append(DeadLetter(rec, f"unmappable: {exc}", mapping.source, "mapping"))
+                result.count(mapping.source, "dead_letter", op=event.op.value)
+                continue
+            works.append(work)
+        return works
+
+    def _work(self, rec: Record, event: ChangeEvent, mapping: TableMapping, ts: float, now: float) -> Work:
+        mapper = self.mappers[mapping.source]
+        row = event.row
+        if row is not None:
+            expected: Item | None = mapper.item(row)
+            key = mapper.key(row)
+            unavailable = tuple(mapper.unavailable(row))
+        else:
+            if event.op is Op.CREATE or event.op is Op.UPDATE or event.op is Op.READ:
+                raise MappingError(f"{event.op.value} event without 'after'")
+            source_row = event.before if event.before else event.key
+            missing = [c for c in mapper.key_columns if c not in source_row]
+            if missing:
+                raise MappingError(
+                    f"delete of {mapping.source} carries only {sorted(source_row)}; the DynamoDB key needs "
+                    f"{sorted(missing)}: set REPLICA IDENTITY FULL on the table"
+                )
+            key = mapper.key(source_row)
+            expected = None
+            unavailable = ()
+        target = mapping.write_table
+        return Work(
+            record=rec,
+            event=event,
+            mapping=mapping,
+            mapper=mapper,
+            target=target,
+            key=key,
+            key_id=(target, canonical_key(key)),
+            expected=expected,
+            unavailable=unavailable,
+            lsn=event.lsn or 0,
+            event_ts=ts,
+            consumed_at=now,
+        )
+
+    def collapse(self, works: list[Work], result: BatchResult) -> list[Work]:
+        """Keep the newest event per key; older ones in the batch are superseded or duplicates."""
+        newest: dict[KeyId, Work] = {}
+        for w in works:
+            last = self._last_lsn.get(w.key_id)
+            op = w.event.op.value
+            if last is not None and w.lsn <= last and not w.event.snapshot:
+                result.count(w.mapping.source, "duplicate", op=op)
+                continue
+            prev = newest.get(w.key_id)
+            if prev is not None:
+                if w.lsn < prev.lsn:
+                    result.count(w.mapping.source, "duplicate", op=op)
+                    continue
+                if w.lsn == prev.lsn and w.event.op == prev.event.op:
+                    result.count(w.mapping.source, "duplicate", op=op)
+                    continue
+                _carry_toast(prev, w)
+                result.count(prev.mapping.source, "superseded", op=prev.event.op.value)
+            newest[w.key_id] = w
+        for key_id, w in newest.items():
+            self._remember(key_id, w.lsn)
+            pending = self.rechecks.remove(key_id)
+            if pending is not None:
+                self.ledger.release(pending.tp, pending.offset)
+                result.count(pending.source, "superseded", op=pending.op)
+        return list(newest.values())
+
+    def _remember(self, key_id: KeyId, lsn: int) -> None:
+        self._last_lsn[key_id] = lsn
+        self._last_lsn.move_to_end(key_id)
+        if len(self._last_lsn) > self._dedupe_capacity:
+            self._last_lsn.popitem(last=False)
+
+    # -- verify --------------------------------------------------------------------------------
+
+    def process(self, records: Sequence[Record], now: float) -> BatchResult:
+        result = BatchResult()
+        works = self.collapse(self.prepare(records, now, result), result)
+        verify = [w for w in works if w.mapping.mode == "verify"]
+        shadow = [w for w in works if w.mapping.mode == "shadow"]
+        if verify:
+            self._verify(verify, now, result)
+        if shadow:
+            if self.shadow is None:
+                raise RuntimeError("shadow-mode table configured but no shadow applier wired")
+            self.shadow.apply(shadow, now, result)
+        return result
+
+    def _fetch(self, keyed: Iterable[tuple[str, TableMapping, Item]]) -> dict[str, dict[tuple[Any, ...], Item]]:
+        by_table: dict[str, tuple[TableMapping, list[Item]]] = {}
+        for target, mapping, key in keyed:
+            by_table.setdefault(target, (mapping, []))[1].append(key)
+        out: dict[str, dict[tuple[Any, ...], Item]] = {}
+        for target, (mapping, keys) in by_table.items():
+            out[target] = self.dynamo.batch_get(target, list(mapping.keys), keys, consistent=True)
+        return out
+
+    def _verify(self, works: list[Work], now: float, result: BatchResult) -> None:
+        found = self._fetch((w.target, w.mapping, w.key) for w in works)
+        for w in works:
+            actual = found[w.target].get(key_tuple(list(w.mapping.keys), w.key))
+            verdict = compare(w.mapper, w.expected, actual, unavailable=w.unavailable)
+            if isinstance(verdict, Mismatch):
+                self._suspect(w, verdict, now, result)
+            elif w.expected is None and w.mapping.confirm_deletes:
+                self._suspect(w, None, now, result, confirm_only=True)
+            else:
+                result.count(w.mapping.source, "match", op=w.event.op.value)
+                result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
+
+    def _suspect(
+        self, w: Work, mismatch: Mismatch | None, now: float, result: BatchResult, *, confirm_only: bool = False
+    ) -> None:
+        grace = w.mapping.grace_period_s
+        if w.event.snapshot and w.mapping.snapshot_policy == "recheck":
+            grace = w.mapping.snapshot_grace_period_s
+        # A confirmation is one re-read when the grace period ends; a suspicion follows the schedule.
+        schedule = (grace,) if confirm_only and grace > 0 else w.mapping.recheck_schedule_s
+        check = PendingCheck(
+            source=w.mapping.source,
+            key_id=w.key_id,
+            key=w.key,
+            expected=w.expected,
+            unavailable=w.unavailable,
+            lsn=w.lsn,
+            event_ts=w.event_ts,
+            first_seen=now,
+            grace_s=grace,
+            schedule=schedule,
+            tp=w.record.tp,
+            offset=w.record.offset,
+            mismatch=mismatch,
+            op=w.event.op.value,
+        )
+        if self.rechecks.add(check):
+            self.ledger.hold(w.record.tp, w.record.offset)
+        else:
+            result.count(w.mapping.source, "unverified", op=w.event.op.value)
+
+    def recheck_due(self, now: float, result: BatchResult | None = None) -> BatchResult:
+        result = result or BatchResult()
+        due = self.rechecks.due(now)
+        if not due:
+            return result
+        mappings = {c.source: self.config.table(c.source) for c in due}
+        found = self._fetch((c.key_id[0], mappings[c.source], c.key) for c in due)
+        for c in due:
+            mapping = mappings[c.source]
+            mapper = self.mappers[c.source]
+            actual = found[c.key_id[0]].get(key_tuple(list(mapping.keys), c.key))
+            verdict = compare(mapper, c.expected, actual, unavailable=c.unavailable)
+            if not isinstance(verdict, Mismatch):
+                self._resolve(c, "match", result)
+                result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
+                continue
+            c.mismatch = verdict
+            if c.grace_over(now) and self._stream_passed(c, c.event_ts + c.grace_s, now):
+                self._resolve(c, "drift", result)
+                result.drift.append(
+                    DriftRecord(
+                        source=c.source,
+                        target=c.key_id[0],
+                        key=c.key,
+                        kind=verdict.kind.value,
+                        diffs=[
+                            {"attribute": d.attribute, "expected": d.expected, "actual": d.actual}
+                            for d in verdict.diffs
+                        ],
+                        lsn=c.lsn or 0,
+                        first_seen=c.first_seen,
+                        confirmed_at=now,
+                        op=c.op,
+                    )
+                )
+                result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
+            else:
+                self.rechecks.reschedule(c)
+        return result
+
+    def _stream_passed(self, c: PendingCheck, until: float, now: float) -> bool:
+        """True once every event of the key's partition up to `until` has been consumed, so a newer
+        change to the key within the grace period would already have superseded this check.
+        Without it, a lagging consumer would report the target as drifted for being *ahead*."""
+        if self.caught_up(c.tp):
+            return True
+        return self.progress.get(c.tp, 0.0) >= until
+
+    def _resolve(self, c: PendingCheck, outcome: str, result: BatchResult) -> None:
+        self.rechecks.remove(c.key_id)
+        self.ledger.release(c.tp, c.offset)
+        result.count(c.source, outcome, op=c.op)
+
+    def revoke(self, tps: list[TopicPartition]) -> None:
+        self.rechecks.drop_partitions(set(tps))
+        self.ledger.forget(tps)
+        for tp in tps:
+            self.progress.pop(tp, None)
+
+
+def _carry_toast(older: Work, newer: Work) -> None:
+    """An unchanged TOASTed column is absent from the newer event; an older event of the same
+    batch may still carry its value, which is then the current one."""
+    if not newer.unavailable or older.expected is None or newer.expected is None:
+        return
+    still: list[str] = []
+    for attr in newer.unavailable:
+        if attr in older.expected and attr not in older.unavailable:
+            newer.expected[attr] = older.expected[attr]
+        else:
+            still.append(attr)
+    newer.unavailable = tuple(still)

@@ -1,0 +1,88 @@
+"""Feeds the daemon's batch results into the Prometheus catalog (`parity.metrics.catalog`)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from parity.daemon.run import Telemetry
+from parity.daemon.steps import BatchResult, Pipeline
+from parity.metrics.catalog import Metrics
+
+SHADOW = frozenset({"applied", "stale_skipped", "failed"})
+
+
+def _error_kind(error: str) -> str:
+    if error in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
+        return "throttled"
+    if error == "ConditionalCheckFailedException":
+        return "conditional_check_failed"
+    if "Timeout" in error:
+        return "timeout"
+    if "Connect" in error or error in ("ConnectionError", "OSError", "EndpointConnectionError"):
+        return "connection"
+    if error.endswith("Exception") or error in ("ValidationException", "ClientError"):
+        return "client"
+    return "server"
+
+
+class PrometheusTelemetry(Telemetry):
+    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self._assigned: set[tuple[str, int]] = set()
+
+    def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
+        m = self.metrics
+        now = self.clock()
+        for (table, op, outcome), n in result.events.items():
+            m.events.labels(table=table, op=op, outcome=outcome).inc(n)
+            if outcome in SHADOW:
+                m.shadow_applied(table, outcome, n)
+        matched: Counter[str] = Counter()
+        for (table, outcome), n in result.outcomes.items():
+            if outcome == "match":
+                matched[table] += n
+        drifted: dict[str, Counter[str]] = {}
+        for d in result.drift:
+            drifted.setdefault(d.source, Counter())[d.kind] += 1
+        for table in set(matched) | set(drifted):
+            m.verdicts_batch(table, now, matched=matched.get(table, 0), drifted=dict(drifted.get(table, {})))
+        for table, lag in result.cdc_lag:
+            m.observe_cdc_lag(table, lag)
+        for table, latency in result.verdict_latency:
+            m.observe_verdict_latency(table, latency)
+        for dl in result.dead_letters:
+            m.dead_letter(dl.source or "<unknown>", dl.reason_class)
+        for table, rows in result.snapshot_rows.items():
+            shadow = pipeline.config.table(table).mode == "shadow"
+            m.backfill_progress(table, rows if shadow else 0, done=table in result.snapshot_done)
+        pending: Counter[str] = Counter()
+        oldest: dict[str, float] = {}
+        wall = time.time()
+        for c in pipeline.rechecks.checks():
+            pending[c.source] += 1
+            oldest[c.source] = min(oldest.get(c.source, c.first_seen), c.first_seen)
+        for t in pipeline.config.tables:
+            n = pending.get(t.source, 0)
+            m.set_recheck_backlog(t.source, n, wall - oldest[t.source] if n else 0.0)
+        m.refresh_all_drift_ratios(now)
+
+    def consumer_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        current = set(lag)
+        for topic, partition in self._assigned - current:
+            self.metrics.forget_partition(topic, partition)
+        for (topic, partition), n in lag.items():
+            self.metrics.set_consumer_lag(topic, partition, n)
+        self._assigned = current
+        self.metrics.assigned_partitions.set(len(current))
+
+    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None:
+        kind = _error_kind(error) if error else None
+        self.metrics.dynamo_request(table, operation, seconds, kind)
+        if kind == "throttled":
+            self.metrics.dynamo_throttled(table, operation)
+
+    def failure(self, kind: str) -> None:
+        return None

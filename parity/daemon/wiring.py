@@ -1,0 +1,48 @@
+"""Assemble a Daemon from a configuration with real clients (Kafka, DynamoDB, SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parity.clients import dynamodb_client, kafka_producer
+from parity.core.config import ParityConfig
+from parity.daemon.dynamo import DynamoStore
+from parity.daemon.run import Daemon, Telemetry, state_path
+from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
+from parity.daemon.source import KafkaSource
+from parity.daemon.state import StateStore
+
+
+def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) -> Daemon:
+    k = config.kafka
+    state = StateStore(state_path(config))
+    dynamo = DynamoStore(
+        dynamodb_client(config.dynamodb),
+        concurrency=config.daemon.dynamo_concurrency,
+        observer=telemetry if hasattr(telemetry, "dynamo_request") else None,  # type: ignore[arg-type]
+    )
+    source = KafkaSource(
+        bootstrap_servers=k.bootstrap_servers,
+        group_id=k.group_id,
+        topics=config.topics(),
+        options=dict(k.options),
+        session_timeout_ms=k.session_timeout_ms,
+    )
+    producer = kafka_producer(k)
+    shadow = None
+    if any(t.mode == "shadow" for t in config.tables):
+        from parity.daemon.shadow import ShadowApplier
+
+        shadow = ShadowApplier(config, dynamo, state)
+    drift_file = JsonLinesFile(Path(config.daemon.drift_log)) if config.daemon.drift_log else None
+    return Daemon(
+        config,
+        source=source,
+        dynamo=dynamo,
+        state=state,
+        dead_letters=KafkaTopicSink(producer, k.dead_letter_topic),
+        drift_topic=KafkaTopicSink(producer, k.drift_topic) if k.drift_topic else None,
+        drift_file=drift_file,
+        telemetry=telemetry,
+        shadow=shadow,
+    )

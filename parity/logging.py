@@ -1,0 +1,147 @@
+"""Structured logs: one JSON object per line on stderr, with secrets redacted from every field.
+
+`configure_logging(level, json=True)` sets up structlog and routes the standard library's
+loggers (botocore, kafka, psycopg) through the same processors, so a DSN in a driver's error
+message is redacted as well. Redaction runs last, after exceptions are rendered to text, because
+a connection error's message is exactly where a password tends to show up.
+
+`redact_dsn` / `redact_text` are usable anywhere a string is shown (CLI errors, reports).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+MASK = "***"
+
+# postgresql://user:secret@host -> postgresql://user:***@host. The password ends at the last '@'
+# of the authority (an unescaped '@' in a password is wrong but common).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#\s@]*):(?P<pw>[^/?#\s]*)@")
+# key=value secrets: libpq keyword DSNs (password='a b'), URL query strings, env-style assignments.
+_KV_SECRET = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|"
+    r"aws_secret_access_key|secret[_-]?access[_-]?key|aws_session_token|session[_-]?token)"
+    r"[\"']?\s*[=:]\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;,'\"}]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(?P<head>\bBearer\s+)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
+_BASIC = re.compile(r"(?P<head>\bBasic\s+)[A-Za-z0-9+/]{8,}=*", re.IGNORECASE)
+# AWS access key ids are not secret on their own but identify the credential; keep the prefix.
+_AWS_KEY_ID = re.compile(r"\b(?P<prefix>AKIA|ASIA)[A-Z0-9]{16}\b")
+# A bare 40-character AWS secret access key. Demanding upper, lower and digit keeps hex digests
+# (git SHAs, sha1) out, which are lower-case only.
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+# Event fields whose whole value is a secret, whatever it looks like.
+_SECRET_FIELD = re.compile(
+    r"(?:^|_)(?:password|passwd|pwd|secret|token|authorization|api_?key|credentials?|"
+    r"secret_access_key|session_token)$",
+    re.IGNORECASE,
+)
+
+
+def _aws_secret(match: re.Match[str]) -> str:
+    text = match.group(0)
+    has_kinds = (
+        any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
+    )
+    return MASK if has_kinds else text
+
+
+def redact_dsn(dsn: str) -> str:
+    """A Postgres DSN (URL or key=value form) with its password replaced by `***`."""
+    return _KV_SECRET.sub(lambda m: m.group("key") + MASK, _URL_PASSWORD.sub(r"\g<head>:" + MASK + "@", dsn))
+
+
+def redact_text(text: str) -> str:
+    """Every secret parity knows how to recognise in free text, masked."""
+    text = redact_dsn(text)
+    text = _BEARER.sub(r"\g<head>" + MASK, text)
+    text = _BASIC.sub(r"\g<head>" + MASK, text)
+    text = _AWS_KEY_ID.sub(r"\g<prefix>" + MASK, text)
+    return _AWS_SECRET.sub(_aws_secret, text)
+
+
+def redact_value(value: Any, key: str | None = None) -> Any:
+    if key is not None and _SECRET_FIELD.search(key) and value is not None:
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v) for v in value]
+    if isinstance(value, bytes | bytearray | int | float | bool) or value is None:
+        return value
+    # Objects are rendered to text by the JSON renderer anyway; render here so their text is checked.
+    return redact_text(str(value))
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: redacts every field of the event (recursively)."""
+    for key in list(event_dict):
+        event_dict[key] = redact_value(event_dict[key], key)
+    return event_dict
+
+
+def _processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+
+
+def _level_number(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(level.upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}; use debug, info, warning, error or critical")
+    return number
+
+
+def configure_logging(level: str | int = "info", json: bool = True, stream: TextIO | None = None) -> None:
+    """JSON lines (or a readable console format when `json=False`) on `stream` (stderr)."""
+    number = _level_number(level)
+    out = stream if stream is not None else sys.stderr
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared = _processors()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(number),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_parity", False):
+            root.removeHandler(old)
+    handler._parity = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(number)
+    # Chatty libraries: their DEBUG lines are useful only when debugging them.
+    for noisy in ("botocore", "boto3", "urllib3", "kafka"):
+        logging.getLogger(noisy).setLevel(max(number, logging.INFO))

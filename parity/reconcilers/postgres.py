@@ -1,0 +1,193 @@
+"""Postgres side of a reconcile: hashed partitions read in one consistent snapshot, streamed.
+
+One coordinator transaction (REPEATABLE READ) exports a snapshot with `pg_export_snapshot()`;
+every partition reader imports it with `SET TRANSACTION SNAPSHOT`, so all partitions of all
+tables see the database at one instant, while the readers run in parallel.
+
+The split: partition i of n holds the rows with `mod(hashtext(ROW(pk)::text) + 2^31, n) = i`.
+Why hash and not primary-key ranges: it needs no statistics or sampling, balances exactly for any
+key type and skew (ranges from `pg_stats` histograms are uneven for composite and text keys, and
+stale right after a bulk load), and its cost is a sequential scan per partition whose filter runs
+in C at a fraction of the per-row Python cost of mapping and hashing (measured in BENCHMARKS.md).
+The reconciler's own buckets are computed in Python from the DynamoDB key, never in SQL, so the
+Postgres split only has to be disjoint and complete.
+
+Rows stream through a server-side cursor in binary format, fetched in batches, so a table is
+never loaded into memory. All SQL is composed with `psycopg.sql` identifiers, never by string
+formatting of names.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from parity.core.config import TableMapping, template_fields
+from parity.core.digest import row_hash
+from parity.core.errors import MappingError
+from parity.core.mapping import ItemMapper
+from parity.reconcilers.tally import SideTally, SpillWriter, key_bytes, key_fingerprint
+
+FETCH_ROWS = 5000
+
+# (unit rows read so far in this batch, spill offset)
+BatchCallback = Callable[[int, int], None]
+
+
+def columns_read(mapping: TableMapping) -> list[str]:
+    """Columns the mapper needs: every non-excluded column and every column of a key or index template."""
+    needed = {c for c, r in mapping.columns.items() if not r.exclude}
+    for template in [*mapping.keys.values(), *mapping.indexes.values()]:
+        needed.update(c for c, _ in template_fields(template))
+    needed.update(mapping.primary_key)
+    return [c for c in mapping.columns if c in needed]
+
+
+def partition_query(mapping: TableMapping, part: int, parts: int) -> sql.Composed:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in columns_read(mapping))
+    table = sql.Identifier(mapping.schema, mapping.table)
+    query = sql.SQL("SELECT {columns} FROM {table}").format(columns=columns, table=table)
+    if parts <= 1:
+        return query
+    pk = sql.SQL(", ").join(sql.Identifier(c) for c in mapping.primary_key)
+    return query + sql.SQL(" WHERE mod(hashtext(ROW({pk})::text)::bigint + 2147483648, {n}) = {i}").format(
+        pk=pk, n=sql.Literal(parts), i=sql.Literal(part)
+    )
+
+
+def row_query(mapping: TableMapping) -> sql.Composed:
+    """One row by its primary key; parameters are the key columns' texts, typed by the server."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in columns_read(mapping))
+    table = sql.Identifier(mapping.schema, mapping.table)
+    where = sql.SQL(" AND ").join(
+        sql.SQL("{c} = {p}").format(c=sql.Identifier(c), p=sql.Placeholder()) for c in mapping.primary_key
+    )
+    return sql.SQL("SELECT {columns} FROM {table} WHERE {where}").format(columns=columns, table=table, where=where)
+
+
+def estimated_rows(dsn: str, mappings: Sequence[TableMapping]) -> int:
+    """Planner's row estimate (pg_class.reltuples) summed over the tables; 0 when unknown."""
+    total = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for m in mappings:
+            row = conn.execute(
+                "SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = %s",
+                (m.schema, m.table),
+            ).fetchone()
+            total += int(row[0]) if row else 0
+    return total
+
+
+@contextmanager
+def exported_snapshot(dsn: str) -> Iterator[str]:
+    """A snapshot id valid while the context is open (the exporting transaction stays open)."""
+    conn = psycopg.connect(dsn, autocommit=False)
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        yield str(row[0])
+    finally:
+        conn.close()
+
+
+class PartitionReader:
+    """Reads partitions of one source table into records and bucket digests."""
+
+    def __init__(self, dsn: str, mapper: ItemMapper, index: int) -> None:
+        self.dsn = dsn
+        self.mapper = mapper
+        self.index = index
+        self.names = columns_read(mapper.mapping)
+
+    def read(
+        self,
+        snapshot: str | None,
+        part: int,
+        parts: int,
+        tally: SideTally,
+        lock: threading.Lock,
+        writer: SpillWriter,
+        *,
+        on_batch: BatchCallback | None = None,
+        errors: list[str] | None = None,
+    ) -> int:
+        query = partition_query(self.mapper.mapping, part, parts)
+        rows_read = 0
+        with psycopg.connect(self.dsn, autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            if snapshot is not None:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            with conn.cursor(name=f"parity_reconcile_{part}", binary=True) as cur:
+                cur.itersize = FETCH_ROWS
+                cur.execute(query)
+                while True:
+                    batch = cur.fetchmany(FETCH_ROWS)
+                    if not batch:
+                        break
+                    self._batch(batch, tally, lock, writer, errors)
+                    rows_read += len(batch)
+                    if on_batch is not None:
+                        on_batch(len(batch), writer.flush())
+            conn.rollback()
+        return rows_read
+
+    def _batch(
+        self,
+        batch: list[tuple[Any, ...]],
+        tally: SideTally,
+        lock: threading.Lock,
+        writer: SpillWriter,
+        errors: list[str] | None,
+    ) -> None:
+        names = self.names
+        mapper = self.mapper
+        comparable = mapper.plan.comparable
+        index = self.index
+        write = writer.write
+        records: list[tuple[int, int]] = []
+        for values in batch:
+            row = dict(zip(names, values, strict=True))
+            try:
+                item = mapper.item(row)
+            except MappingError as exc:
+                # A row that cannot become an item: reported, not fatal for the run.
+                if errors is not None and len(errors) < 20:
+                    errors.append(f"{mapper.mapping.source}: {exc}")
+                continue
+            key = {n: item[n] for n in mapper.key_attributes}
+            fp = key_fingerprint(key)
+            h = row_hash(comparable(item))
+            write(index, fp, h, key_bytes(key))
+            records.append((fp, h))
+        with lock:
+            for fp, h in records:
+                tally.add(index, fp, h)
+
+
+class RowLookup:
+    """Current rows by primary key (outside the snapshot: the recheck wants the newest state)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def rows(self, mapping: TableMapping, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        names = columns_read(mapping)
+        query = row_query(mapping)
+        out: list[dict[str, Any] | None] = []
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for key in keys:
+                try:
+                    row = conn.execute(query, [key[c] for c in mapping.primary_key]).fetchone()
+                except psycopg.errors.DataError:
+                    row = None  # the key text does not parse as the column type: no such row
+                out.append(dict(zip(names, row, strict=True)) if row is not None else None)
+        return out

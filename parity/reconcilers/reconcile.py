@@ -1,0 +1,424 @@
+"""A whole-table reconcile: digests of both sides -> mismatched buckets -> exact keys -> recheck.
+
+Per DynamoDB table (several Postgres tables share one in a single-table design):
+
+1. Read both sides at once: DynamoDB segments on one bounded pool, Postgres hashed partitions of
+   every source table (one exported snapshot) on another. Every row/item becomes a record in
+   its unit's spill file and a term of its bucket digest (`tally.py`).
+2. Compare bucket digests per mapping. Clean buckets are done.
+3. Drill down: read the spill files back and keep only the records of mismatched buckets:
+   fingerprints present on one side only, or with different row hashes, are candidates.
+   The bucket count grows with the table (about 32 rows per bucket, `config.reconcile.buckets`
+   is the minimum), so with drift under 0.1 % the drill-down holds a few percent of the records.
+4. Recheck: after the grace period, re-read each candidate from both sides (Postgres by primary
+   key, DynamoDB consistent reads), compare with `core.compare`; a key that matches in any of
+   the rounds was in flight. Only drift that persists is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from parity.core.compare import Mismatch, compare
+from parity.core.config import ParityConfig, TableMapping
+from parity.core.errors import MappingError, ParityError
+from parity.core.mapping import ItemMapper, TargetRouter
+from parity.core.values import Item
+from parity.daemon.dynamo import DynamoStore, key_tuple
+from parity.reconcilers.checkpoint import Checkpoint
+from parity.reconcilers.dynamo import ReadLimiter, SegmentScanner
+from parity.reconcilers.postgres import PartitionReader, RowLookup, estimated_rows, exported_snapshot
+from parity.reconcilers.report import DriftEntry, drift_entry, table_report
+from parity.reconcilers.tally import (
+    UNMAPPED,
+    SideTally,
+    SpillWriter,
+    key_from_json,
+    mismatched_buckets,
+    read_spill,
+    tally_spill,
+)
+
+ROWS_PER_BUCKET = 32
+MAX_BUCKETS = 1 << 20
+RECHECK_ROUNDS = 2
+
+
+class ReconcileError(ParityError):
+    """A run could not finish (a side unreachable, a resume that does not fit)."""
+
+
+class Progress(Protocol):
+    def begin(self, target: str, units: int, estimated_rows: int) -> None: ...
+    def advance(self, rows: int) -> None: ...
+    def unit_done(self) -> None: ...
+    def end(self) -> None: ...
+
+
+class _NoProgress:
+    def begin(self, target: str, units: int, estimated_rows: int) -> None:
+        return None
+
+    def advance(self, rows: int) -> None:
+        return None
+
+    def unit_done(self) -> None:
+        return None
+
+    def end(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """One DynamoDB table: every mapping writing it (for routing) and the ones this run checks."""
+
+    table: str
+    mappings: tuple[TableMapping, ...]
+    selected: tuple[TableMapping, ...]
+
+
+def target_groups(config: ParityConfig, tables: Sequence[str] | None = None) -> list[TargetGroup]:
+    wanted = set(tables) if tables else None
+    if wanted:
+        unknown = wanted - {t.source for t in config.tables}
+        if unknown:
+            raise ReconcileError(f"not a mapped table: {', '.join(sorted(unknown))}")
+    by_table: dict[str, list[TableMapping]] = {}
+    for t in config.tables:
+        by_table.setdefault(t.write_table, []).append(t)
+    groups = []
+    for table, mappings in by_table.items():
+        selected = tuple(m for m in mappings if wanted is None or m.source in wanted)
+        if selected:
+            groups.append(TargetGroup(table, tuple(mappings), selected))
+    return groups
+
+
+def bucket_count(minimum: int, estimated: int) -> int:
+    """A power of two near estimated/ROWS_PER_BUCKET, at least `minimum` (see the module doc)."""
+    want = max(minimum, estimated // ROWS_PER_BUCKET, 1)
+    n = 1
+    while n < want:
+        n <<= 1
+    return max(minimum, min(n, MAX_BUCKETS))
+
+
+def drift_candidates(
+    expected: dict[int, tuple[int, bytes]], actual: dict[int, tuple[int, bytes]]
+) -> list[tuple[int, bytes]]:
+    """(fingerprint, key) of each key whose record differs or exists on one side only."""
+    out: list[tuple[int, bytes]] = []
+    for fp, (h, key) in expected.items():
+        other = actual.get(fp)
+        if other is None or other[0] != h:
+            out.append((fp, key))
+    out.extend((fp, key) for fp, (_h, key) in actual.items() if fp not in expected)
+    out.sort()
+    return out
+
+
+@dataclass
+class _Side:
+    tally: SideTally
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: ParityConfig,
+        *,
+        dynamo: DynamoStore,
+        dsn: str,
+        metrics: Any | None = None,
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.reconcile
+        self.dynamo = dynamo
+        self.dsn = dsn
+        self.metrics = metrics
+        self.progress: Progress = progress or _NoProgress()
+        self._sleep = sleep
+        self._stop = stop or threading.Event()
+        self.report_dir = Path(config.reconcile.report_dir)
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        tables: Sequence[str] | None = None,
+        segments: int | None = None,
+        workers: int | None = None,
+        resume: bool = False,
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        started_at = dt.datetime.now(dt.UTC)
+        report: dict[str, Any] = {
+            "run_id": started_at.strftime("%Y%m%dT%H%M%SZ"),
+            "started_at": started_at.isoformat(),
+            "settings": {
+                "segments": segments or self.settings.segments,
+                "workers": workers or self.settings.workers,
+                "page_limit": self.settings.page_limit,
+                "consistent_read": self.settings.consistent_read,
+                "read_rate_limit": self.settings.read_rate_limit,
+                "grace_period_s": self.settings.grace_period_s,
+            },
+            "targets": {},
+            "tables": {},
+            "mapping_errors": [],
+        }
+        for group in target_groups(self.config, tables):
+            try:
+                self._run_target(group, report, segments or self.settings.segments,
+                                 workers or self.settings.workers, resume)
+            except Exception:
+                if self.metrics is not None:
+                    for m in group.selected:
+                        self.metrics.reconcile_finished(m.source, ok=False, duration_s=time.monotonic() - started,
+                                                        rows_compared=0, now_unix=time.time())
+                raise
+        report["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
+        report["duration_s"] = round(time.monotonic() - started, 3)
+        report["drift_total"] = sum(sum(t["drift_counts"].values()) for t in report["tables"].values())
+        return report
+
+    def _checkpoint(self, group: TargetGroup, segments: int, workers: int, resume: bool) -> Checkpoint:
+        sources = [m.source for m in group.selected]
+        if resume:
+            cp = Checkpoint.latest_incomplete(self.report_dir, group.table)
+            if cp is not None:
+                if cp.data.get("sources") != sources:
+                    raise ReconcileError(
+                        f"cannot resume {cp.run_dir}: it checks {cp.data.get('sources')}, this run {sources}"
+                    )
+                return cp
+        estimate = estimated_rows(self.dsn, group.selected)
+        with contextlib.suppress(Exception):  # an estimate only: DescribeTable may be denied
+            described = self.dynamo.call("DescribeTable", TableName=group.table)
+            estimate = max(estimate, int(described["Table"].get("ItemCount") or 0))
+        params = {
+            "sources": sources,
+            "segments": segments,
+            "workers": workers,
+            "buckets": bucket_count(self.settings.buckets, estimate),
+            "estimated_rows": estimate,
+        }
+        return Checkpoint.create(self.report_dir, group.table, params)
+
+    def _run_target(
+        self, group: TargetGroup, report: dict[str, Any], segments: int, workers: int, resume: bool
+    ) -> None:
+        started = time.monotonic()
+        cp = self._checkpoint(group, segments, workers, resume)
+        segments, workers, buckets = cp.data["segments"], cp.data["workers"], cp.data["buckets"]
+        selected = [ItemMapper(m) for m in group.selected]
+        router = TargetRouter(group.mappings)
+        pg = _Side(SideTally(len(selected), buckets))
+        ddb = _Side(SideTally(len(selected), buckets))
+        errors: list[str] = []
+
+        ddb_units = [f"ddb-{s}" for s in range(segments)]
+        pg_units = [(f"pg-{m}-{p}", m, p) for m in range(len(selected)) for p in range(workers)]
+        pending_ddb: list[tuple[int, dict[str, Any] | None, int]] = []
+        for s, name in enumerate(ddb_units):
+            unit = cp.unit(name)
+            offset = int(unit.get("offset", 0))
+            tally_spill(cp.spill_path(name), ddb.tally, limit=offset)  # partial digests of a resumed unit
+            if not unit.get("done"):
+                pending_ddb.append((s, unit.get("lek"), offset))
+        pending_pg: list[tuple[str, int, int]] = []
+        for name, m, p in pg_units:
+            if cp.unit(name).get("done"):
+                tally_spill(cp.spill_path(name), pg.tally, limit=int(cp.unit(name)["offset"]))
+            else:
+                pending_pg.append((name, m, p))
+
+        units_total = len(ddb_units) + len(pg_units)
+        units_done = [units_total - len(pending_ddb) - len(pending_pg)]
+        done_lock = threading.Lock()
+
+        def unit_finished() -> None:
+            with done_lock:
+                units_done[0] += 1
+                ratio = units_done[0] / units_total
+            self.progress.unit_done()
+            if self.metrics is not None:
+                for m in group.selected:
+                    self.metrics.reconcile_progressed(m.source, ratio)
+
+        self.progress.begin(group.table, units_total, 2 * int(cp.data.get("estimated_rows", 0)))
+        rate = self.settings.read_rate_limit
+        limiter = ReadLimiter(rate, sleep=self._sleep) if rate else None
+        scanner = SegmentScanner(
+            self.dynamo, group.table, router, selected,
+            page_limit=self.settings.page_limit, consistent=self.settings.consistent_read, limiter=limiter,
+        )
+
+        def scan(segment: int, lek: dict[str, Any] | None, offset: int) -> None:
+            name = f"ddb-{segment}"
+            writer = SpillWriter(cp.spill_path(name), offset=offset)
+            finished = False
+
+            def on_page(seg: int, last: dict[str, Any] | None, off: int, n: int) -> None:
+                nonlocal finished
+                finished = last is None
+                cp.update(name, lek=last, offset=off, done=finished)
+                self.progress.advance(n)
+
+            try:
+                scanner.scan(segment, segments, ddb.tally, ddb.lock, writer,
+                             start_key=key_from_json(lek) if lek else None,
+                             on_page=on_page, should_stop=self._stop.is_set)
+            finally:
+                writer.close()
+            if finished:
+                unit_finished()
+
+        readers = [PartitionReader(self.dsn, mapper, i) for i, mapper in enumerate(selected)]
+
+        def read(snapshot: str | None, name: str, m: int, p: int) -> None:
+            writer = SpillWriter(cp.spill_path(name))
+            try:
+                readers[m].read(snapshot, p, workers, pg.tally, pg.lock, writer,
+                                on_batch=lambda n, _off: self.progress.advance(n), errors=errors)
+            finally:
+                offset = writer.close()
+            if not self._stop.is_set():
+                cp.update(name, offset=offset, done=True)
+                unit_finished()
+
+        snapshot_cm = exported_snapshot(self.dsn) if pending_pg else contextlib.nullcontext(None)
+        with (
+            snapshot_cm as snapshot,
+            ThreadPoolExecutor(max(1, min(workers, len(pending_ddb) or 1)), "reconcile-ddb") as ddb_pool,
+            ThreadPoolExecutor(max(1, min(workers, len(pending_pg) or 1)), "reconcile-pg") as pg_pool,
+        ):
+            futures: list[Future[None]] = [ddb_pool.submit(scan, s, lek, off) for s, lek, off in pending_ddb]
+            futures += [pg_pool.submit(read, snapshot, name, m, p) for name, m, p in pending_pg]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self._stop.set()  # let the other units stop at their next page
+                cause = failed[0].exception()
+                raise ReconcileError(f"reconcile of {group.table} failed: {cause}") from cause
+        cp.save()
+        self.progress.end()
+        if self._stop.is_set():
+            raise ReconcileError(f"reconcile of {group.table} stopped before the end; resume it with --resume")
+        scanned_at = time.monotonic()
+
+        # -- drill down and recheck ---------------------------------------------------------------
+        mismatched = [mismatched_buckets(pg.tally, ddb.tally, m) for m in range(len(selected))]
+        candidates: list[list[tuple[int, bytes]]] = [[] for _ in selected]
+        if any(mismatched):
+            expected = self._collect(cp, [n for n, _, _ in pg_units], mismatched, buckets)
+            actual = self._collect(cp, ddb_units, mismatched, buckets)
+            candidates = [drift_candidates(expected[m], actual[m]) for m in range(len(selected))]
+        wait_s = self.settings.grace_period_s - (time.monotonic() - scanned_at)
+        if any(candidates) and wait_s > 0:
+            self._sleep(wait_s)
+        drift = [
+            self._recheck(group.table, mapper, [orjson.loads(k) for _, k in cands], errors) if cands else []
+            for mapper, cands in zip(selected, candidates, strict=True)
+        ]
+
+        duration = time.monotonic() - started
+        report["targets"][group.table] = {
+            "items_scanned": sum(ddb.tally.rows(m) for m in range(len(selected))) + ddb.tally.unmapped,
+            "unmapped": {"count": ddb.tally.unmapped, "sample": [orjson.loads(k) for k in ddb.tally.unmapped_sample]},
+            "run_dir": str(cp.run_dir),
+        }
+        for m, mapper in enumerate(selected):
+            source = mapper.mapping.source
+            entry = table_report(
+                target=group.table,
+                rows_postgres=pg.tally.rows(m),
+                items_dynamodb=ddb.tally.rows(m),
+                duration_s=duration,
+                candidates=len(candidates[m]),
+                drift=drift[m],
+            )
+            report["tables"][source] = entry
+            if self.metrics is not None:
+                self.metrics.reconcile_finished(
+                    source, ok=True, duration_s=duration,
+                    rows_compared=entry["rows_postgres"] + entry["items_dynamodb"],
+                    drift_by_kind=entry["drift_counts"], now_unix=time.time(),
+                )
+        report["mapping_errors"].extend(errors)
+        cp.set(complete=True)
+        for name in [*ddb_units, *(n for n, _, _ in pg_units)]:
+            cp.spill_path(name).unlink(missing_ok=True)
+
+    def _collect(
+        self, cp: Checkpoint, units: Iterable[str], mismatched: list[set[int]], buckets: int
+    ) -> list[dict[int, tuple[int, bytes]]]:
+        """Records of the mismatched buckets only, from one side's spill files."""
+        out: list[dict[int, tuple[int, bytes]]] = [{} for _ in mismatched]
+        for name in units:
+            limit = int(cp.unit(name).get("offset", 0))
+            for m, fp, h, key in read_spill(cp.spill_path(name), limit=limit):
+                if m != UNMAPPED and mismatched[m] and fp % buckets in mismatched[m]:
+                    out[m][fp] = (h, key)
+        return out
+
+    def _recheck(
+        self, table: str, mapper: ItemMapper, keys: list[dict[str, Any]], errors: list[str]
+    ) -> list[DriftEntry]:
+        """Re-read candidates from both sides; drift is what mismatches in every round."""
+        lookup = RowLookup(self.dsn)
+        pending = keys
+        results: dict[int, tuple[Mismatch, Item | None]] = {}
+        for round_ in range(RECHECK_ROUNDS):
+            if round_:
+                self._sleep(min(1.0, max(0.2, self.settings.grace_period_s)))
+            items = [key_from_json(k) for k in pending]
+            pks = [mapper.primary_key_from_item(k) for k in items]
+            found = [pk for pk in pks if pk is not None]
+            rows_iter = iter(lookup.rows(mapper.mapping, found))
+            rows = [next(rows_iter) if pk is not None else None for pk in pks]
+            actual = self.dynamo.batch_get(table, mapper.key_attributes, items, consistent=True)
+            still: list[dict[str, Any]] = []
+            results = {}
+            for key_json, key, row in zip(pending, items, rows, strict=True):
+                try:
+                    expected = mapper.item(row) if row is not None else None
+                except MappingError as exc:
+                    errors.append(f"{mapper.mapping.source}: {exc}")
+                    continue
+                got = actual.get(key_tuple(mapper.key_attributes, key))
+                outcome = compare(mapper, expected, got)
+                if isinstance(outcome, Mismatch):
+                    results[len(still)] = (outcome, got)
+                    still.append(key_json)
+            pending = still
+            if not pending:
+                break
+        return [drift_entry(mapper, key, *results[i]) for i, key in enumerate(pending)]
+
+
+def write_report(report: dict[str, Any], report_dir: Path) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / f"reconcile-{report['run_id']}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = report_dir / f"reconcile-{report['run_id']}-{n}.json"
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return path

@@ -1,0 +1,294 @@
+"""An application-like workload: writes Postgres, then dual-writes DynamoDB, sometimes late and
+sometimes wrong on purpose. Used by the demo, the integration tests and the benchmarks.
+
+Each DynamoDB write lands up to `lag_ms` after its Postgres commit (a dual write is not atomic),
+but writes of one key stay in order, as they would from a real application. Injected drift is
+recorded with its expected kind so a run can be scored: injected vs detected.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from parity.core.config import TableMapping
+from parity.core.mapping import ItemMapper
+from parity.core.values import item_to_wire
+
+DRIFT_KINDS = ("value_mismatch", "subtle_value", "missing_in_target", "unexpected_in_target", "stale_in_target")
+# What parity reports for each injected kind (a subtle value is still a value mismatch).
+REPORTED_KIND = {
+    "value_mismatch": "value_mismatch",
+    "subtle_value": "value_mismatch",
+    "missing_in_target": "missing_in_target",
+    "unexpected_in_target": "unexpected_in_target",
+    "stale_in_target": "stale_in_target",
+}
+
+
+@dataclass(frozen=True)
+class InjectedDrift:
+    source: str
+    key: dict[str, Any]
+    kind: str  # one of DRIFT_KINDS
+    at: float  # wall-clock time of injection
+
+    @property
+    def reported_kind(self) -> str:
+        return REPORTED_KIND[self.kind]
+
+
+class DelayedWriter:
+    """Runs DynamoDB writes after a random delay of up to `max_delay_s`, keeping the order of writes
+    per key (a key always goes to the same worker thread, as one application instance would)."""
+
+    def __init__(self, max_delay_s: float, rng: random.Random, workers: int = 8) -> None:
+        self.max_delay_s = max_delay_s
+        self.rng = rng
+        self._lanes = [_Lane() for _ in range(workers)]
+        self._last_due: dict[Any, float] = {}
+        self.started = time.monotonic()
+
+    def submit(self, key: Any, fn: Callable[[], None]) -> None:
+        now = time.monotonic()
+        due = now + self.rng.uniform(0, self.max_delay_s) if self.max_delay_s > 0 else now
+        due = max(due, self._last_due.get(key, 0.0) + 1e-6)
+        self._last_due[key] = due
+        self._lanes[hash(key) % len(self._lanes)].push(due, fn)
+
+    @property
+    def max_behind_s(self) -> float:
+        """How far behind schedule the slowest write ran: the real lateness is delay + this."""
+        return max(lane.max_behind_s for lane in self._lanes)
+
+    @property
+    def last_write_at(self) -> float:
+        return max(lane.last_write_at for lane in self._lanes)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        for lane in self._lanes:
+            lane.close(timeout)
+        errors = [e for lane in self._lanes for e in lane.errors]
+        if errors:
+            raise RuntimeError(f"{len(errors)} DynamoDB writes failed: {errors[0]!r}")
+
+
+class _Lane:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._stop = False
+        self.errors: list[BaseException] = []
+        self.max_behind_s = 0.0
+        self.last_write_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="dual-writer", daemon=True)
+        self._thread.start()
+
+    def push(self, due: float, fn: Callable[[], None]) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (due, next(self._seq), fn))
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._stop:
+                    self._cv.wait()
+                if self._stop and not self._heap:
+                    return
+                due, _, fn = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            self.max_behind_s = max(self.max_behind_s, -wait)
+            try:
+                fn()
+                self.last_write_at = time.monotonic()
+            except BaseException as exc:  # surfaced by drain(); a workload must not hide failures
+                self.errors.append(exc)
+
+    def close(self, timeout: float) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+
+class PaymentsApp:
+    """The payments service of examples/payments.yaml, dual-writing like an application."""
+
+    def __init__(self, conn: Any, dynamo: Any, mapping: TableMapping, *, lag_ms: float = 0, seed: int = 7) -> None:
+        self.conn = conn
+        self.dynamo = dynamo
+        self.mapping = mapping
+        self.mapper = ItemMapper(mapping)
+        self.rng = random.Random(seed)
+        self.writer = DelayedWriter(lag_ms / 1000, self.rng)
+        self.injected: list[InjectedDrift] = []
+        self.ids: list[int] = []
+        self.frozen: set[int] = set()
+        self._table = sql.Identifier(mapping.schema, mapping.table)
+
+    # -- DynamoDB half -------------------------------------------------------------------------
+
+    def _put(self, item: dict[str, Any]) -> None:
+        wire = item_to_wire(item)
+        self.writer.submit(
+            _kid(item, self.mapping), lambda: self.dynamo.put_item(TableName=self.mapping.target, Item=wire)
+        )
+
+    def _delete(self, key: dict[str, Any]) -> None:
+        wire = item_to_wire(key)
+        self.writer.submit(
+            _kid(key, self.mapping), lambda: self.dynamo.delete_item(TableName=self.mapping.target, Key=wire)
+        )
+
+    def _record(self, row: dict[str, Any], kind: str) -> None:
+        self.injected.append(InjectedDrift(self.mapping.source, self.mapper.key(row), kind, time.time()))
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def create(self, drift: str | None = None) -> int:
+        now = datetime.now(UTC)
+        amount = Decimal(self.rng.randrange(100, 500_000)) / 100
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (customer_id, loan_id, amount, payment_date, method, status, "
+                    "transaction_reference, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *"
+                ).format(self._table),
+                (
+                    self.rng.randrange(1, 2000),
+                    self.rng.randrange(1, 10_000),
+                    amount,
+                    now - timedelta(days=self.rng.randrange(0, 365), microseconds=self.rng.randrange(0, 10**6)),
+                    self.rng.choice(["ACH", "CARD", "WIRE", "CHECK"]),
+                    "PENDING",
+                    f"TX-{self.rng.getrandbits(48):012x}",
+                    now,
+                    now,
+                ),
+            )
+            row = cur.fetchone()
+        assert row is not None
+        self.ids.append(row["payment_id"])
+        if drift == "missing_in_target":
+            self._record(row, drift)
+            return int(row["payment_id"])
+        item = self.mapper.item(row)
+        if drift in ("value_mismatch", "subtle_value"):
+            self._record(row, drift)
+            item = _corrupt(item, drift)
+        self._put(item)
+        return int(row["payment_id"])
+
+    def update(self, payment_id: int, drift: str | None = None) -> None:
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SQL("SELECT * FROM {} WHERE payment_id = %s").format(self._table), (payment_id,))
+            old = cur.fetchone()
+            status = self.rng.choice(["SETTLED", "FAILED", "REVERSED"])
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} SET status = %s, processed_date = now(), updated_at = clock_timestamp() "
+                    "WHERE payment_id = %s RETURNING *"
+                ).format(self._table),
+                (status, payment_id),
+            )
+            row = cur.fetchone()
+        if row is None or old is None:
+            return
+        item = self.mapper.item(row)
+        if drift == "stale_in_target":
+            # The newer write lands, and right after it a delayed retry of the older one overwrites
+            # it: the classic dual-write race. (If the verifier read between the two writes it
+            # would see a match: only the reconciler can catch a later overwrite.)
+            self._record(row, drift)
+            newer, older = item_to_wire(item), item_to_wire(self.mapper.item(old))
+
+            def race() -> None:
+                self.dynamo.put_item(TableName=self.mapping.target, Item=newer)
+                self.dynamo.put_item(TableName=self.mapping.target, Item=older)
+
+            self.writer.submit(_kid(item, self.mapping), race)
+            return
+        if drift in ("value_mismatch", "subtle_value"):
+            self._record(row, drift)
+            item = _corrupt(item, drift)
+        self._put(item)
+
+    def delete(self, payment_id: int, drift: str | None = None) -> None:
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE payment_id = %s RETURNING *").format(self._table), (payment_id,))
+            row = cur.fetchone()
+        if row is None:
+            return
+        self.ids.remove(payment_id)
+        if drift == "unexpected_in_target":
+            self._record(row, drift)
+            return
+        self._delete(self.mapper.key(row))
+
+    def run(self, operations: int, *, drift_every: int = 0, rate: float | None = None) -> None:
+        """`operations` random creates (60%), updates (30%) and deletes (10%); every `drift_every`-th
+        operation injects a drift of the next kind in DRIFT_KINDS (0 = none). A drifted row is never
+        touched again, so the drift stays in place to be found."""
+        kinds = itertools.cycle(DRIFT_KINDS)
+        start = time.monotonic()
+        for i in range(1, operations + 1):
+            if rate:
+                # An application's pace, not a bulk load: sleep to `rate` operations per second.
+                ahead = start + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            drift = next(kinds) if drift_every and i % drift_every == 0 else None
+            live = [p for p in self.ids if p not in self.frozen]
+            r = self.rng.random()
+            if (
+                drift in ("value_mismatch", "subtle_value", "missing_in_target")
+                or not live
+                or (drift is None and r < 0.6)
+            ):
+                pid = self.create(drift)
+            elif drift == "unexpected_in_target" or (drift is None and r >= 0.9 and len(live) > 10):
+                pid = self.rng.choice(live)
+                self.delete(pid, drift)
+            else:
+                pid = self.rng.choice(live)
+                self.update(pid, drift)
+            if drift is not None:
+                self.frozen.add(pid)
+
+    def finish(self, timeout: float = 60.0) -> None:
+        self.writer.drain(timeout)
+
+
+def _kid(item: dict[str, Any], mapping: TableMapping) -> tuple[Any, ...]:
+    return tuple(item.get(k) for k in mapping.keys)
+
+
+def _corrupt(item: dict[str, Any], kind: str) -> dict[str, Any]:
+    item = dict(item)
+    if kind == "subtle_value":
+        # 10.01 vs 10.10: digits swapped, the kind of error a float/locale bug makes.
+        text = f"{item['Amount']:.2f}"
+        swapped = text[:-2] + text[-1] + text[-2]
+        if swapped == text:
+            swapped = text[:-2] + "1" + text[-2] if text[-1] != "1" else text[:-1] + "2"
+        item["Amount"] = Decimal(swapped)
+    else:
+        item["Status"] = "CORRUPTED"
+    return item

@@ -1,0 +1,129 @@
+"""Fixtures that start the real local services a test needs, and always stop them.
+
+Each test session gets its own temporary state directory; nothing assumes a service already
+runs. Services are session-scoped (they are slow to start and tests isolate themselves by table,
+topic and slot names); bridges are per test. Teardown runs on failure and on Ctrl-C, and an
+atexit hook SIGKILLs anything still running if pytest itself is torn down abruptly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_started: list[Any] = []  # ManagedProcess objects, for the atexit safety net
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in _started:
+        with contextlib.suppress(Exception):
+            process.kill9()
+
+
+@pytest.fixture(scope="session")
+def stack_dir() -> Iterator[Path]:
+    """A fresh state directory for this session's services (world-searchable: the private
+    PostgreSQL cluster runs as the `postgres` OS user when tests run as root)."""
+    path = Path(tempfile.mkdtemp(prefix="parity-stack-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tables, topics, slots: all must be lower-case identifiers)."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def pg(stack_dir: Path) -> Iterator[Any]:
+    from parity.devstack.postgres import start_postgres
+
+    service = start_postgres(stack_dir)
+    _started.append(service.process)
+    try:
+        yield service
+    finally:
+        with contextlib.suppress(Exception):
+            service.drop_replication_slots()
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(stack_dir: Path) -> Iterator[Any]:
+    """A tansu broker with memory storage (everything is lost if it restarts)."""
+    from parity.devstack.kafka import start_kafka
+
+    service = start_kafka(stack_dir / "kafka-memory")
+    _started.append(service.process)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def persistent_kafka(tmp_path: Path) -> Iterator[Any]:
+    """A tansu broker on s3rver storage: survives restart() and kill9(). Per test, since tests
+    that use it restart it."""
+    from parity.devstack.kafka import start_kafka
+
+    service = start_kafka(tmp_path, persistent=True)
+    _started.extend([service.process, service.s3])
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb(stack_dir: Path) -> Iterator[Any]:
+    from parity.devstack.dynamodb import start_dynamodb
+
+    service = start_dynamodb(stack_dir)
+    _started.append(service.process)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """Path of the `prometheus` binary (for promtool-like checks and live servers)."""
+    from parity.devstack.prereqs import program
+
+    return program("prometheus", "prometheus")
+
+
+@pytest.fixture
+def bridge_factory(stack_dir: Path, pg: Any, kafka: Any) -> Iterator[Callable[..., Any]]:
+    """`bridge_factory(tables, **kw)` starts a Debezium bridge (own slot, own topic prefix by
+    default) against the session's Postgres and Kafka; every bridge is stopped and its slot dropped."""
+    from parity.devstack.debezium import start_bridge
+
+    bridges: list[Any] = []
+
+    def make(tables: list[str], **kwargs: Any) -> Any:
+        kwargs.setdefault("slot_name", unique("slot"))
+        kwargs.setdefault("topic_prefix", unique("cdc"))
+        bridge = start_bridge(stack_dir, pg.dsn, kafka.bootstrap, tables, **kwargs)
+        bridges.append(bridge)
+        _started.append(bridge.process)
+        return bridge
+
+    yield make
+    for bridge in bridges:
+        bridge.stop()
+        with pg.connect() as conn:
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = %s AND NOT active", (bridge.name,))

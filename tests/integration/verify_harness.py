@@ -1,0 +1,193 @@
+"""Shared set-up for verifier tests: an example schema under unique names on the real stack,
+a daemon running in a thread or a subprocess, and helpers to wait for it to settle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+
+from parity.config_loader import parse_config
+from parity.core.config import ParityConfig
+from parity.daemon.run import Daemon, state_path
+from parity.daemon.state import StateStore
+from parity.daemon.wiring import build_daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass
+class Deployed:
+    config: ParityConfig
+    config_path: Path
+    raw: dict[str, Any]
+    names: dict[str, str]  # example name -> unique name (tables and DynamoDB tables)
+
+
+def deploy_example(
+    example: str,
+    *,
+    pg: Any,
+    dynamodb: Any,
+    kafka: Any,
+    suffix: str,
+    state_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    table_overrides: dict[str, Any] | None = None,
+) -> Deployed:
+    """Create the example's Postgres tables and DynamoDB tables under names ending in `suffix`,
+    and a parity config pointing at them (topic prefix unique too)."""
+    raw = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
+    names: dict[str, str] = {}
+    for t in raw["tables"]:
+        schema, table = t["source"].split(".")
+        names[table] = f"{table}_{suffix}"
+        t["source"] = f"{schema}.{table}_{suffix}"
+        names[t["target"]] = f"{t['target']}_{suffix}"
+        t["target"] = f"{t['target']}_{suffix}"
+        t.update(table_overrides or {})
+    sql_text = (EXAMPLES / f"{example}.sql").read_text()
+    for old in sorted(names, key=len, reverse=True):
+        if old[0].islower():
+            sql_text = _replace_word(sql_text, old, names[old])
+    with pg.connect() as conn:
+        conn.execute(sql_text)
+    client = dynamodb.client()
+    for req in json.loads((EXAMPLES / f"{example}.dynamodb.json").read_text()):
+        req = dict(req)
+        req["TableName"] = names[req["TableName"]]
+        client.create_table(**req)
+    prefix = f"cdc_{suffix}"
+    raw["postgres"] = {"dsn": pg.dsn}
+    raw["kafka"] = {
+        "bootstrap_servers": kafka.bootstrap,
+        "topic_prefix": prefix,
+        "group_id": f"parity_{suffix}",
+        "session_timeout_ms": 6000,
+        "drift_topic": f"parity.drift.{suffix}",
+        "dead_letter_topic": f"parity.dlq.{suffix}",
+    }
+    raw["dynamodb"] = {"endpoint": dynamodb.endpoint, "region": "us-east-1"}
+    raw["daemon"] = {
+        "state_dir": str(state_dir),
+        "drift_log": str(state_dir / "drift.jsonl"),
+        "batch_max_wait_ms": 100,
+        "http": {"port": 0},
+    }
+    for key, value in (overrides or {}).items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    cfg = parse_config(raw, source=f"{example}.yaml", env={})
+    path = state_dir / f"{example}.yaml"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return Deployed(cfg, path, raw, names)
+
+
+def _replace_word(text: str, old: str, new: str) -> str:
+    import re
+
+    return re.sub(rf"\b{re.escape(old)}\b", new, text)
+
+
+def create_topics(kafka: Any, topics: list[str], partitions: int = 4) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+    for f in futures.values():
+        try:
+            f.result(30)
+        except Exception as exc:  # already exists is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise
+
+
+class DaemonThread:
+    def __init__(self, config: ParityConfig) -> None:
+        self.daemon: Daemon = build_daemon(config)
+        self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
+
+    def __enter__(self) -> DaemonThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop_event.set()
+        self.thread.join(30)
+        self.daemon.state.close()
+
+
+def start_daemon_process(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "parity.cli", "run", "--config", str(config_path)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def topic_record_count(bootstrap: str, topics: list[str], timeout: float = 30.0) -> int:
+    """Every record in `topics`, read from the beginning by a throwaway consumer (no group commits)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"count-{time.time_ns()}", "enable.auto.commit": False,
+         "auto.offset.reset": "earliest", "enable.partition.eof": True}
+    )
+    try:
+        md = consumer.list_topics(timeout=10)
+        tps = [TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions]
+        consumer.assign(tps)
+        remaining = {(tp.topic, tp.partition) for tp in tps}
+        n = 0
+        deadline = time.time() + timeout
+        while remaining and time.time() < deadline:
+            for m in consumer.consume(500, 1.0):
+                if m.error() is not None:
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        remaining.discard((m.topic(), m.partition()))
+                    continue
+                n += 1
+        if remaining:
+            raise TimeoutError(f"could not read to the end of {sorted(remaining)}")
+        return n
+    finally:
+        consumer.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def resolved_total(config: ParityConfig) -> int:
+    store = StateStore(state_path(config))
+    try:
+        return sum(n for outcomes in store.outcome_counts().values() for n in outcomes.values())
+    finally:
+        store.close()
+
+
+def drift_set(config: ParityConfig) -> list[tuple[str, str, str]]:
+    store = StateStore(state_path(config))
+    try:
+        return sorted(
+            (r["table"], json.dumps(r["key"], sort_keys=True), r["kind"]) for r in store.drift_records()
+        )
+    finally:
+        store.close()

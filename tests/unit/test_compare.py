@@ -1,0 +1,179 @@
+"""compare(): kinds, diffs, redaction, and what is not a difference."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display
+
+from .mapping_helpers import mapper
+
+pytestmark = pytest.mark.unit
+D = Decimal
+UTC = dt.UTC
+
+
+def payments() -> Any:
+    return mapper(
+        {
+            "amount": {"name": "Amount", "type": "number"},
+            "status": {"name": "Status"},
+            "card": {"name": "Card", "redact": True},
+            "doc": {"name": "Doc", "type": "json_string"},
+            "meta": {"name": "Meta", "type": "json_map"},
+            "note": {"name": "Note", "empty_string_as_null": True},
+            "rate": {"name": "Rate", "tolerance": 0.001},
+            "updated_at": {"name": "UpdatedAt", "type": "timestamp_iso", "precision": "ms"},
+        },
+        freshness_column="updated_at",
+        ignore_attributes=["ExpiresAt"],
+    )
+
+
+ROW = {
+    "id": 1,
+    "amount": D("10.50"),
+    "status": "SETTLED",
+    "card": "4111-1111",
+    "doc": {"b": 1, "a": [1, 2]},
+    "meta": {"x": 1.5},
+    "note": None,
+    "rate": 0.25,
+    "updated_at": dt.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+}
+
+
+@pytest.fixture
+def m() -> Any:
+    return payments()
+
+
+@pytest.fixture
+def expected(m: Any) -> dict[str, Any]:
+    return m.item(ROW)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"Amount": D("10.5")}, "same number, other scale"),
+        ({"Doc": '{ "a" : [1,2], "b" : 1.0 }'}, "JSON key order and whitespace"),
+        ({"Meta": {"x": D("1.50")}}, "map numbers"),
+        ({"UpdatedAt": "2024-03-01T12:00:00.123Z"}, "timestamp precision within the rule"),
+        ({"UpdatedAt": "2024-03-01T14:00:00.123999+02:00"}, "another zone, same instant"),
+        ({"Note": ""}, "empty string is NULL by the rule"),
+        ({"Rate": D("0.2509")}, "within the tolerance"),
+        ({"ExpiresAt": D(1), "_parity_version": D(77), "Brand": "new attribute"}, "ignored and target-only"),
+    ],
+)
+def test_representation_only_differences_match(
+    m: Any, expected: dict[str, Any], change: dict[str, Any], why: str
+) -> None:
+    assert compare(m, expected, {**expected, **change}) == Match(), why
+
+
+def test_kinds(m: Any, expected: dict[str, Any]) -> None:
+    assert compare(m, None, None) == Match()
+    assert compare(m, expected, None) == Mismatch(MismatchKind.MISSING_IN_TARGET)
+    assert compare(m, None, expected) == Mismatch(MismatchKind.UNEXPECTED_IN_TARGET)
+    assert compare(m, expected, dict(expected)) == Match()
+
+
+def test_value_mismatch_lists_each_differing_attribute(m: Any, expected: dict[str, Any]) -> None:
+    actual = {**expected, "Amount": D("10.51"), "Status": "PENDING"}
+    del actual["Meta"]
+    result = compare(m, expected, actual)
+    assert result == Mismatch(
+        MismatchKind.VALUE_MISMATCH,
+        (
+            AttributeDiff("Amount", "10.5", "10.51"),
+            AttributeDiff("Status", '"SETTLED"', '"PENDING"'),
+            AttributeDiff("Meta", "{x: 1.5}", "<absent>"),
+        ),
+    )
+
+
+def test_type_differences_are_mismatches(m: Any, expected: dict[str, Any]) -> None:
+    result = compare(m, expected, {**expected, "Amount": "10.5"})
+    assert result == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Amount", "10.5", '"10.5"'),))
+    flag = mapper({"f": {}})
+    assert isinstance(compare(flag, {"f": True}, {"f": D(1)}), Mismatch)
+    assert isinstance(compare(flag, {"f": [True]}, {"f": [D(1)]}), Mismatch)
+
+
+def test_redacted_values_are_never_shown(m: Any, expected: dict[str, Any]) -> None:
+    result = compare(m, expected, {**expected, "Card": "4000-0000"})
+    assert result == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Card", "<redacted>", "<redacted>"),))
+    missing = compare(m, expected, {k: v for k, v in expected.items() if k != "Card"})
+    assert missing == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Card", "<redacted>", "<absent>"),))
+    assert "4111" not in repr(result) + repr(missing)
+
+
+def test_key_attributes_built_from_redacted_columns_are_redacted() -> None:
+    m = mapper({"ssn": {"redact": True}}, indexes={"GSI1PK": "SSN#{ssn}"})
+    result = compare(m, m.item({"id": 1, "ssn": "123"}), m.item({"id": 1, "ssn": "456"}))
+    assert isinstance(result, Mismatch)
+    assert {d.attribute for d in result.diffs} == {"ssn", "GSI1PK"}
+    assert "123" not in repr(result)
+
+
+def test_older_freshness_value_in_the_target_is_stale(m: Any, expected: dict[str, Any]) -> None:
+    older = {**expected, "Status": "PENDING", "UpdatedAt": "2024-03-01T11:59:59.000Z"}
+    assert compare(m, expected, older).kind == MismatchKind.STALE_IN_TARGET  # type: ignore[union-attr]
+    newer = {**expected, "Status": "PENDING", "UpdatedAt": "2024-03-01T12:00:01.000Z"}
+    assert compare(m, expected, newer).kind == MismatchKind.VALUE_MISMATCH  # type: ignore[union-attr]
+    same_time = {**expected, "Status": "PENDING"}
+    assert compare(m, expected, same_time).kind == MismatchKind.VALUE_MISMATCH  # type: ignore[union-attr]
+
+
+def test_unavailable_attributes_are_not_compared(m: Any) -> None:
+    from parity.core.events import UNAVAILABLE
+
+    row = {**ROW, "doc": UNAVAILABLE}
+    expected = m.item(row)
+    actual = {**m.item(ROW), "Doc": '{"stale": true}'}
+    assert compare(m, expected, actual, unavailable=m.unavailable(row)) == Match()
+    assert isinstance(compare(m, expected, actual), Mismatch)
+
+
+def test_outside_tolerance_is_a_mismatch(m: Any, expected: dict[str, Any]) -> None:
+    result = compare(m, expected, {**expected, "Rate": D("0.252")})
+    assert result == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Rate", "0.25", "0.252"),))
+
+
+def test_compare_never_raises_for_odd_data(m: Any, expected: dict[str, Any]) -> None:
+    odd = {
+        **expected,
+        "Amount": D("NaN"),
+        "Rate": D("sNaN"),
+        "UpdatedAt": D("1E+400"),
+        "Doc": b"\x00",
+        "Meta": frozenset({"a"}),
+        "Status": 7,
+    }
+    result = compare(m, expected, odd)
+    assert isinstance(result, Mismatch)
+    assert {d.attribute for d in result.diffs} == {"Amount", "Rate", "UpdatedAt", "Doc", "Meta", "Status"}
+    stale_nan = compare(m, {**expected, "UpdatedAt": D("NaN")}, {**expected, "UpdatedAt": D("1")})
+    assert isinstance(stale_nan, Mismatch)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "null"),
+        (True, "true"),
+        ('say "hi"', '"say \\"hi\\""'),
+        (D("1E+2"), "1E+2"),
+        (b"\x01", "b64:AQ=="),
+        ([D(1), "a"], '[1, "a"]'),
+        (frozenset({"b", "a"}), '<<"a", "b">>'),
+        ("x" * 500, '"' + "x" * 196 + "..."),
+    ],
+)
+def test_display(value: Any, text: str) -> None:
+    assert display(value) == text

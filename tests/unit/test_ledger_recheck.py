@@ -1,0 +1,120 @@
+"""The offset ledger and the recheck store: what may be committed, when a suspicion is decided."""
+
+from __future__ import annotations
+
+import pytest
+
+from parity.core.ledger import OffsetLedger
+from parity.core.ratelimit import TokenBucket
+from parity.core.recheck import PendingCheck, RecheckStore
+
+pytestmark = pytest.mark.unit
+
+TP = ("pg.public.t", 0)
+
+
+def test_commit_point_is_the_next_offset_when_nothing_is_pending() -> None:
+    ledger = OffsetLedger()
+    for off in range(5):
+        ledger.consumed(TP, off)
+    assert ledger.committable() == {TP: 5}
+
+
+def test_a_pending_record_holds_its_partition_back_until_released() -> None:
+    ledger = OffsetLedger()
+    for off in range(10):
+        ledger.consumed(TP, off)
+    ledger.hold(TP, 3)
+    ledger.hold(TP, 7)
+    assert ledger.committable() == {TP: 3}
+    ledger.mark_committed({TP: 3})
+    assert ledger.committable() == {}  # nothing moved
+    ledger.release(TP, 3)
+    assert ledger.committable() == {TP: 7}
+    ledger.release(TP, 7)
+    assert ledger.committable() == {TP: 10}
+
+
+def test_two_holds_on_one_record_need_two_releases() -> None:
+    ledger = OffsetLedger()
+    ledger.consumed(TP, 0)
+    ledger.hold(TP, 0)
+    ledger.hold(TP, 0)
+    ledger.release(TP, 0)
+    assert ledger.committable() == {TP: 0}
+    ledger.release(TP, 0)
+    assert ledger.committable() == {TP: 1}
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    ledger = OffsetLedger()
+    ledger.consumed(TP, 0)
+    ledger.hold(TP, 0)
+    ledger.forget([TP])
+    assert ledger.committable() == {}
+    assert ledger.pending_count() == 0
+
+
+def _check(key: str, first_seen: float, grace: float = 30.0, sched=(1, 2, 5, 15, 30)) -> PendingCheck:
+    return PendingCheck(
+        source="public.t",
+        key_id=("T", key),
+        key={"pk": key},
+        expected={"pk": key},
+        unavailable=(),
+        lsn=1,
+        event_ts=first_seen,
+        first_seen=first_seen,
+        grace_s=grace,
+        schedule=tuple(sched),
+        tp=TP,
+        offset=0,
+    )
+
+
+def test_rechecks_follow_the_schedule_from_the_first_mismatch() -> None:
+    store = RecheckStore(10)
+    c = _check("a", first_seen=100.0)
+    assert store.add(c)
+    assert store.due(100.5) == []
+    dues = []
+    now = 100.0
+    while now < 200:
+        now += 0.25
+        for due in store.due(now):
+            dues.append(round(due.due - 100.0, 2))
+            store.reschedule(due)
+    assert dues[:5] == [1, 2, 5, 15, 30]
+    assert dues[5] == 45  # then the last gap again
+
+
+def test_grace_is_over_only_after_the_grace_period() -> None:
+    c = _check("a", first_seen=10.0, grace=30.0)
+    assert not c.grace_over(39.9)
+    assert c.grace_over(40.0)
+
+
+def test_a_full_store_refuses_new_keys_but_accepts_updates_of_known_ones() -> None:
+    store = RecheckStore(1)
+    assert store.add(_check("a", 0))
+    assert not store.add(_check("b", 0))
+    assert store.add(_check("a", 5))
+    assert len(store) == 1
+
+
+def test_superseded_checks_are_not_returned_as_due() -> None:
+    store = RecheckStore(10)
+    store.add(_check("a", 0))
+    store.remove(("T", "a"))
+    assert store.due(1000) == []
+
+
+def test_token_bucket_paces_to_the_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=1)
+    now = 0.0
+    waited = 0.0
+    for _ in range(21):
+        w = bucket.reserve(now)
+        waited += w
+        now += w
+    assert waited == pytest.approx(2.0)
