@@ -13,7 +13,8 @@ drift. Standard library plus psycopg and boto3 (both in the parity image).
 
 Environment: POSTGRES_HOST/PORT/DB/USER/PASSWORD, PARITY_DYNAMODB_ENDPOINT, AWS_REGION,
 WORKLOAD_RATE (changes per second, default 5), WORKLOAD_DRIFT_RATE (0..1, default 0.02),
-WORKLOAD_SEED, WORKLOAD_HEARTBEAT (file touched after each change, for the healthcheck),
+WORKLOAD_TABLE (default Payments), WORKLOAD_SEED,
+WORKLOAD_HEARTBEAT (file touched after each change, for the healthcheck),
 WORKLOAD_MAX_CHANGES (stop after this many; default: run until stopped).
 """
 
@@ -33,7 +34,7 @@ from typing import Any
 
 TABLE = "Payments"
 METHODS = ("ACH", "CARD", "WIRE", "CHECK")
-NEXT_STATUS = {"PENDING": ("SETTLED", "FAILED"), "SETTLED": ("REVERSED",), "FAILED": (), "REVERSED": ()}
+PENDING_OUTCOMES = ("SETTLED", "FAILED")  # a SETTLED payment can later be REVERSED
 
 COLUMNS = (
     "payment_id, customer_id, loan_id, amount, payment_date, method, status, "
@@ -149,7 +150,7 @@ class Application:
             f"processed_date = now(), updated_at = now() WHERE payment_id = ("
             f"SELECT payment_id FROM public.payments WHERE status IN ('PENDING', 'SETTLED') "
             f"ORDER BY random() LIMIT 1) RETURNING {COLUMNS}",
-            (self.rng.choice(NEXT_STATUS["PENDING"]),),
+            (self.rng.choice(PENDING_OUTCOMES),),
         )
         if row is not None:
             drift = self._corrupt()
@@ -216,7 +217,7 @@ def main() -> int:
     endpoint = os.environ.get("PARITY_DYNAMODB_ENDPOINT") or None
     table = boto3.resource(
         "dynamodb", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1")
-    ).Table(TABLE)
+    ).Table(os.environ.get("WORKLOAD_TABLE", TABLE))
     app = Application(conn, table, rng, drift_rate)
     interval = 1.0 / rate if rate > 0 else 0.0
     last_report = time.monotonic()

@@ -78,6 +78,8 @@ class ColumnRule(_Frozen):
     type: AttrType = "auto"
     pg_type: PgTypeHint | None = None
     scale: int | None = Field(default=None, ge=0, le=1000)  # NUMERIC scale for schemaless precise mode
+    # Unit of a bare integer timestamp/time without schemas (connect mode and timestamp(0..3): ms).
+    time_unit: Literal["ms", "us", "ns"] | None = None
     exclude: bool = False  # the column exists but is not part of the item
     tolerance: float | None = Field(default=None, ge=0)  # absolute tolerance for floating values
     precision: Precision | None = None  # timestamps compared (and hashed) truncated to this unit
@@ -276,6 +278,14 @@ def _check_mapping(m: TableMapping) -> None:
             for col, _spec in fields:
                 if col not in m.columns:
                     raise _PathError(f"{group}.{attr}", f"unknown column {col!r}")
+    if m.truncate == "apply":
+        # Not implemented yet: a TRUNCATE is counted, reported and marks the table for a
+        # reconcile; deleting the target's items is left to the operator.
+        raise _PathError(
+            "truncate",
+            "'apply' is not supported yet: use 'ignore' (truncates are counted and reported) "
+            "and reconcile the table after a TRUNCATE",
+        )
     if m.freshness_column is not None and m.freshness_column not in m.columns:
         raise _PathError("freshness_column", f"unknown column {m.freshness_column!r}")
     key_columns = {c for t in m.keys.values() for c, _ in template_fields(t)}

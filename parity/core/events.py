@@ -109,20 +109,16 @@ class _RowDecoder:
     """Decodes one row object in place: converted columns, type-checked identity columns and,
     when nothing is known about some columns (schemaless), the TOAST markers of the rest."""
 
-    __slots__ = ("bools", "converters", "floats", "ints", "known")
+    __slots__ = ("checked", "converters", "known")
 
     def __init__(
         self,
         converters: list[tuple[str, ValueDecoder]],
-        ints: list[str],
-        floats: list[str],
-        bools: list[str],
+        checked: list[tuple[str, tuple[type, ...]]],
         known: frozenset[str] | None,
     ) -> None:
         self.converters = tuple(converters)
-        self.ints = tuple(ints)
-        self.floats = tuple(floats)
-        self.bools = tuple(bools)
+        self.checked = tuple(checked)  # identity columns and the JSON types they may hold
         self.known = known  # None: the schema names every column
 
     def decode(self, raw: Any, where: str) -> Row:
@@ -134,18 +130,10 @@ class _RowDecoder:
                 v = raw.get(name)
                 if v is not None:
                     raw[name] = convert(v)
-            for name in self.ints:
+            for name, types in self.checked:
                 v = raw.get(name)
-                if v is not None and type(v) is not int:
-                    raise TypeError(f"expected an integer, got {type(v).__name__}")
-            for name in self.floats:
-                v = raw.get(name)
-                if v is not None and type(v) is not float and type(v) is not int:
-                    raise TypeError(f"expected a number, got {type(v).__name__}")
-            for name in self.bools:
-                v = raw.get(name)
-                if v is not None and type(v) is not bool:
-                    raise TypeError(f"expected a boolean, got {type(v).__name__}")
+                if v is not None and type(v) not in types:
+                    raise TypeError(f"expected {_TYPE_NAMES[types]}, got {type(v).__name__}")
             known = self.known
             if known is not None:
                 for name, v in raw.items():
@@ -156,15 +144,17 @@ class _RowDecoder:
         return raw
 
 
+_KIND_TYPES: Final[dict[str, tuple[type, ...]]] = {"int": (int,), "float": (float, int), "bool": (bool,)}
+_TYPE_NAMES: Final[dict[tuple[type, ...], str]] = {(int,): "an integer", (float, int): "a number", (bool,): "a boolean"}
+
+
 def _struct_decoder(schema: Any, hints: Mapping[str, ColumnHint], where: str) -> _RowDecoder:
     if not isinstance(schema, dict) or schema.get("type") != "struct":
         raise DecodeError(f"{where} schema is not a struct")
     if not isinstance(schema.get("fields"), list):
         raise DecodeError(f"{where} schema is not a struct")
     converters: list[tuple[str, ValueDecoder]] = []
-    ints: list[str] = []
-    floats: list[str] = []
-    bools: list[str] = []
+    checked: list[tuple[str, tuple[type, ...]]] = []
     for f in schema["fields"]:
         name = f.get("field") if isinstance(f, dict) else None
         if not isinstance(name, str):
@@ -176,18 +166,14 @@ def _struct_decoder(schema: Any, hints: Mapping[str, ColumnHint], where: str) ->
             raise DecodeError(f"{where} schema of {name!r} is invalid: {exc}") from None
         if decoder is not None:
             converters.append((name, decoder))
-        elif kind == "int":
-            ints.append(name)
-        elif kind == "float":
-            floats.append(name)
-        elif kind == "bool":
-            bools.append(name)
-    return _RowDecoder(converters, ints, floats, bools, None)
+        elif kind in _KIND_TYPES:
+            checked.append((name, _KIND_TYPES[kind]))
+    return _RowDecoder(converters, checked, None)
 
 
 def _hinted_decoder(hints: Mapping[str, ColumnHint]) -> _RowDecoder:
     converters = [(name, hinted_decoder(h)) for name, h in hints.items() if h.pg_type is not None]
-    return _RowDecoder(converters, [], [], [], frozenset(name for name, _ in converters))
+    return _RowDecoder(converters, [], frozenset(name for name, _ in converters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,13 +308,13 @@ def _source_of_topic(topic: str) -> str | None:
     return f"{parts[1]}.{parts[2]}" if len(parts) == 3 and all(parts) else None
 
 
-def _optional_int(block: Mapping[str, Any], name: str) -> int | None:
-    v = block.get(name)
-    if v is None:
-        return None
-    if type(v) is not int:
-        raise DecodeError(f"source.{name} is not an integer: {v!r}")
-    return v
+def _positions(block: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """source.lsn, source.txId and source.ts_ms, each an integer or absent."""
+    lsn, tx_id, ts_ms = block.get("lsn"), block.get("txId"), block.get("ts_ms")
+    for name, v in (("lsn", lsn), ("txId", tx_id), ("ts_ms", ts_ms)):
+        if v is not None and type(v) is not int:
+            raise DecodeError(f"source.{name} is not an integer: {v!r}")
+    return lsn, tx_id, ts_ms
 
 
 def _snapshot(block: Mapping[str, Any]) -> tuple[bool, bool]:
@@ -400,15 +386,16 @@ def decode_record(
     else:
         record_key = _decode_key(key, hints, topic)
     snapshot, snapshot_last = _snapshot(src)
+    lsn, tx_id, ts_ms = _positions(src)
     return ChangeEvent(
         source=f"{db_schema}.{table}",
         op=op,
         key=record_key,
         before=before,
         after=after,
-        lsn=_optional_int(src, "lsn"),
-        tx_id=_optional_int(src, "txId"),
-        ts_ms=_optional_int(src, "ts_ms"),
+        lsn=lsn,
+        tx_id=tx_id,
+        ts_ms=ts_ms,
         snapshot=snapshot,
         snapshot_last=snapshot_last,
     )

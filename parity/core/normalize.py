@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -108,6 +109,15 @@ _UNIT_MICROS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _TIMESPEC = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
 
 
+# Already canonical at each precision. Safe without a full parse: a string of this shape either is
+# a valid instant, which parses and renders back to itself, or is not, and then the slow path keeps
+# it unchanged as well.
+_CANONICAL = {
+    unit: re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d" + fraction + "Z", re.ASCII)
+    for unit, fraction in (("s", ""), ("ms", r"\.\d{3}"), ("us", r"\.\d{6}"))
+}
+
+
 def _timestamp(rule: ColumnRule) -> Normalizer:
     epoch_scale = 3 if rule.type == "timestamp_epoch_ms" else 0
     unit = rule.precision or "us"
@@ -115,9 +125,13 @@ def _timestamp(rule: ColumnRule) -> Normalizer:
     timespec = _TIMESPEC[unit]
     empty_null = rule.empty_string_as_null
 
+    canonical = _CANONICAL[unit].fullmatch
+
     def normalize(value: Value) -> Value | _Drop:
         if value is None or (empty_null and value == ""):
             return DROP
+        if type(value) is str and canonical(value):
+            return value  # already YYYY-MM-DDTHH:MM:SS[.fff[fff]]Z: parsing would give it back
         moment = _parse_moment(value, epoch_scale)
         if moment is None:
             return normalize_value(value)

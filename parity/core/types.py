@@ -232,7 +232,7 @@ def _json(value: Any) -> Any:
 def _uuid(value: Any) -> uuid.UUID:
     if type(value) is not str:
         raise TypeError(f"expected a uuid string, got {type(value).__name__}")
-    return uuid.UUID(hex=value)
+    return uuid.UUID(value)
 
 
 def _int(value: Any) -> int:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +25,7 @@ THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "Throttlin
 BATCH_GET_LIMIT = 100  # DynamoDB's limit of keys per BatchGetItem
 
 
+@runtime_checkable
 class DynamoObserver(Protocol):
     def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None: ...
 

@@ -96,6 +96,9 @@ def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
     )
     telemetry = PrometheusTelemetry(metrics)
     daemon = build_daemon(config, telemetry=telemetry)
+    telemetry.snapshot_rows.update(daemon.snapshot_rows)
+    for table in daemon.snapshot_done:  # finished by an earlier run of the daemon
+        metrics.backfill_progress(table, 0, snapshot_rows=daemon.snapshot_rows.get(table, 0), done=True)
     probe = PostgresProbe(config.postgres.dsn.get_secret_value())
     server = MetricsServer(
         registry,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,7 +27,14 @@ from parity.core.ratelimit import TokenBucket
 from parity.core.values import item_to_wire, to_wire
 from parity.daemon.dynamo import DynamoStore
 from parity.daemon.state import StateStore, key_json
-from parity.daemon.steps import BatchResult, Work
+from parity.daemon.steps import BatchResult, DeadLetter, Work
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A write DynamoDB refuses for good (item too large, bad value): dead-lettered, counted `failed`."""
+
+    reason: str
 
 
 def key_text(key: dict[str, Any]) -> str:
@@ -53,7 +61,11 @@ class ShadowApplier:
         self.limiters = {t.source: _Limiter(t.write_rate_limit) for t in config.tables if t.write_rate_limit}
         self._attrs: dict[str, list[str]] = {}
         for t in config.tables:
-            self._attrs[t.source] = [r.attribute(c) for c, r in t.columns.items() if not r.exclude]
+            # Everything this mapping writes besides the key: a column (or sparse index attribute)
+            # that is NULL in the new row must be removed from the stored item.
+            self._attrs[t.source] = [r.attribute(c) for c, r in t.columns.items() if not r.exclude] + [
+                a for a in t.indexes if a not in t.keys
+            ]
 
     def apply(self, works: list[Work], now: float, result: BatchResult) -> None:
         by_target: dict[str, list[Work]] = {}
@@ -61,13 +73,19 @@ class ShadowApplier:
             by_target.setdefault(w.target, []).append(w)
         graves: dict[tuple[str, str], int] = {}
         for target, ws in by_target.items():
-            texts = [key_text(w.key) for w in ws if w.expected is not None]
+            texts = [key_text(w.key) for w in ws]
             for k, lsn in self.state.graveyard_lsns(target, texts).items():
                 graves[(target, k)] = lsn
         outcomes = self.dynamo.map_parallel(lambda w: self._apply_one(w, graves), works)
         buried: list[tuple[str, str, int]] = []
         revived: list[tuple[str, str]] = []
         for w, (outcome, extra) in zip(works, outcomes, strict=True):
+            if isinstance(outcome, Rejected):
+                # DynamoDB refused the write itself (not a condition): retrying cannot help.
+                result.dead_letters.append(DeadLetter(w.record, f"rejected by DynamoDB: {outcome.reason}",
+                                                      w.mapping.source, "other"))
+                result.count(w.mapping.source, "failed", op=w.event.op.value)
+                continue
             result.count(w.mapping.source, outcome, op=w.event.op.value)
             if outcome == "applied":
                 result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
@@ -81,19 +99,22 @@ class ShadowApplier:
         if buried or revived:
             self.state.bury(buried, revived)
 
-    def _apply_one(self, w: Work, graves: dict[tuple[str, str], int]) -> tuple[str, tuple[str, str, int] | None]:
+    def _apply_one(
+        self, w: Work, graves: dict[tuple[str, str], int]
+    ) -> tuple[str | Rejected, tuple[str, str, int] | None]:
         limiter = self.limiters.get(w.mapping.source)
         if limiter:
             limiter.acquire()
         m = w.mapping
         extra: tuple[str, str, int] | None = None
         try:
-            if w.expected is None:
-                self._delete(m, w.target, w.key, w.lsn)
-                return "applied", None
+            # Deleted at this LSN or later: nothing to write (a replayed delete included).
             grave = graves.get((w.target, key_text(w.key)))
             if grave is not None and grave >= w.lsn:
                 return "stale_skipped", None
+            if w.expected is None:
+                self._delete(m, w.target, w.key, w.lsn)
+                return "applied", None
             # A change of a key column that is not the primary key moves the item.
             before = w.event.before
             if w.event.op is Op.UPDATE and before and all(c in before for c in w.mapper.key_columns):
@@ -104,8 +125,11 @@ class ShadowApplier:
             self._update(m, w)
             return "applied", extra
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ConditionalCheckFailedException":
                 return "stale_skipped", extra
+            if error.get("Code") == "ValidationException":
+                return Rejected(f"{error.get('Code')}: {error.get('Message', '')}"), extra
             raise
 
     def _condition(self, m: TableMapping, lsn: int) -> dict[str, Any]:

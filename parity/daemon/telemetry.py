@@ -32,6 +32,8 @@ class PrometheusTelemetry(Telemetry):
         self.metrics = metrics
         self.clock = clock
         self._assigned: set[tuple[str, int]] = set()
+        # Snapshot rows seen per table (run_daemon seeds it with the counts the state store kept).
+        self.snapshot_rows: dict[str, int] = {}
 
     def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
         m = self.metrics
@@ -57,7 +59,12 @@ class PrometheusTelemetry(Telemetry):
             m.dead_letter(dl.source or "<unknown>", dl.reason_class)
         for table, rows in result.snapshot_rows.items():
             shadow = pipeline.config.table(table).mode == "shadow"
-            m.backfill_progress(table, rows if shadow else 0, done=table in result.snapshot_done)
+            self.snapshot_rows[table] = self.snapshot_rows.get(table, 0) + rows
+            done = table in result.snapshot_done
+            # The snapshot's size is known once its last row has arrived: the backfill progress
+            # panel divides the rows applied by it.
+            total = self.snapshot_rows[table] if done else None
+            m.backfill_progress(table, rows if shadow else 0, snapshot_rows=total, done=done)
         pending: Counter[str] = Counter()
         oldest: dict[str, float] = {}
         wall = time.time()

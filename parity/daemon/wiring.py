@@ -6,7 +6,7 @@ from pathlib import Path
 
 from parity.clients import dynamodb_client, kafka_producer
 from parity.core.config import ParityConfig
-from parity.daemon.dynamo import DynamoStore
+from parity.daemon.dynamo import DynamoObserver, DynamoStore
 from parity.daemon.run import Daemon, Telemetry, state_path
 from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
 from parity.daemon.source import KafkaSource
@@ -19,7 +19,7 @@ def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) ->
     dynamo = DynamoStore(
         dynamodb_client(config.dynamodb),
         concurrency=config.daemon.dynamo_concurrency,
-        observer=telemetry if hasattr(telemetry, "dynamo_request") else None,  # type: ignore[arg-type]
+        observer=telemetry if isinstance(telemetry, DynamoObserver) else None,
     )
     source = KafkaSource(
         bootstrap_servers=k.bootstrap_servers,

@@ -163,6 +163,7 @@ class Metrics:
         self._specs: list[MetricSpec] = []
         self._last_drift_kinds: dict[str, set[str]] = {}
         self._backfill_done: set[str] = set()
+        self._dynamo_seen: set[tuple[str, str]] = set()
 
         self.build_info = self._gauge(
             "parity_build_info", "Always 1; the version label says which parity runs.", ("version",)
@@ -422,6 +423,13 @@ class Metrics:
 
     def dynamo_request(self, table: str, operation: str, duration_s: float, error_kind: str | None = None) -> None:
         op = _one_of(operation, DYNAMO_OPERATIONS, "operation")
+        if (table, op) not in self._dynamo_seen:
+            # First call of this operation on this table: its error and throttle series start at
+            # zero, so the error-rate and throttle panels show 0 rather than "no data" while healthy.
+            self._dynamo_seen.add((table, op))
+            for kind in DYNAMO_ERROR_KINDS:
+                self.dynamo_errors.labels(table=table, operation=op, kind=kind)
+            self.dynamo_throttles.labels(table=table, operation=op)
         self.dynamo_latency.labels(table=table, operation=op).observe(max(0.0, duration_s))
         if error_kind is not None:
             self.dynamo_errors.labels(

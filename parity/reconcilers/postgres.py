@@ -20,15 +20,18 @@ formatting of names.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from parity.core.config import TableMapping, template_fields
-from parity.core.digest import row_hash
+from parity.core.digest import MASK, row_hash
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
 from parity.reconcilers.tally import SideTally, SpillWriter, key_bytes, key_fingerprint
@@ -76,11 +79,16 @@ def estimated_rows(dsn: str, mappings: Sequence[TableMapping]) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for m in mappings:
             row = conn.execute(
-                "SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE n.nspname = %s AND c.relname = %s",
                 (m.schema, m.table),
             ).fetchone()
-            total += int(row[0]) if row else 0
+            if row is not None and int(row[0]) < 0:
+                # Never analyzed (reltuples = -1): count. A sequential count runs in C, a small
+                # fraction of the per-row Python work the run is about to do anyway.
+                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(m.schema, m.table))
+                row = conn.execute(query).fetchone()
+            total += max(0, int(row[0])) if row else 0
     return total
 
 
@@ -191,3 +199,61 @@ class RowLookup:
                     row = None  # the key text does not parse as the column type: no such row
                 out.append(dict(zip(names, row, strict=True)) if row is not None else None)
         return out
+
+
+# --- partitions in worker processes ----------------------------------------------------------------
+#
+# Mapping and hashing a row is pure Python (about as much CPU as botocore's decoding of the same
+# item on the DynamoDB side), and both sides run at once: in threads they share one GIL. A
+# partition can instead run in a separate process: it needs only picklable inputs (DSN, snapshot
+# id, the frozen TableMapping) and returns its digests as bytes, its records being in its spill
+# file. Used for large tables, where the ~1 s start of a spawned interpreter is noise.
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionTask:
+    dsn: str
+    snapshot: str | None
+    mapping: TableMapping
+    index: int
+    mappings: int
+    part: int
+    parts: int
+    buckets: int
+    spill_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResult:
+    rows: int
+    counts: bytes
+    totals: bytes
+    offset: int
+    errors: tuple[str, ...]
+
+
+def read_partition(task: PartitionTask) -> PartitionResult:
+    """Read one partition (in whatever process runs this); digests come back as raw arrays."""
+    tally = SideTally(task.mappings, task.buckets)
+    writer = SpillWriter(Path(task.spill_path))
+    errors: list[str] = []
+    try:
+        rows = PartitionReader(task.dsn, ItemMapper(task.mapping), task.index).read(
+            task.snapshot, task.part, task.parts, tally, threading.Lock(), writer, errors=errors
+        )
+    finally:
+        offset = writer.close()
+    return PartitionResult(
+        rows, tally.counts[task.index].tobytes(), tally.totals[task.index].tobytes(), offset, tuple(errors)
+    )
+
+
+def merge_partition(tally: SideTally, index: int, result: PartitionResult) -> None:
+    counts, totals = array("Q"), array("Q")
+    counts.frombytes(result.counts)
+    totals.frombytes(result.totals)
+    c, t = tally.counts[index], tally.totals[index]
+    for b, n in enumerate(counts):
+        if n:
+            c[b] += n
+            t[b] = (t[b] + totals[b]) & MASK

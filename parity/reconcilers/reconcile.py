@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +39,15 @@ from parity.core.values import Item
 from parity.daemon.dynamo import DynamoStore, key_tuple
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.dynamo import ReadLimiter, SegmentScanner
-from parity.reconcilers.postgres import PartitionReader, RowLookup, estimated_rows, exported_snapshot
+from parity.reconcilers.postgres import (
+    PartitionReader,
+    PartitionTask,
+    RowLookup,
+    estimated_rows,
+    exported_snapshot,
+    merge_partition,
+    read_partition,
+)
 from parity.reconcilers.report import DriftEntry, drift_entry, table_report
 from parity.reconcilers.tally import (
     UNMAPPED,
@@ -52,6 +62,7 @@ from parity.reconcilers.tally import (
 ROWS_PER_BUCKET = 32
 MAX_BUCKETS = 1 << 20
 RECHECK_ROUNDS = 2
+PROCESS_MIN_ROWS = 50_000  # from here on, Postgres partitions run in worker processes (postgres.py)
 
 
 class ReconcileError(ParityError):
@@ -107,7 +118,9 @@ def target_groups(config: ParityConfig, tables: Sequence[str] | None = None) -> 
 
 def bucket_count(minimum: int, estimated: int) -> int:
     """A power of two near estimated/ROWS_PER_BUCKET, at least `minimum` (see the module doc)."""
-    want = max(minimum, estimated // ROWS_PER_BUCKET, 1)
+    want = estimated // ROWS_PER_BUCKET
+    if want <= minimum:
+        return minimum
     n = 1
     while n < want:
         n <<= 1
@@ -145,7 +158,9 @@ class Reconciler:
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
         stop: threading.Event | None = None,
+        pg_processes: bool | None = None,
     ) -> None:
+        self.pg_processes = pg_processes  # None: processes for large tables only
         self.config = config
         self.settings = config.reconcile
         self.dynamo = dynamo
@@ -270,6 +285,11 @@ class Reconciler:
             page_limit=self.settings.page_limit, consistent=self.settings.consistent_read, limiter=limiter,
         )
 
+        abort = threading.Event()  # one unit failed: the others stop at their next page
+
+        def should_stop() -> bool:
+            return abort.is_set() or self._stop.is_set()
+
         def scan(segment: int, lek: dict[str, Any] | None, offset: int) -> None:
             name = f"ddb-{segment}"
             writer = SpillWriter(cp.spill_path(name), offset=offset)
@@ -284,7 +304,7 @@ class Reconciler:
             try:
                 scanner.scan(segment, segments, ddb.tally, ddb.lock, writer,
                              start_key=key_from_json(lek) if lek else None,
-                             on_page=on_page, should_stop=self._stop.is_set)
+                             on_page=on_page, should_stop=should_stop)
             finally:
                 writer.close()
             if finished:
@@ -299,22 +319,50 @@ class Reconciler:
                                 on_batch=lambda n, _off: self.progress.advance(n), errors=errors)
             finally:
                 offset = writer.close()
-            if not self._stop.is_set():
+            if not should_stop():
                 cp.update(name, offset=offset, done=True)
+                unit_finished()
+
+        use_processes = self.pg_processes
+        if use_processes is None:
+            use_processes = int(cp.data.get("estimated_rows", 0)) >= PROCESS_MIN_ROWS and len(pending_pg) > 1
+        pg_slots = max(1, min(workers, len(pending_pg) or 1))
+        if use_processes:
+            pg_slots = min(pg_slots, os.cpu_count() or 1)
+            pg_pool_cm: Any = ProcessPoolExecutor(pg_slots, mp_context=multiprocessing.get_context("spawn"))
+        else:
+            pg_pool_cm = ThreadPoolExecutor(pg_slots, "reconcile-pg")
+
+        def read_in_process(snapshot: str | None, name: str, m: int, p: int) -> None:
+            task = PartitionTask(self.dsn, snapshot, selected[m].mapping, m, len(selected), p, workers, buckets,
+                                 str(cp.spill_path(name)))
+            result = pg_pool.submit(read_partition, task).result()
+            with pg.lock:
+                merge_partition(pg.tally, m, result)
+                errors.extend(result.errors)
+            self.progress.advance(result.rows)
+            if not should_stop():
+                cp.update(name, offset=result.offset, done=True)
                 unit_finished()
 
         snapshot_cm = exported_snapshot(self.dsn) if pending_pg else contextlib.nullcontext(None)
         with (
             snapshot_cm as snapshot,
             ThreadPoolExecutor(max(1, min(workers, len(pending_ddb) or 1)), "reconcile-ddb") as ddb_pool,
-            ThreadPoolExecutor(max(1, min(workers, len(pending_pg) or 1)), "reconcile-pg") as pg_pool,
+            pg_pool_cm as pg_pool,
+            ThreadPoolExecutor(pg_slots, "reconcile-pg-wait") as waiters,
         ):
             futures: list[Future[None]] = [ddb_pool.submit(scan, s, lek, off) for s, lek, off in pending_ddb]
-            futures += [pg_pool.submit(read, snapshot, name, m, p) for name, m, p in pending_pg]
+            if use_processes:
+                futures += [waiters.submit(read_in_process, snapshot, name, m, p) for name, m, p in pending_pg]
+            else:
+                futures += [pg_pool.submit(read, snapshot, name, m, p) for name, m, p in pending_pg]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
-                self._stop.set()  # let the other units stop at their next page
+                abort.set()
+                for f in futures:
+                    f.cancel()
                 cause = failed[0].exception()
                 raise ReconcileError(f"reconcile of {group.table} failed: {cause}") from cause
         cp.save()

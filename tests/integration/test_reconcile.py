@@ -15,14 +15,18 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
 from parity.daemon.dynamo import DynamoStore
+from parity.daemon.state import StateStore
+from parity.metrics.catalog import Metrics
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.reconcile import Reconciler, write_report
 from parity.reconcilers.repair import Repairer
 from parity.reconcilers.report import exit_code
+from parity.reconcilers.schedule import ReconcileSchedule
 from tests.conftest import unique
 from tests.integration.reconcile_harness import (
     ACCOUNTS_SQL,
@@ -149,13 +153,16 @@ def deploy(pg: Any, dynamodb: Any, tmp_path: Path) -> Iterator[Callable[..., Dep
             conn.execute(f"DROP SCHEMA {d.schema} CASCADE")
 
 
-def test_injected_drift_is_reported_exactly_while_a_writer_changes_other_rows(deploy: Callable[..., Deployment]) -> None:
+def test_injected_drift_is_reported_exactly_while_a_writer_changes_other_rows(
+    deploy: Callable[..., Deployment],
+) -> None:
     d = deploy(segments=4, workers=4)
     d.inject()
     injected = {*VALUE_IDS, *MISSING_IDS, *range(2000, 2100), 14, 21, 28}
     busy = [i for i in range(5000, ROWS) if i not in injected]
+    metrics = Metrics(CollectorRegistry(), tables=[d.mapping.source])
     with Writer(d.pg, d.store, d.mapping, busy) as writer:
-        report = d.reconciler().run()
+        report = d.reconciler(metrics=metrics).run()
     assert writer.changes > 0
     table = report["tables"][d.mapping.source]
     assert drift_keys(report, d.mapping.source) == EXPECTED
@@ -169,15 +176,29 @@ def test_injected_drift_is_reported_exactly_while_a_writer_changes_other_rows(de
     assert [x["attribute"] for x in by_key["ACC#303"]["diffs"]] == ["note"]
     assert by_key["ACC#101"]["primary_key"] == {"id": "101"}
     assert exit_code(report) == 1
+    sample = metrics.registry.get_sample_value
+    labels = {"table": d.mapping.source, "kind": "missing_in_target"}
+    assert sample("parity_reconcile_last_run_drift_keys", labels) == len(MISSING_IDS)
+    assert sample("parity_reconcile_runs_total", {"table": d.mapping.source, "outcome": "success"}) == 1
+    assert sample("parity_reconcile_rows_compared_total", {"table": d.mapping.source}) == 2 * ROWS
 
 
 def test_repair_dry_run_lists_the_writes_and_execute_leaves_zero_drift(
-    deploy: Callable[..., Deployment], capsys: pytest.CaptureFixture[str]
+    deploy: Callable[..., Deployment], tmp_path: Path
 ) -> None:
     d = deploy(rows=3000, segments=2, workers=2)
     d.inject()
-    report = d.reconciler().run()
+    report = d.reconciler(pg_processes=True).run()  # Postgres partitions in worker processes
     assert drift_keys(report, d.mapping.source) == EXPECTED
+    # The daemon's periodic runs leave their summary in the state store.
+    state = StateStore(tmp_path / "state.db")
+    try:
+        summary = ReconcileSchedule(d.config, state=state, dynamo=d.store).run_once()
+        assert summary is not None and summary["drift_total"] == 15
+        assert state.facts()["last_reconcile"]["tables"][d.mapping.source] == report["tables"][d.mapping.source][
+            "drift_counts"]
+    finally:
+        state.close()
     repairer = Repairer(d.config, dynamo=d.store, dsn=d.pg.dsn, rate=500)
     lines: list[str] = []
     dry = repairer.run(report, execute=False, echo=lines.append)
@@ -268,3 +289,30 @@ def test_a_killed_run_resumes_without_rereading_finished_segments_and_reports_th
     assert resumed["targets"][d.target]["unmapped"]["count"] == len(UNMAPPED_KEYS)
     assert write_report(resumed, tmp_path).exists()
 
+
+
+def test_cli_reconcile_exits_1_on_drift_and_repair_dry_run_prints_writes(
+    deploy: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from parity.cli import app
+
+    d = deploy(rows=2200, segments=2, workers=2)
+    d.inject()
+    config_path = write_config(d.raw, tmp_path / "parity.yaml")
+    runner = CliRunner()
+    result = runner.invoke(app, ["reconcile", "--config", str(config_path), "--once", "--json"])
+    assert result.exit_code == 1, result.output
+    report = orjson.loads(result.stdout)
+    assert drift_keys(report, d.mapping.source) == EXPECTED
+    report_path = next(Path(d.config.reconcile.report_dir).glob("reconcile-*.json"))
+    result = runner.invoke(app, ["repair", "--config", str(config_path), "--report", str(report_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("would PUT") == len(VALUE_IDS) + len(MISSING_IDS)
+    both = runner.invoke(app, ["repair", "--config", str(config_path), "--report", str(report_path),
+                               "--dry-run", "--execute"])
+    assert both.exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("postgres: {}\n")
+    assert runner.invoke(app, ["reconcile", "--config", str(bad), "--once"]).exit_code == 2

@@ -35,7 +35,8 @@ INSERT INTO {s}.service_agreement SELECT ban, subscriber_no, 'SOC1', date '2022-
     '{{"speed": 100, "roaming": false}}', now() FROM {s}.subscriber;
 INSERT INTO {s}.bill SELECT 1000 + i, k, 1 + i % 4, date '2024-01-01' + k * 30, date '2024-01-15' + k * 30,
     12.30 * k, 'CLOSED', now() FROM generate_series(1, 60) i, generate_series(1, 2) k;
-INSERT INTO {s}.charge SELECT 1000 + i, k, 1, k, CASE WHEN k = 3 THEN NULL ELSE '555' || lpad((i * 10 + 1)::text, 7, '0') END,
+INSERT INTO {s}.charge SELECT 1000 + i, k, 1, k,
+    CASE WHEN k = 3 THEN NULL ELSE '555' || lpad((i * 10 + 1)::text, 7, '0') END,
     'MRC', 10.00 + k, 1.10, CASE WHEN k = 2 THEN '' ELSE 'monthly' END, date '2024-02-01'
     FROM generate_series(1, 60) i, generate_series(1, 3) k;
 """
@@ -80,7 +81,7 @@ def billing(pg: Any, dynamodb: Any, tmp_path: Path) -> Any:
 
 
 def test_drift_in_each_entity_type_is_routed_to_its_source_table(billing: Any, pg: Any) -> None:
-    config, store, schema, target = billing
+    config, store, _schema, target = billing
     injected: dict[str, str] = {}
     for mapping in config.tables:
         mapper = ItemMapper(mapping)

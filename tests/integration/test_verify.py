@@ -58,7 +58,12 @@ def _settle(dep: Any, topics: list[str], kafka: Any, daemon: Any | None = None, 
 def payments(pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path) -> Any:
     suffix = unique("v")
     dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
+        "payments",
+        pg=pg,
+        dynamodb=dynamodb,
+        kafka=kafka,
+        suffix=suffix,
+        state_dir=tmp_path / "state",
         table_overrides=FAST_GRACE,
     )
     source = dep.config.tables[0].source
@@ -80,13 +85,18 @@ def test_late_writes_are_not_drift_and_injected_drift_is_reported_exactly_once(
 
     injected = _expected(app)
     assert len(injected) == 25
-    assert {k for _, _, k in injected} == {"value_mismatch", "missing_in_target", "unexpected_in_target",
-                                           "stale_in_target"}
+    assert {k for _, _, k in injected} == {
+        "value_mismatch",
+        "missing_in_target",
+        "unexpected_in_target",
+        "stale_in_target",
+    }
     found = drift_set(dep.config)
-    Path("/tmp/verify_debug.json").write_text(json.dumps({"missed": sorted(set(injected) - set(found)),
-        "extra": sorted(set(found) - set(injected)), "counts": counts, "behind": app.writer.max_behind_s,
-        "writes_took": app.writer.last_write_at - app.writer.started}, indent=1))
-    assert found == injected, {"missed": sorted(set(injected) - set(found)), "extra": sorted(set(found) - set(injected))}
+    assert found == injected, {
+        "missed": sorted(set(injected) - set(found)),
+        "extra": sorted(set(found) - set(injected)),
+        "dual writes ran behind schedule by (s)": app.writer.max_behind_s,
+    }
     # Every consumed event has exactly one outcome, and nothing is left unverified.
     assert sum(counts.values()) == total
     assert counts.get("unverified", 0) == 0
@@ -122,14 +132,16 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
         counts = runner.daemon.state.outcome_counts()
     dead = sum(c.get("dead_letter", 0) for c in counts.values())
     assert dead == len(poison)
-    assert counts[mapping.source]["match"] >= 40
+    # The valid events behind the poison on partition 0 were all verified (collapsed per key).
+    assert counts[mapping.source]["match"] + counts[mapping.source].get("superseded", 0) >= 40
     assert sum(n for c in counts.values() for n in c.values()) == total
     assert drift_set(dep.config) == []
     # The dead letters carry a reason naming what was wrong.
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": unique("dlq"),
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": kafka.bootstrap, "group.id": unique("dlq"), "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([dep.config.kafka.dead_letter_topic])
     reasons: list[str] = []
     deadline = time.time() + 30
@@ -152,7 +164,7 @@ def test_kill_9_mid_stream_gives_the_same_drift_set(
     try:
         with pg.connect() as conn:
             app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=500, seed=5)
-            for round_ in range(3):
+            for _ in range(3):
                 app.run(80, drift_every=8)
                 time.sleep(1.5)
                 proc.send_signal(signal.SIGKILL)
@@ -160,8 +172,11 @@ def test_kill_9_mid_stream_gives_the_same_drift_set(
                 proc = start_daemon_process(dep.config_path, log)
             app.finish()
         total = topic_record_count(kafka.bootstrap, bridge.topics)
-        wait_for(lambda: resolved_total(dep.config) >= total and len(drift_set(dep.config)) >= len(app.injected),
-                 150, "the restarted daemon to resolve every event")
+        wait_for(
+            lambda: resolved_total(dep.config) >= total and len(drift_set(dep.config)) >= len(app.injected),
+            150,
+            "the restarted daemon to resolve every event",
+        )
         time.sleep(8)  # a grace period more: nothing else may appear
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0

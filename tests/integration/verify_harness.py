@@ -54,8 +54,9 @@ def deploy_example(
         schema, table = t["source"].split(".")
         names[table] = f"{table}_{suffix}"
         t["source"] = f"{schema}.{table}_{suffix}"
-        names[t["target"]] = f"{t['target']}_{suffix}"
-        t["target"] = f"{t['target']}_{suffix}"
+        target = t.get("target") or raw.get("defaults", {})["target"]
+        names[target] = f"{target}_{suffix}"
+        t["target"] = names[target]
         t.update(table_overrides or {})
     sql_text = (EXAMPLES / f"{example}.sql").read_text()
     for old in sorted(names, key=len, reverse=True):
@@ -142,8 +143,13 @@ def start_daemon_process(config_path: Path, log: Path) -> subprocess.Popen[bytes
 def topic_record_count(bootstrap: str, topics: list[str], timeout: float = 30.0) -> int:
     """Every record in `topics`, read from the beginning by a throwaway consumer (no group commits)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"count-{time.time_ns()}", "enable.auto.commit": False,
-         "auto.offset.reset": "earliest", "enable.partition.eof": True}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"count-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
     )
     try:
         md = consumer.list_topics(timeout=10)
@@ -186,8 +192,6 @@ def resolved_total(config: ParityConfig) -> int:
 def drift_set(config: ParityConfig) -> list[tuple[str, str, str]]:
     store = StateStore(state_path(config))
     try:
-        return sorted(
-            (r["table"], json.dumps(r["key"], sort_keys=True), r["kind"]) for r in store.drift_records()
-        )
+        return sorted((r["table"], json.dumps(r["key"], sort_keys=True), r["kind"]) for r in store.drift_records())
     finally:
         store.close()

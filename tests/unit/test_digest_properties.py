@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity.core.compare import same
@@ -38,6 +38,7 @@ def _canonical(item: dict[str, Any]) -> dict[str, Any]:
     return {k: normalize_value(v) for k, v in item.items()}
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(items, items)
 def test_equal_encodings_only_for_equal_items(one: dict[str, Any], other: dict[str, Any]) -> None:
     a, b = _canonical(one), _canonical(other)
@@ -45,11 +46,13 @@ def test_equal_encodings_only_for_equal_items(one: dict[str, Any], other: dict[s
     assert (encode_item(one) == encode_item(other)) == equal
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(items)
 def test_encoding_does_not_depend_on_attribute_order(item: dict[str, Any]) -> None:
     assert encode_item(dict(reversed(list(item.items())))) == encode_item(item)
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(st.lists(st.integers(0, MASK), max_size=30), st.randoms(use_true_random=False), st.integers(0, 30))
 def test_bucket_digests_ignore_order_and_merge_by_addition(hashes: list[int], rnd: Any, cut: int) -> None:
     whole = BucketDigest()
@@ -66,6 +69,7 @@ def test_bucket_digests_ignore_order_and_merge_by_addition(hashes: list[int], rn
     assert (whole.count, whole.total) == (len(hashes), sum(hashes) % (MASK + 1))
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(items)
 def test_row_hash_is_64_bit(item: dict[str, Any]) -> None:
     assert 0 <= row_hash(item) <= MASK

@@ -282,3 +282,36 @@ def test_a_column_used_twice_must_agree() -> None:
     m = mapper(keys={"PK": "T#{id}", "SK": "S#{id}"})
     assert m.primary_key_from_item({"PK": "T#1", "SK": "S#1"}) == {"id": "1"}
     assert m.primary_key_from_item({"PK": "T#1", "SK": "S#2"}) is None
+
+
+def test_the_multi_table_example_maps_an_integration_log() -> None:
+    from pathlib import Path
+
+    from parity.config_loader import load_config
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "multi-table.yaml"
+    config = load_config(path, env={"PARITY_PG_DSN": "postgresql://x@h/db", "PARITY_KAFKA_BOOTSTRAP": "h:1"})
+    m = ItemMapper(config.table("public.integration_logs"))
+    row = {
+        "log_id": 11,
+        "integration": "bureau",
+        "direction": "OUTBOUND",
+        "http_status": 200,
+        "request_payload": {"b": 1, "a": "x"},
+        "response_payload": {"score": 712.5},
+        "error_message": "",
+        "duration_ms": 12.25,
+        "created_at": dt.datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=UTC),
+    }
+    assert m.item(row) == {
+        "LogId": D(11),
+        "Direction": "OUTBOUND",
+        "HttpStatus": D(200),
+        "RequestPayload": '{"a":"x","b":1}',
+        "ResponsePayload": {"score": D("712.5")},
+        "DurationMs": D("12.25"),
+        "CreatedAt": D("1709294400250"),
+        "IntegrationName": "bureau",
+        "CreatedAtLogId": "2024-03-01T12:00:00.250000Z#11",
+    }
+    assert m.primary_key_from_item(m.item(row)) == {"log_id": "11"}

@@ -90,3 +90,12 @@ def test_ignored_version_and_target_only_attributes_are_dropped() -> None:
 def test_a_table_mapping_works_in_place_of_a_mapper() -> None:
     item = {"id": D("1.0"), "PK": "T#1"}
     assert comparable_item(table(), item) == comparable_item(mapper(), item) == {"id": D(1), "PK": "T#1"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-01T12:00:00.123Z", "2024-13-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z", "2024-02-30T00:00:00.000Z"],
+)
+def test_canonical_looking_timestamps_are_kept_valid_or_not(text: str) -> None:
+    m = mapper({"t": {"type": "timestamp_iso", "precision": "ms"}})
+    assert comparable_item(m, {"t": text}) == {"t": text}

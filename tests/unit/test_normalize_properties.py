@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity.core.compare import Match, compare
@@ -70,6 +70,7 @@ MAPPER: ItemMapper = mapper(
 rows = st.fixed_dictionaries({"id": st.integers(0, 10**9), **{c: s for c, (_, s) in COLUMNS.items()}})
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(rows)
 def test_the_postgres_side_and_the_dynamodb_side_compare_and_hash_equal(row: dict[str, Any]) -> None:
     expected = MAPPER.item(row)
@@ -78,12 +79,14 @@ def test_the_postgres_side_and_the_dynamodb_side_compare_and_hash_equal(row: dic
     assert digest_item(MAPPER, expected, 1024) == digest_item(MAPPER, stored, 1024)
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(rows)
 def test_normalization_is_idempotent(row: dict[str, Any]) -> None:
     once = comparable_item(MAPPER, MAPPER.item(row))
     assert comparable_item(MAPPER, once) == once
 
 
+@settings(deadline=None)  # wall-clock deadlines flake on a busy machine
 @given(rows, st.data())
 def test_a_changed_value_is_found(row: dict[str, Any], data: st.DataObject) -> None:
     expected = MAPPER.item(row)

@@ -1,0 +1,314 @@
+"""Shadow mode's write logic, against a fake DynamoDB that evaluates parity's own expressions.
+
+The fake keeps items in wire format and honours the version condition
+`attribute_not_exists(#v) OR #v < :v`, SET and REMOVE, so the tests check the resulting state
+(replays, TOAST, deletes, key moves) and not only the requests sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import pytest
+from botocore.exceptions import ClientError
+
+from parity.config_loader import parse_config
+from parity.core.config import ParityConfig
+from parity.core.errors import ConfigError
+from parity.core.types import PLACEHOLDER
+from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
+from parity.daemon.shadow import ShadowApplier
+from parity.daemon.source import Record
+from parity.daemon.state import StateStore
+from parity.daemon.steps import BatchResult, Pipeline
+
+pytestmark = pytest.mark.unit
+
+SOURCE = "public.acct"
+TABLE = "Accounts"
+
+
+def _config(**table: Any) -> ParityConfig:
+    spec: dict[str, Any] = {
+        "source": SOURCE,
+        "primary_key": ["id"],
+        "target": TABLE,
+        "mode": "shadow",
+        "keys": {"PK": "A#{id}"},
+        "indexes": {"GSI1PK": "G#{grp}"},
+        "columns": {"id": {}, "name": {}, "grp": {}, "big": {}, "secret": {"exclude": True}},
+        **table,
+    }
+    raw = {
+        "postgres": {"dsn": "postgresql://u@127.0.0.1:1/db"},
+        "kafka": {"bootstrap_servers": "127.0.0.1:1", "topic_prefix": "cdc"},
+        "tables": [spec],
+    }
+    return parse_config(raw, source="t.yaml", env={})
+
+
+def _err(code: str, status: int = 400) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "Op")
+
+
+class FakeTable:
+    """A DynamoDB table in wire format with parity's condition, SET and REMOVE semantics."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @staticmethod
+    def _id(key: dict[str, Any]) -> str:
+        return orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()
+
+    def _check(self, item: dict[str, Any] | None, kw: dict[str, Any]) -> None:
+        assert kw["ConditionExpression"] == "attribute_not_exists(#v) OR #v < :v"
+        version = kw["ExpressionAttributeNames"]["#v"]
+        new = int(kw["ExpressionAttributeValues"][":v"]["N"])
+        if item is not None and version in item and int(item[version]["N"]) >= new:
+            raise _err("ConditionalCheckFailedException")
+
+    def update_item(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("UpdateItem", kw))
+        key = self._id(kw["Key"])
+        current = self.items.get(key)
+        self._check(current, kw)
+        item = dict(current or kw["Key"])
+        names, values = kw["ExpressionAttributeNames"], kw["ExpressionAttributeValues"]
+        m = re.fullmatch(r"SET (.+?)(?: REMOVE (.+))?", kw["UpdateExpression"])
+        assert m is not None, kw["UpdateExpression"]
+        for assignment in m.group(1).split(", "):
+            name, value = assignment.split(" = ")
+            item[names[name]] = values[value]
+        for name in (m.group(2) or "").split(", ") if m.group(2) else []:
+            item.pop(names[name], None)
+        self.items[key] = item
+        return {}
+
+    def delete_item(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("DeleteItem", kw))
+        key = self._id(kw["Key"])
+        self._check(self.items.get(key), kw)
+        self.items.pop(key, None)
+        return {}
+
+    def get(self, pk: str) -> dict[str, Any] | None:
+        return self.items.get(self._id({"PK": {"S": pk}}))
+
+
+class FakeClient:
+    """Routes calls to a FakeTable; `faults` are raised (in order) before a call reaches it."""
+
+    def __init__(self, table: FakeTable) -> None:
+        self.table = table
+        self.faults: list[Exception] = []
+        self.attempts = 0
+
+    def _maybe_fail(self) -> None:
+        self.attempts += 1
+        if self.faults:
+            raise self.faults.pop(0)
+
+    def update_item(self, **kw: Any) -> dict[str, Any]:
+        self._maybe_fail()
+        return self.table.update_item(**kw)
+
+    def delete_item(self, **kw: Any) -> dict[str, Any]:
+        self._maybe_fail()
+        return self.table.delete_item(**kw)
+
+
+class Harness:
+    def __init__(self, config: ParityConfig | None = None, sleep: Callable[[float], None] | None = None) -> None:
+        self.config = config or _config()
+        self.table = FakeTable()
+        self.client = FakeClient(self.table)
+        self.sleeps: list[float] = []
+        self.store = DynamoStore(self.client, concurrency=2, max_attempts=4, base_delay_s=0.01,
+                                 sleep=sleep or self.sleeps.append)
+        self.state = StateStore(":memory:")
+        self.pipeline = Pipeline(self.config, self.store, shadow=ShadowApplier(self.config, self.store, self.state))
+        self.topic = self.config.kafka.topic_for(SOURCE)
+        self.offset = 0
+
+    def record(self, op: str, lsn: int, after: dict[str, Any] | None = None,
+               before: dict[str, Any] | None = None, snapshot: bool = False) -> Record:
+        row = after or before or {}
+        value = {"before": before, "after": after, "op": op,
+                 "source": {"schema": "public", "table": "acct", "lsn": lsn, "ts_ms": 1,
+                            "snapshot": "true" if snapshot else "false"}}
+        self.offset += 1
+        return Record(self.topic, 0, self.offset, orjson.dumps({"id": row["id"]}), orjson.dumps(value), None)
+
+    def process(self, records: Sequence[Record]) -> BatchResult:
+        return self.pipeline.process(records, 1.0)
+
+    def fresh_pipeline(self) -> None:
+        """A restarted daemon: same DynamoDB and state store, no in-memory de-duplication."""
+        self.pipeline = Pipeline(self.config, self.store, shadow=ShadowApplier(self.config, self.store, self.state))
+
+
+def _row(id_: int = 1, **over: Any) -> dict[str, Any]:
+    return {"id": id_, "name": "ann", "grp": "a", "big": "B" * 50, "secret": "s", **over}
+
+
+def _outcomes(result: BatchResult) -> dict[str, int]:
+    return {outcome: n for (_, outcome), n in result.outcomes.items()}
+
+
+def test_a_create_is_one_conditional_update_with_the_lsn_as_version() -> None:
+    h = Harness()
+    result = h.process([h.record("c", 100, after=_row())])
+    assert _outcomes(result) == {"applied": 1}
+    [(op, kw)] = h.table.calls
+    assert op == "UpdateItem"
+    assert kw["Key"] == {"PK": {"S": "A#1"}}
+    assert kw["ConditionExpression"] == "attribute_not_exists(#v) OR #v < :v"
+    assert kw["ExpressionAttributeNames"]["#v"] == "_parity_version"
+    assert kw["ExpressionAttributeValues"][":v"] == {"N": "100"}
+    # The key is not SET (UpdateItem refuses it) and an excluded column never leaves Postgres.
+    set_names = set(kw["ExpressionAttributeNames"].values())
+    assert "PK" not in set_names and "secret" not in set_names
+    assert h.table.get("A#1") == {
+        "PK": {"S": "A#1"}, "id": {"N": "1"}, "name": {"S": "ann"}, "grp": {"S": "a"},
+        "big": {"S": "B" * 50}, "GSI1PK": {"S": "G#a"}, "_parity_version": {"N": "100"},
+    }
+
+
+def test_an_older_event_after_a_newer_one_is_stale_skipped_and_changes_nothing() -> None:
+    h = Harness()
+    h.process([h.record("c", 100, after=_row())])
+    h.process([h.record("u", 300, after=_row(name="new"))])
+    h.fresh_pipeline()  # in-memory de-duplication would otherwise catch it first
+    result = h.process([h.record("u", 200, after=_row(name="old"))])
+    assert _outcomes(result) == {"stale_skipped": 1}
+    item = h.table.get("A#1")
+    assert item is not None and item["name"] == {"S": "new"} and item["_parity_version"] == {"N": "300"}
+
+
+def test_an_unavailable_toast_value_is_neither_set_nor_removed() -> None:
+    h = Harness()
+    h.process([h.record("c", 100, after=_row(big="X" * 9000))])
+    h.process([h.record("u", 200, after=_row(name="renamed", big=PLACEHOLDER))])
+    _, kw = h.table.calls[-1]
+    assert "big" not in kw["ExpressionAttributeNames"].values()
+    item = h.table.get("A#1")
+    assert item is not None and item["big"] == {"S": "X" * 9000} and item["name"] == {"S": "renamed"}
+
+
+def test_a_null_column_and_its_sparse_index_attribute_are_removed() -> None:
+    h = Harness()
+    h.process([h.record("c", 100, after=_row())])
+    h.process([h.record("u", 200, after=_row(name=None, grp=None))])
+    _, kw = h.table.calls[-1]
+    assert " REMOVE " in kw["UpdateExpression"]
+    item = h.table.get("A#1")
+    assert item is not None
+    assert "name" not in item and "grp" not in item and "GSI1PK" not in item
+    assert item["big"] == {"S": "B" * 50}
+
+
+def test_a_delete_leaves_a_grave_that_stops_an_old_create_from_resurrecting_the_item() -> None:
+    h = Harness()
+    h.process([h.record("c", 100, after=_row())])
+    result = h.process([h.record("d", 200, before={"id": 1})])
+    assert _outcomes(result) == {"applied": 1}
+    assert h.table.get("A#1") is None
+    assert h.state.graveyard_lsns(TABLE, ['{"PK":"A#1"}']) == {'{"PK":"A#1"}': 200}
+    h.fresh_pipeline()
+    calls = len(h.table.calls)
+    replay = h.process([h.record("c", 100, after=_row())])
+    assert _outcomes(replay) == {"stale_skipped": 1}
+    assert h.table.get("A#1") is None
+    assert len(h.table.calls) == calls  # decided from the graveyard, no write sent
+    # A genuinely newer create brings the key back and clears its grave.
+    again = h.process([h.record("c", 300, after=_row(name="back"))])
+    assert _outcomes(again) == {"applied": 1}
+    item = h.table.get("A#1")
+    assert item is not None and item["name"] == {"S": "back"}
+    assert h.state.graveyard_lsns(TABLE, ['{"PK":"A#1"}']) == {}
+
+
+def test_replaying_the_whole_history_onto_the_final_state_changes_nothing() -> None:
+    h = Harness()
+    history = [
+        h.record("r", 50, after=_row(1), snapshot=True),
+        h.record("r", 50, after=_row(2), snapshot=True),
+        h.record("u", 100, after=_row(1, name="b")),
+        h.record("c", 110, after=_row(3)),
+        h.record("d", 120, before={"id": 2}),
+        h.record("u", 130, after=_row(3, big=PLACEHOLDER, grp=None)),
+        h.record("d", 140, before={"id": 3}),
+        h.record("c", 150, after=_row(3, name="reborn")),
+    ]
+    for rec in history:  # one event per batch: every step is really written
+        h.process([rec])
+    final = {k: dict(v) for k, v in h.table.items.items()}
+    h.fresh_pipeline()
+    outcomes: dict[str, int] = {}
+    for i in range(0, len(history), 3):
+        for k, n in _outcomes(h.process(history[i : i + 3])).items():
+            outcomes[k] = outcomes.get(k, 0) + n
+    assert h.table.items == final
+    assert outcomes.get("applied", 0) == 0
+    assert outcomes["stale_skipped"] >= 3
+    assert sum(outcomes.values()) == len(history)
+
+
+def test_a_change_of_a_non_primary_key_key_column_moves_the_item() -> None:
+    config = _config(keys={"PK": "A#{id}", "SK": "G#{grp}"}, indexes={})
+    h = Harness(config)
+    h.process([h.record("c", 100, after=_row(grp="a"))])
+    result = h.process([h.record("u", 200, before=_row(grp="a"), after=_row(grp="b"))])
+    assert _outcomes(result) == {"applied": 1}
+    keys = sorted(orjson.loads(k)["SK"]["S"] for k in h.table.items)
+    assert keys == ["G#b"]
+    old = '{"PK":"A#1","SK":"G#a"}'
+    assert h.state.graveyard_lsns(TABLE, [old]) == {old: 200}
+
+
+def test_a_write_dynamodb_refuses_is_dead_lettered_as_failed_not_retried_forever() -> None:
+    h = Harness()
+    h.client.faults.append(_err("ValidationException"))
+    result = h.process([h.record("c", 100, after=_row())])
+    assert _outcomes(result) == {"failed": 1}
+    [dl] = result.dead_letters
+    assert dl.reason.startswith("rejected by DynamoDB: ValidationException")
+    assert h.client.attempts == 1
+
+
+def test_throttling_is_retried_with_jittered_backoff_and_nothing_is_lost() -> None:
+    h = Harness()
+    h.client.faults += [_err("ProvisionedThroughputExceededException"), _err("ThrottlingException")]
+    result = h.process([h.record("c", 100, after=_row())])
+    assert _outcomes(result) == {"applied": 1}
+    assert h.table.get("A#1") is not None
+    assert len(h.sleeps) == 2
+    # Full jitter under an exponential cap: attempt n waits at most base * 2**n.
+    assert 0 <= h.sleeps[0] <= 0.01 and 0 <= h.sleeps[1] <= 0.02
+
+
+def test_throttling_that_outlasts_the_retries_fails_the_batch_so_it_is_redelivered() -> None:
+    h = Harness()
+    h.client.faults += [_err("ThrottlingException")] * 4
+    with pytest.raises(DynamoUnavailable):
+        h.process([h.record("c", 100, after=_row())])
+    assert h.table.items == {}
+    # The daemon rewinds and processes the record again: this time it lands.
+    h.fresh_pipeline()
+    assert _outcomes(h.process([h.record("c", 100, after=_row())])) == {"applied": 1}
+
+
+def test_a_table_without_a_primary_key_is_refused_at_config_check() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.primary_key: table public.acct has no primary key"):
+        _config(primary_key=[])
+
+
+def test_truncate_apply_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.truncate: 'apply' is not supported yet"):
+        _config(truncate="apply")
