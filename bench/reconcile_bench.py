@@ -43,7 +43,7 @@ def load(pg: Any, dynamodb: Any, rows: int, drift: float, report_dir: Path, **re
     target = f"Bench_{rows}"
     with pg.connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
-    cfg, raw = config_for(pg, dynamodb, [accounts_mapping(schema, target)], report_dir, grace_period_s=0, **reconcile)
+    cfg, _raw = config_for(pg, dynamodb, [accounts_mapping(schema, target)], report_dir, grace_period_s=0, **reconcile)
     if exists:
         return cfg
     with pg.connect() as conn:

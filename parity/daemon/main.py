@@ -82,6 +82,7 @@ def live_status(daemon: Daemon) -> dict[str, Any]:
     status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in daemon.source.lag().items()}
     status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
     status["ready"] = daemon.ready()
+    status["schema_drift"] = daemon.pipeline.schema_drift()
     return status
 
 

@@ -21,19 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import structlog
 
-from parity.core.compare import Mismatch, compare
-from parity.core.config import ParityConfig, TableMapping
+from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, same
+from parity.core.config import ColumnRule, ParityConfig, TableMapping
 from parity.core.errors import DecodeError, MappingError
-from parity.core.events import ChangeEvent, Op, Skip, Tombstone, decode_record
+from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Row, Skip, Tombstone, decode_record
 from parity.core.ledger import OffsetLedger, TopicPartition
-from parity.core.mapping import ItemMapper
+from parity.core.mapping import ItemMapper, converter
 from parity.core.recheck import KeyId, PendingCheck, RecheckStore
 from parity.daemon.dynamo import DynamoStore, key_tuple
 from parity.daemon.source import Record
 from parity.daemon.state import DriftRecord
 
 Item = dict[str, Any]
+log = structlog.get_logger("parity.daemon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class BatchResult:
     verdict_latency: list[tuple[str, float]] = field(default_factory=list)  # (table, seconds)
     cdc_lag: list[tuple[str, float]] = field(default_factory=list)
     truncated: set[str] = field(default_factory=set)
+    schema_drift: dict[str, set[str]] = field(default_factory=dict)  # table -> columns not in the mapping
     snapshot_rows: Counter[str] = field(default_factory=Counter)
     snapshot_done: set[str] = field(default_factory=set)
     shadow_writes: int = 0
@@ -128,6 +131,46 @@ class Pipeline:
         # Per partition, the source time up to which every event has been consumed.
         self.progress: dict[TopicPartition, float] = {}
         self.caught_up: Callable[[TopicPartition], bool] = lambda tp: False
+        self._columns_seen: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
+        self._known_attrs = {
+            t.source: frozenset(self.mappers[t.source].plan.rules)
+            | frozenset(t.ignore_attributes)
+            | {t.version_attribute}
+            for t in config.tables
+        }
+
+    def _unmapped_columns(self, mapping: TableMapping, row: Row) -> tuple[str, ...]:
+        # Rows of one table almost always carry the same columns: cache by the column tuple.
+        cols = tuple(row)
+        cache_key = (mapping.source, cols)
+        extra = self._columns_seen.get(cache_key)
+        if extra is None:
+            extra = tuple(c for c in cols if c not in mapping.columns)
+            if len(self._columns_seen) < 10_000:
+                self._columns_seen[cache_key] = extra
+        return extra
+
+    def schema_drift(self) -> dict[str, list[str]]:
+        """Source columns seen in events but absent from the mapping (for status and logs)."""
+        return {t: sorted(c) for t, c in self._schema_drift.items()}
+
+    def verdict(
+        self, mapper: ItemMapper, expected: Item | None, actual: Item | None, unavailable: tuple[str, ...]
+    ) -> Match | Mismatch:
+        verdict = compare(mapper, expected, actual, unavailable=unavailable)
+        if expected is None or actual is None or not isinstance(verdict, Match):
+            return verdict
+        known = self._known_attrs[mapper.mapping.source]
+        if len(expected) <= len(known) and all(a in known for a in expected):
+            return verdict
+        # Columns added by schema drift under the `compare` rule: compared as plain values.
+        diffs = tuple(
+            AttributeDiff(a, display(v), display(actual[a]) if a in actual else "<absent>")
+            for a, v in expected.items()
+            if a not in known and (a not in actual or not same(v, actual[a]))
+        )
+        return Mismatch(MismatchKind.VALUE_MISMATCH, diffs) if diffs else verdict
 
     # -- decode and map ------------------------------------------------------------------------
 
@@ -187,6 +230,23 @@ class Pipeline:
             expected: Item | None = mapper.item(row)
             key = mapper.key(row)
             unavailable = tuple(mapper.unavailable(row))
+            extra = self._unmapped_columns(mapping, row)
+            if extra:
+                seen = self._schema_drift.setdefault(mapping.source, set())
+                if not seen.issuperset(extra):
+                    log.warning(
+                        "schema drift: columns not in the mapping",
+                        table=mapping.source,
+                        columns=sorted(set(extra) - seen),
+                        rule=mapping.schema_drift,
+                    )
+                seen.update(extra)
+                if mapping.schema_drift == "compare" and expected is not None:
+                    # A new source column: expected in the target under its own name, typed by value.
+                    for col in extra:
+                        value = row[col]
+                        if value is not None and value is not UNAVAILABLE:
+                            expected[col] = _AUTO(value)
         else:
             if event.op is Op.CREATE or event.op is Op.UPDATE or event.op is Op.READ:
                 raise MappingError(f"{event.op.value} event without 'after'")
@@ -278,7 +338,7 @@ class Pipeline:
         found = self._fetch((w.target, w.mapping, w.key) for w in works)
         for w in works:
             actual = found[w.target].get(key_tuple(list(w.mapping.keys), w.key))
-            verdict = compare(w.mapper, w.expected, actual, unavailable=w.unavailable)
+            verdict = self.verdict(w.mapper, w.expected, actual, w.unavailable)
             if isinstance(verdict, Mismatch):
                 self._suspect(w, verdict, now, result)
             elif w.expected is None and w.mapping.confirm_deletes:
@@ -327,7 +387,7 @@ class Pipeline:
             mapping = mappings[c.source]
             mapper = self.mappers[c.source]
             actual = found[c.key_id[0]].get(key_tuple(list(mapping.keys), c.key))
-            verdict = compare(mapper, c.expected, actual, unavailable=c.unavailable)
+            verdict = self.verdict(mapper, c.expected, actual, c.unavailable)
             if not isinstance(verdict, Mismatch):
                 self._resolve(c, "match", result)
                 result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
@@ -374,6 +434,9 @@ class Pipeline:
         self.ledger.forget(tps)
         for tp in tps:
             self.progress.pop(tp, None)
+
+
+_AUTO = converter(ColumnRule())
 
 
 def _carry_toast(older: Work, newer: Work) -> None:

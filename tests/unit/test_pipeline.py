@@ -1,0 +1,260 @@
+"""The verify pipeline's decisions with a manual clock and the in-memory DynamoDB fake: when a
+mismatch becomes drift, what supersedes what, what may be committed, what is dead-lettered."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from parity.config_loader import parse_config
+from parity.daemon.source import Record
+from parity.daemon.steps import BatchResult, Pipeline
+from tests.fakes import FakeDynamoStore
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "cdc.public.accounts"
+TP = (TOPIC, 0)
+
+
+def _config(**table: Any) -> Any:
+    return parse_config(
+        {
+            "postgres": {"dsn": "postgresql://u@localhost/db"},
+            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
+            "daemon": {"recheck_capacity": table.pop("capacity", 100)},
+            "tables": [
+                {
+                    "source": "public.accounts",
+                    "primary_key": ["id"],
+                    "target": "Accounts",
+                    "keys": {"PK": "ACC#{id}"},
+                    "grace_period_s": 10,
+                    "recheck_schedule_s": [1, 2, 5, 10],
+                    "columns": {"id": {"name": "Id"}, "balance": {"name": "Balance"}, "owner": {"name": "Owner"}},
+                    **table,
+                }
+            ],
+        },
+        env={},
+    )
+
+
+class Harness:
+    def __init__(self, **table: Any) -> None:
+        self.config = _config(**table)
+        self.store = FakeDynamoStore()
+        self.store.create_table("Accounts", ["PK"])
+        self.pipeline = Pipeline(self.config, self.store)  # type: ignore[arg-type]
+        self.offset = 0
+        self.lsn = 1000
+        self.now = 1_000.0
+        self.results: list[BatchResult] = []
+
+    def record(
+        self, op: str, row: dict[str, Any] | None, *, id_: int, lsn: int | None = None, raw: bytes | None = None
+    ) -> Record:
+        if lsn is None:
+            self.lsn += 10
+            lsn = self.lsn
+        payload = {
+            "before": row if op == "d" else None,
+            "after": None if op == "d" else row,
+            "source": {
+                "schema": "public",
+                "table": "accounts",
+                "lsn": lsn,
+                "txId": 1,
+                "ts_ms": int(self.now * 1000),
+                "snapshot": "false",
+            },
+            "op": op,
+            "ts_ms": int(self.now * 1000),
+        }
+        rec = Record(
+            TOPIC,
+            0,
+            self.offset,
+            orjson.dumps({"id": id_}),
+            raw if raw is not None else orjson.dumps(payload),
+            int(self.now * 1000),
+        )
+        self.offset += 1
+        return rec
+
+    def process(self, *records: Record) -> BatchResult:
+        result = self.pipeline.process(list(records), self.now)
+        self.pipeline.recheck_due(self.now, result)
+        self.results.append(result)
+        return result
+
+    def tick(self, seconds: float) -> BatchResult:
+        self.now += seconds
+        return self.process()
+
+    def outcomes(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for r in self.results:
+            for (_, outcome), n in r.outcomes.items():
+                total[outcome] = total.get(outcome, 0) + n
+        return total
+
+    def drift(self) -> list[Any]:
+        return [d for r in self.results for d in r.drift]
+
+
+def _row(id_: int, balance: str = "10.50", owner: str = "ada") -> dict[str, Any]:
+    return {"id": id_, "balance": balance, "owner": owner}
+
+
+def _item(id_: int, balance: str = "10.50", owner: str = "ada") -> dict[str, Any]:
+    return {"PK": f"ACC#{id_}", "Id": Decimal(id_), "Balance": balance, "Owner": owner}
+
+
+def test_a_matching_event_is_verified_at_once_and_its_offset_is_committable() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(1, balance="10.50"))
+    h.process(h.record("c", _row(1), id_=1))
+    assert h.outcomes() == {"match": 1}
+    assert h.pipeline.ledger.committable() == {TP: 1}
+
+
+def test_a_late_write_within_the_grace_period_is_not_drift() -> None:
+    h = Harness()
+    h.process(h.record("c", _row(1), id_=1))
+    assert h.outcomes() == {}  # pending: no verdict yet
+    assert h.pipeline.ledger.committable() == {TP: 0}  # held back while pending
+    h.tick(1.0)
+    h.store.put("Accounts", _item(1, balance="10.50"))  # the dual write lands 1.5 s late
+    h.tick(1.0)
+    assert h.outcomes() == {"match": 1}
+    assert h.drift() == []
+    assert h.pipeline.ledger.committable() == {TP: 1}
+
+
+def test_a_mismatch_that_persists_past_the_grace_period_is_drift_once() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(1, owner="eve"))
+    h.process(h.record("c", _row(1), id_=1))
+    h.pipeline.caught_up = lambda tp: True
+    for _ in range(30):
+        h.tick(1.0)
+    drift = h.drift()
+    assert len(drift) == 1
+    assert drift[0].kind == "value_mismatch"
+    assert drift[0].diffs == [{"attribute": "Owner", "expected": '"ada"', "actual": '"eve"'}]
+    assert h.outcomes() == {"drift": 1}
+    assert h.pipeline.ledger.committable() == {TP: 1}
+
+
+def test_drift_waits_until_the_stream_has_passed_the_grace_period() -> None:
+    """A lagging consumer must not call the target drifted for being ahead of the stream."""
+    h = Harness()
+    h.store.put("Accounts", _item(1, owner="eve"))
+    h.process(h.record("c", _row(1), id_=1))
+    for _ in range(20):
+        h.tick(1.0)  # the partition has no newer events and is not known to be caught up
+    assert h.drift() == []
+    h.pipeline.caught_up = lambda tp: True
+    h.tick(5.0)
+    assert len(h.drift()) == 1
+
+
+def test_a_newer_event_supersedes_a_pending_check() -> None:
+    h = Harness()
+    h.process(h.record("c", _row(1, owner="ada"), id_=1))
+    h.store.put("Accounts", _item(1, owner="bob"))
+    h.tick(0.5)
+    h.process(h.record("u", _row(1, owner="bob"), id_=1))
+    assert h.outcomes() == {"superseded": 1, "match": 1}
+    assert h.pipeline.ledger.committable() == {TP: 2}
+
+
+def test_events_for_one_key_in_one_batch_collapse_to_the_newest() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(1, owner="carol"))
+    h.process(
+        h.record("c", _row(1, owner="ada"), id_=1),
+        h.record("u", _row(1, owner="bob"), id_=1),
+        h.record("u", _row(1, owner="carol"), id_=1),
+    )
+    assert h.outcomes() == {"superseded": 2, "match": 1}
+    assert h.store.reads == 1
+
+
+def test_a_redelivered_event_is_a_duplicate_and_never_counts_twice() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(1, owner="eve"))
+    first = h.record("c", _row(1), id_=1, lsn=5000)
+    again = h.record("c", _row(1), id_=1, lsn=5000)
+    h.process(first)
+    h.pipeline.caught_up = lambda tp: True
+    h.process(again)
+    for _ in range(15):
+        h.tick(1.0)
+    assert h.outcomes() == {"duplicate": 1, "drift": 1}
+    assert len(h.drift()) == 1
+
+
+def test_bad_records_are_dead_lettered_with_a_reason_and_the_stream_goes_on() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(2, balance="10.50"))
+    bad_json = h.record("c", None, id_=1, raw=b"{nope")
+    no_after = h.record(
+        "c",
+        None,
+        id_=1,
+        raw=orjson.dumps({"op": "c", "after": None, "source": {"schema": "public", "table": "accounts"}}),
+    )
+    unknown_topic = Record("cdc.public.other", 0, 0, None, b"{}", None)
+    good = h.record("c", _row(2), id_=2)
+    result = h.process(bad_json, no_after, unknown_topic, good)
+    reasons = [d.reason for d in result.dead_letters]
+    assert len(reasons) == 3
+    assert reasons[0].startswith("undecodable:")
+    assert "after" in reasons[1]
+    assert "not mapped" in reasons[2]
+    assert h.outcomes() == {"dead_letter": 3, "match": 1}
+
+
+def test_a_deleted_row_that_reappears_within_the_grace_period_is_unexpected_in_target() -> None:
+    """The application's late write of the create lands after the delete was first checked."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.process(h.record("d", _row(1), id_=1))
+    assert h.outcomes() == {}  # confirmation pending
+    h.tick(3.0)
+    h.store.put("Accounts", _item(1))
+    for _ in range(10):
+        h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["unexpected_in_target"]
+
+
+def test_a_full_recheck_store_reports_unverified_instead_of_dropping() -> None:
+    h = Harness(capacity=1)
+    h.process(h.record("c", _row(1), id_=1), h.record("c", _row(2), id_=2))
+    assert h.outcomes() == {"unverified": 1}
+    assert len(h.pipeline.rechecks) == 1
+
+
+def test_schema_drift_compare_expects_a_new_column_in_the_target() -> None:
+    h = Harness(schema_drift="compare")
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1))  # no `nickname` attribute
+    h.process(h.record("c", {**_row(1), "nickname": "ace"}, id_=1))
+    for _ in range(12):
+        h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["value_mismatch"]
+    assert h.drift()[0].diffs[0]["attribute"] == "nickname"
+    assert h.pipeline.schema_drift() == {"public.accounts": ["nickname"]}
+
+
+def test_schema_drift_ignore_leaves_new_columns_out() -> None:
+    h = Harness(schema_drift="ignore")
+    h.store.put("Accounts", _item(1, balance="10.50"))
+    h.process(h.record("c", {**_row(1), "nickname": "ace"}, id_=1))
+    assert h.outcomes() == {"match": 1}
+    assert h.pipeline.schema_drift() == {"public.accounts": ["nickname"]}
