@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared 2-core machines: data generation speed and per-example time vary with load, which says
+# nothing about the code under test. Correctness checks stay; timing health checks go.
+settings.register_profile(
+    "parity", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("parity")
 
 _started: list[Any] = []  # ManagedProcess objects, for the atexit safety net
 

@@ -65,7 +65,7 @@ class Daemon:
         telemetry: Telemetry | None = None,
         shadow: Any | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -75,12 +75,12 @@ class Daemon:
         self.drift_file = drift_file
         self.telemetry = telemetry or Telemetry()
         self.clock = clock
-        self.sleep = sleep
+        self.stop_event = threading.Event()
+        self.sleep = sleep or (lambda seconds: self.stop_event.wait(seconds) and None)
         self.pipeline = Pipeline(config, dynamo, shadow=shadow)
         self._caught_up: set[tuple[str, int]] = set()
         self.pipeline.caught_up = self._caught_up.__contains__
         source._on_revoke = self._on_revoke
-        self.stop_event = threading.Event()
         self.health = Health()
         self._failures = 0
         self.snapshot_rows: dict[str, int] = dict(state.facts().get("snapshot_rows", {}))
@@ -156,6 +156,7 @@ class Daemon:
         self.telemetry.failure(kind)
         log.warning("batch failed; rewinding to committed offsets", error=kind, detail=message, attempt=self._failures)
         self._rewind()
+        # Waits on the stop event, so SIGTERM during a long back-off still exits promptly.
         self.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
 
     def _rewind(self) -> None:

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         rows: Annotated[int, typer.Option(min=10, help="Rows seeded per example (payments; billing).")] = 2000,
-        duration: Annotated[float, typer.Option(min=1, help="Seconds of application workload.")] = 45.0,
+        duration: Annotated[float, typer.Option(min=1, help="Seconds of application workload.")] = 40.0,
         drift_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of operations that inject drift.")] = 0.02,
         lag_ms: Annotated[float, typer.Option(min=0, help="DynamoDB dual writes land up to this late.")] = 1000.0,
         grace: Annotated[float, typer.Option(min=0.5, help="Recheck grace period (seconds); keep > lag.")] = 5.0,

@@ -23,7 +23,7 @@ TOPIC_PREFIX = "demo"
 @dataclass(frozen=True)
 class DemoSettings:
     rows: int = 2000
-    duration_s: float = 45.0
+    duration_s: float = 40.0
     drift_rate: float = 0.02
     lag_ms: float = 1000.0
     grace_s: float = 5.0

@@ -9,6 +9,7 @@ registry and state store directly.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
@@ -136,7 +137,9 @@ class DemoRun:
         dynamo = boto3.client("dynamodb", endpoint_url=endpoint, **CREDENTIALS)
 
         self.phase("seeding", f"{s.rows} payments, {s.rows} billing rows")
+        started = time.monotonic()
         create_schemas(dsn, dynamo)
+        log.info("schemas created", seconds=round(time.monotonic() - started, 2))
         http_port = free_port()
         config_path = self.state / "parity.yaml"
         cfg = write_config(demo_config(s, dsn=dsn, bootstrap=bootstrap, dynamodb=endpoint, http_port=http_port),
@@ -145,14 +148,18 @@ class DemoRun:
         payments_conn = cleanup.enter_context(psycopg.connect(dsn, autocommit=True))
         billing_conn = cleanup.enter_context(psycopg.connect(dsn, autocommit=True))
         payments = PaymentsApp(payments_conn, dynamo, cfg.table("public.payments"), lag_ms=s.lag_ms, seed=7)
+        started = time.monotonic()
         payments.seed(s.rows)
+        log.info("seeded", table="public.payments", rows=s.rows, seconds=round(time.monotonic() - started, 2))
         operations = max(1, round(s.payments_rate * s.duration_s))
         drift_every = round(1 / s.drift_rate) if s.drift_rate > 0 else 0
         billing_ops = s.billing_rate * s.duration_s
         billing_drifts = round(s.drift_rate * billing_ops) if s.drift_rate > 0 else 0
         accounts = max(2, s.rows // ROWS_PER_ACCOUNT)
         billing = BillingApp(billing_conn, dynamo, cfg, accounts=accounts, reserved=billing_drifts)
+        started = time.monotonic()
         billing.seed()
+        log.info("seeded", table="billing", rows=billing.rows, seconds=round(time.monotonic() - started, 2))
         with payments_conn.cursor() as cur:
             for t in cfg.tables:
                 if t.mode == "shadow":
@@ -182,6 +189,11 @@ class DemoRun:
             daemon.stop_event.set()
             thread.join(30)
             daemon.state.close()
+            # Drop the last references to the daemon's Kafka producer while the broker still runs:
+            # destroyed later, librdkafka would log reconnect failures all through the teardown.
+            del daemon.dead_letters
+            del daemon.drift_topic
+            gc.collect()
 
         cleanup.callback(stop_daemon)
         self.sampler = Sampler(registry, phase=lambda: self.progress.phase).start()
@@ -191,7 +203,10 @@ class DemoRun:
         bridge = start_bridge(self.state, dsn, bootstrap, [t.source for t in cfg.tables],
                               topic_prefix=TOPIC_PREFIX, slot_name=SLOT, wait=False)
         if s.prometheus:
-            self._start_prometheus(http_port)
+            # Prometheus takes seconds to answer; nothing in the demo waits for it.
+            prom = threading.Thread(target=self._start_prometheus, args=(http_port,), daemon=True)
+            prom.start()
+            cleanup.callback(prom.join, 90)
         bridge.wait_streaming()
         self._wait_backfill(daemon)
 

@@ -150,7 +150,13 @@ class Live:
 
 
 @pytest.fixture
-def live(pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path) -> Iterator[Live]:
+def live(
+    pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Live]:
+    # DynamoDB Local accepts any credentials but needs some; the daemon subprocess inherits these.
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
     state = tmp_path / "state"
     verify = deploy_example("payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=unique("ov"),
                             state_dir=state, table_overrides=FAST_GRACE)
@@ -204,6 +210,7 @@ def test_prometheus_scrapes_the_live_daemon_every_panel_has_data_and_drift_pages
         producer = Producer({"bootstrap.servers": kafka.bootstrap})
         producer.produce(verify_topic, key=b'{"payment_id": -1}', value=b"{this is not json", partition=0)
         producer.flush(10)
+        del producer
         with pg.connect() as conn:
             app = PaymentsApp(conn, dynamodb.client(), live.verify_table, lag_ms=300, seed=21)
             app.run(200, drift_every=10, rate=80)  # 20 injected drifts in 200 operations

@@ -1,0 +1,93 @@
+"""`parity demo --json` end to end on the real local stack (Postgres, tansu, Debezium, DynamoDB Local):
+exactly the injected drift is reported, nothing when nothing is injected, and nothing keeps running."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parity.devstack.stack import Stack
+from parity.workload import DRIFT_KINDS
+
+pytestmark = pytest.mark.e2e
+
+SMALL = ["--rows", "120", "--duration", "12", "--lag-ms", "800", "--no-prometheus"]
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # World-searchable parents: the private Postgres runs as the `postgres` OS user under root.
+    base = Path(tempfile.mkdtemp(prefix="parity-demo-"))
+    base.chmod(0o755)
+    yield base / "demo"
+    Stack(base / "demo").down()  # a no-op when the demo cleaned up, as it should
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def run_demo(state_dir: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "parity.cli", "demo", "--json", "--state-dir", str(state_dir), *SMALL, *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stdout must be one JSON object:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc.returncode, json.loads(lines[0]), proc.stderr
+
+
+def assert_stopped(state_dir: Path) -> None:
+    running = {name: p for name, p in Stack(state_dir).status().items() if p["running"]}
+    assert running == {}
+
+
+def test_demo_reports_exactly_the_injected_drift(state_dir: Path) -> None:
+    code, result, stderr = run_demo(state_dir, "--drift-rate", "0.05")
+
+    assert result["reconcile"]["status"] == "ok", result["reconcile"]
+    assert result["exact"] is True, {k: result[k] for k in ("missed_keys", "false_positive_keys", "notes")}
+    assert code == 0, stderr[-2000:]
+    for kind in DRIFT_KINDS:
+        assert result["injected"][kind] >= 1, kind  # every kind was injected at least once
+        assert result["injected"][kind] == result["detected"][kind] + result["missed"][kind]
+        assert result["missed"][kind] == 0
+    assert not any(result["false_positives"].values())
+    # Per-table cells add up to the totals.
+    for key in ("injected", "detected"):
+        assert sum(c[key] for kinds in result["tables"].values() for c in kinds.values()) == sum(
+            result[key].values())
+    # The streaming verifier found every payments drift; billing (shadow mode) only the reconcile can.
+    payments = sum(c["injected"] for c in result["tables"]["public.payments"].values())
+    assert payments == result["workload"]["injected_payments"] == result["stream"]["drift"]
+    assert result["detection_latency"]["stream"]["count"] == payments
+    billing = result["workload"]["injected_billing"]
+    assert billing >= 1
+    assert result["reconcile"]["drift_total"] == payments + billing
+    # The HTML report stands alone: inline SVG charts, no script, nothing fetched.
+    html = Path(result["report_html"]).read_text()
+    assert html.count("<svg") >= 3
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", html)
+    assert_stopped(state_dir)
+
+
+def test_demo_without_drift_reports_none(state_dir: Path) -> None:
+    code, result, stderr = run_demo(state_dir, "--drift-rate", "0")
+
+    assert code == 0, stderr[-2000:]
+    assert result["exact"] is True
+    for key in ("injected", "detected", "missed", "false_positives"):
+        assert not any(result[key].values()), key
+    assert result["stream"]["drift"] == 0
+    assert result["reconcile"]["status"] == "ok"
+    assert result["reconcile"]["drift_total"] == 0
+    outcomes = result["stream"]["outcomes"]["public.payments"]
+    assert outcomes["match"] >= 120  # the seeded rows were verified, and the workload's changes too
+    assert_stopped(state_dir)
