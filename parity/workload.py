@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -167,27 +168,24 @@ class PaymentsApp:
         begins (the migration's backfill already done). Bulk writes, not the application's pace."""
         for start in range(0, rows, batch):
             params = [self._new_row() for _ in range(min(batch, rows - start))]
+            one = sql.SQL("({})").format(sql.SQL(",").join([sql.Placeholder()] * len(params[0])))
+            query = sql.SQL(
+                "INSERT INTO {} (customer_id, loan_id, amount, payment_date, method, status, "
+                "transaction_reference, created_at, updated_at) VALUES {} RETURNING *"
+            ).format(self._table, sql.SQL(",").join([one] * len(params)))
             with self.conn.cursor(row_factory=dict_row) as cur:
-                cur.executemany(self._insert_sql(), params, returning=True)
-                created: list[dict[str, Any]] = []
-                while True:
-                    row = cur.fetchone()
-                    if row is not None:
-                        created.append(row)
-                    if not cur.nextset():
-                        break
+                cur.execute(query, [v for p in params for v in p])  # one statement: one round trip
+                created = cur.fetchall()
             wires = [item_to_wire(self.mapper.item(r)) for r in created]
-            for i in range(0, len(wires), 25):
-                request = {self.mapping.target: [{"PutRequest": {"Item": w}} for w in wires[i : i + 25]]}
+
+            def put(chunk: list[dict[str, Any]]) -> None:
+                request = {self.mapping.target: [{"PutRequest": {"Item": w}} for w in chunk]}
                 while request:
                     request = self.dynamo.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-            self.ids.extend(int(r["payment_id"]) for r in created)
 
-    def _insert_sql(self) -> sql.Composed:
-        return sql.SQL(
-            "INSERT INTO {} (customer_id, loan_id, amount, payment_date, method, status, "
-            "transaction_reference, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *"
-        ).format(self._table)
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(put, [wires[i : i + 25] for i in range(0, len(wires), 25)]))
+            self.ids.extend(int(r["payment_id"]) for r in created)
 
     def _new_row(self) -> tuple[Any, ...]:
         now = datetime.now(UTC)

@@ -59,6 +59,8 @@ class ChangeEvent:
     ts_ms: int | None  # commit time at the source (source.ts_ms)
     snapshot: bool  # part of the initial snapshot (source.snapshot is true/first/last/...)
     snapshot_last: bool = False  # the last record of the snapshot (source.snapshot == "last")
+    # The last snapshot record of this table ("last_in_data_collection", or "last" for the final table).
+    snapshot_table_last: bool = False
 
     @property
     def row(self) -> Row | None:
@@ -398,4 +400,5 @@ def decode_record(
         ts_ms=ts_ms,
         snapshot=snapshot,
         snapshot_last=snapshot_last,
+        snapshot_table_last=snapshot_last or src.get("snapshot") == "last_in_data_collection",
     )

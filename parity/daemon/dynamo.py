@@ -63,6 +63,10 @@ class DynamoStore:
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dynamo")
         self.concurrency = concurrency
+        # Told of every failed attempt that looks like an outage (transport error, 5xx), before the
+        # retries run out: with 8 attempts of `timeout_s` each, the daemon would otherwise look
+        # healthy for minutes while DynamoDB is unreachable. Throttling is not an outage.
+        self.on_unreachable: Callable[[str], None] | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -89,12 +93,18 @@ class DynamoStore:
         finally:
             self.observer.dynamo_request(table, operation, time.perf_counter() - start, error)
 
+    def _unreachable(self, detail: str) -> None:
+        if self.on_unreachable is not None:
+            self.on_unreachable(detail)
+
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One DynamoDB call with bounded exponential backoff on throttling and transport errors.
 
         Conditional-check failures and validation errors are returned to the caller at once."""
         method = getattr(self.client, _snake(operation))
         table = kwargs.get("TableName") or next(iter(kwargs.get("RequestItems") or {"": None}))
+        if not table and kwargs.get("TransactItems"):  # labelled by the first write's table
+            table = next(iter(kwargs["TransactItems"][0].values())).get("TableName", "")
         for attempt in range(self.max_attempts):
             try:
                 with self._timed(table, operation):
@@ -104,12 +114,15 @@ class DynamoStore:
                 code = exc.response.get("Error", {}).get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if code in THROTTLE_CODES or status >= 500:
+                    if status >= 500:
+                        self._unreachable(f"{operation}: {code or status}")
                     if attempt + 1 < self.max_attempts:
                         self._backoff(attempt)
                         continue
                     raise DynamoUnavailable(f"{operation}: {code} after {self.max_attempts} attempts") from exc
                 raise
             except (ConnectionError, OSError) as exc:
+                self._unreachable(f"{operation}: {type(exc).__name__}")
                 if attempt + 1 < self.max_attempts:
                     self._backoff(attempt)
                     continue
@@ -118,6 +131,7 @@ class DynamoStore:
                 ) from exc
             except Exception as exc:  # botocore's EndpointConnectionError, ReadTimeoutError, ...
                 if type(exc).__module__.startswith(("botocore", "urllib3")):
+                    self._unreachable(f"{operation}: {type(exc).__name__}")
                     if attempt + 1 < self.max_attempts:
                         self._backoff(attempt)
                         continue

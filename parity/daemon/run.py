@@ -78,11 +78,13 @@ class Daemon:
         self.stop_event = threading.Event()
         self.sleep = sleep or (lambda seconds: self.stop_event.wait(seconds) and None)
         self.pipeline = Pipeline(config, dynamo, shadow=shadow)
+        dynamo.on_unreachable = self._dynamo_unreachable
         self._caught_up: set[tuple[str, int]] = set()
         self.pipeline.caught_up = self._caught_up.__contains__
         source._on_revoke = self._on_revoke
         self.health = Health()
         self._failures = 0
+        self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
         self.snapshot_rows: dict[str, int] = dict(state.facts().get("snapshot_rows", {}))
         self.snapshot_done: set[str] = set(state.facts().get("snapshot_done", []))
 
@@ -124,11 +126,18 @@ class Daemon:
             self._emit_outbox()
             records = self.source.poll_batch(d.batch_max_events, d.batch_max_wait_ms / 1000)
             now = self.clock()
+            self._dynamo_trouble = False
             result = self.pipeline.process(records, now) if records else BatchResult()
             lag = self.source.lag()
             self._caught_up.clear()
             self._caught_up.update(tp for tp, n in lag.items() if n == 0)
             self.pipeline.recheck_due(now, result)
+            if self._dynamo_trouble:
+                # The reads succeeded only after DynamoDB came back: an application's dual writes
+                # queued behind the same outage may not have landed yet, and grace periods ran
+                # out during it. Redo the batch from the committed offsets, so every check gets
+                # a full grace period after the outage (no false drift), and nothing is skipped.
+                raise DynamoUnavailable("DynamoDB was unreachable during the batch; redoing it")
             self._persist(result)
             self._commit()
             self.telemetry.batch(result, self.pipeline)
@@ -146,6 +155,14 @@ class Daemon:
             else:
                 raise
         return None
+
+    def _dynamo_unreachable(self, detail: str) -> None:
+        # Mid-batch, while DynamoStore still retries: not ready from the first failed attempt, so
+        # /readyz is false for the whole outage. A completed step clears it.
+        if self.health.failing_since is None:
+            self.health.failing_since = self.clock()
+        self.health.last_error = f"DynamoUnavailable: {detail} (retrying)"
+        self._dynamo_trouble = True
 
     def _recover(self, kind: str, message: str) -> None:
         now = self.clock()

@@ -9,7 +9,10 @@ without it, replaying an old create would resurrect the row.
 Writes are UpdateItem, not PutItem: attributes only the target has (a TTL, another writer's
 fields) survive, and an unchanged TOASTed column (absent from the event) is simply not touched.
 Batches arrive collapsed to one event per key, so writes of one batch run in parallel without
-reordering any key.
+reordering any key. Conditional writes cannot use BatchWriteItem, so they are grouped into
+TransactWriteItems of up to 100 (one round trip each, like a batch): a cancelled transaction says
+per item which condition failed; the rest of it is retried item by item. (On provisioned
+DynamoDB a transactional write costs twice the write capacity of a plain one.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ class Rejected:
     """A write DynamoDB refuses for good (item too large, bad value): dead-lettered, counted `failed`."""
 
     reason: str
+
+
+TRANSACTION_LIMIT = 100  # DynamoDB's limit of items per TransactWriteItems
+
+# (applied | stale_skipped | Rejected, the old key buried by a key move)
+Outcome = tuple["str | Rejected", "tuple[str, str, int] | None"]
 
 
 def key_text(key: dict[str, Any]) -> str:
@@ -76,10 +85,40 @@ class ShadowApplier:
             texts = [key_text(w.key) for w in ws]
             for k, lsn in self.state.graveyard_lsns(target, texts).items():
                 graves[(target, k)] = lsn
-        outcomes = self.dynamo.map_parallel(lambda w: self._apply_one(w, graves), works)
+        outcomes: list[Outcome | None] = [None] * len(works)
+        grouped: list[int] = []
+        singles: list[int] = []
+        for i, w in enumerate(works):
+            grave = graves.get((w.target, key_text(w.key)))
+            if grave is not None and grave >= w.lsn:
+                # Deleted at this LSN or later: nothing to write (a replayed delete included).
+                outcomes[i] = ("stale_skipped", None)
+            elif self._old_key(w) is not None:
+                singles.append(i)  # a key move is two writes: kept out of the transactions
+            else:
+                grouped.append(i)
+        # Conditional writes cannot use BatchWriteItem; a transaction of up to 100 conditional
+        # writes costs one round trip like a batch does. Spread the batch over the pool first.
+        size = max(1, min(TRANSACTION_LIMIT, -(-len(grouped) // self.dynamo.concurrency)))
+        chunks = [grouped[i : i + size] for i in range(0, len(grouped), size)]
+        for decided, retry in self.dynamo.map_parallel(lambda c: self._transact(works, c), chunks):
+            for i, outcome in decided.items():
+                outcomes[i] = outcome
+            singles += retry
+        # Whatever a transaction could not decide (and key moves) is written one by one, after
+        # the transactions, so no key has two writes in flight.
+        for i, outcome in zip(singles, self.dynamo.map_parallel(lambda i: self._apply_one(works[i]), singles),
+                              strict=True):
+            outcomes[i] = outcome
+        self._account(works, outcomes, graves, now, result)
+
+    def _account(self, works: list[Work], outcomes: list[Outcome | None], graves: dict[tuple[str, str], int],
+                 now: float, result: BatchResult) -> None:
         buried: list[tuple[str, str, int]] = []
         revived: list[tuple[str, str]] = []
-        for w, (outcome, extra) in zip(works, outcomes, strict=True):
+        for w, decided in zip(works, outcomes, strict=True):
+            assert decided is not None
+            outcome, extra = decided
             if isinstance(outcome, Rejected):
                 # DynamoDB refused the write itself (not a condition): retrying cannot help.
                 result.dead_letters.append(DeadLetter(w.record, f"rejected by DynamoDB: {outcome.reason}",
@@ -99,30 +138,67 @@ class ShadowApplier:
         if buried or revived:
             self.state.bury(buried, revived)
 
-    def _apply_one(
-        self, w: Work, graves: dict[tuple[str, str], int]
-    ) -> tuple[str | Rejected, tuple[str, str, int] | None]:
+    def _transact(self, works: list[Work], chunk: list[int]) -> tuple[dict[int, Outcome], list[int]]:
+        """One TransactWriteItems of conditional writes: (decided outcomes, indexes to retry alone).
+
+        A cancelled transaction writes nothing and says per item why: a failed condition is a
+        stale event; anything else (a conflict, throttling, an invalid item) is retried alone."""
+        if not chunk:
+            return {}, []
+        for i in chunk:
+            limiter = self.limiters.get(works[i].mapping.source)
+            if limiter:
+                limiter.acquire()
+        ops = [self._write_op(works[i]) for i in chunk]
+        try:
+            self.dynamo.call("TransactWriteItems", TransactItems=ops)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                return {}, list(chunk)  # e.g. over the 4 MB transaction limit: one by one
+            reasons = exc.response.get("CancellationReasons") or []
+            if len(reasons) != len(chunk):
+                return {}, list(chunk)
+            decided: dict[int, Outcome] = {}
+            retry: list[int] = []
+            for i, reason in zip(chunk, reasons, strict=True):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    decided[i] = ("stale_skipped", None)
+                else:
+                    retry.append(i)
+            return decided, retry
+        return {i: ("applied", None) for i in chunk}, []
+
+    def _write_op(self, w: Work) -> dict[str, Any]:
+        if w.expected is None:
+            return {"Delete": self._delete_request(w.mapping, w.target, w.key, w.lsn)}
+        return {"Update": self._update_request(w.mapping, w)}
+
+    def _old_key(self, w: Work) -> dict[str, Any] | None:
+        """The item's previous key when an update changed a key column that is not the primary key."""
+        before = w.event.before
+        if w.expected is None or w.event.op is not Op.UPDATE or not before:
+            return None
+        if not all(c in before for c in w.mapper.key_columns):
+            return None
+        old_key = w.mapper.key(before)
+        return old_key if old_key != w.key else None
+
+    def _apply_one(self, w: Work) -> Outcome:
         limiter = self.limiters.get(w.mapping.source)
         if limiter:
             limiter.acquire()
         m = w.mapping
         extra: tuple[str, str, int] | None = None
         try:
-            # Deleted at this LSN or later: nothing to write (a replayed delete included).
-            grave = graves.get((w.target, key_text(w.key)))
-            if grave is not None and grave >= w.lsn:
-                return "stale_skipped", None
             if w.expected is None:
-                self._delete(m, w.target, w.key, w.lsn)
+                self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, w.key, w.lsn))
                 return "applied", None
-            # A change of a key column that is not the primary key moves the item.
-            before = w.event.before
-            if w.event.op is Op.UPDATE and before and all(c in before for c in w.mapper.key_columns):
-                old_key = w.mapper.key(before)
-                if old_key != w.key:
-                    self._delete(m, w.target, old_key, w.lsn)
-                    extra = (w.target, key_text(old_key), w.lsn)
-            self._update(m, w)
+            old_key = self._old_key(w)
+            if old_key is not None:
+                # A change of a key column that is not the primary key moves the item.
+                self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, old_key, w.lsn))
+                extra = (w.target, key_text(old_key), w.lsn)
+            self.dynamo.call("UpdateItem", **self._update_request(m, w))
             return "applied", extra
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -139,10 +215,10 @@ class ShadowApplier:
             "ExpressionAttributeValues": {":v": {"N": str(lsn)}},
         }
 
-    def _delete(self, m: TableMapping, target: str, key: dict[str, Any], lsn: int) -> None:
-        self.dynamo.call("DeleteItem", TableName=target, Key=item_to_wire(key), **self._condition(m, lsn))
+    def _delete_request(self, m: TableMapping, target: str, key: dict[str, Any], lsn: int) -> dict[str, Any]:
+        return {"TableName": target, "Key": item_to_wire(key), **self._condition(m, lsn)}
 
-    def _update(self, m: TableMapping, w: Work) -> None:
+    def _update_request(self, m: TableMapping, w: Work) -> dict[str, Any]:
         assert w.expected is not None
         cond = self._condition(m, w.lsn)
         names: dict[str, str] = dict(cond["ExpressionAttributeNames"])
@@ -165,12 +241,11 @@ class ShadowApplier:
                 removes.append(f"#a{i}")
                 i += 1
         expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self.dynamo.call(
-            "UpdateItem",
-            TableName=w.target,
-            Key=item_to_wire(w.key),
-            UpdateExpression=expr,
-            ConditionExpression=cond["ConditionExpression"],
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        return {
+            "TableName": w.target,
+            "Key": item_to_wire(w.key),
+            "UpdateExpression": expr,
+            "ConditionExpression": cond["ConditionExpression"],
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }

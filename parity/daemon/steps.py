@@ -208,7 +208,7 @@ class Pipeline:
                 continue
             if event.snapshot:
                 result.snapshot_rows[mapping.source] += 1
-                if event.snapshot_last:
+                if event.snapshot_table_last:
                     result.snapshot_done.add(mapping.source)
                 if mapping.mode == "verify" and mapping.snapshot_policy == "skip":
                     result.count(mapping.source, "skipped", op=event.op.value)

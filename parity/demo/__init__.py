@@ -14,11 +14,11 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        rows: Annotated[int, typer.Option(min=10, help="Rows seeded per example (payments; billing).")] = 2000,
-        duration: Annotated[float, typer.Option(min=1, help="Seconds of application workload.")] = 40.0,
+        rows: Annotated[int, typer.Option(min=10, help="Rows seeded per example (payments; billing).")] = 1000,
+        duration: Annotated[float, typer.Option(min=1, help="Seconds of application workload.")] = 30.0,
         drift_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of operations that inject drift.")] = 0.02,
         lag_ms: Annotated[float, typer.Option(min=0, help="DynamoDB dual writes land up to this late.")] = 1000.0,
-        grace: Annotated[float, typer.Option(min=0.5, help="Recheck grace period (seconds); keep > lag.")] = 5.0,
+        grace: Annotated[float, typer.Option(min=0.5, help="Recheck grace period (seconds); keep > lag.")] = 8.0,
         keep: Annotated[bool, typer.Option("--keep", help="Leave everything running at the end until Ctrl-C.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the result).")] = False,
         prometheus: Annotated[bool, typer.Option(help="Start a Prometheus scraping the daemon.")] = True,
@@ -47,6 +47,8 @@ def run_cli(settings: Any, *, keep: bool, as_json: bool) -> int:
 
     out = Console(stderr=as_json)  # with --json, stdout carries the JSON object only
     interactive = out.is_terminal
+    if not interactive:
+        out = Console(stderr=as_json, width=120)  # a log or CI: not squeezed to 80 columns
     def announce(name: str, detail: str, elapsed: float) -> None:
         out.print(f"[{elapsed:6.1f}s] {name}" + (f": {detail}" if detail else ""), highlight=False)
 

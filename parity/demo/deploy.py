@@ -22,19 +22,19 @@ TOPIC_PREFIX = "demo"
 
 @dataclass(frozen=True)
 class DemoSettings:
-    rows: int = 2000
-    duration_s: float = 40.0
+    rows: int = 1000
+    duration_s: float = 30.0
     drift_rate: float = 0.02
     lag_ms: float = 1000.0
-    grace_s: float = 5.0
-    payments_rate: float = 40.0  # application operations per second
-    billing_rate: float = 15.0
+    grace_s: float = 8.0
+    payments_rate: float = 20.0  # application operations per second
+    billing_rate: float = 10.0
     prometheus: bool = True
     state_dir: Path = Path(".parity/demo")
 
     @property
     def recheck_schedule(self) -> list[float]:
-        return [s for s in (1.0, 2.0) if s < self.grace_s] + [self.grace_s]
+        return [s for s in (1.0, 2.0, 4.0) if s < self.grace_s] + [self.grace_s]
 
 
 def example_sql() -> str:

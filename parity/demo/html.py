@@ -37,12 +37,12 @@ def _fmt(v: float) -> str:
 
 
 def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: str = "",
-              bands: Sequence[tuple[float, float, str]] = ()) -> str:
+              bands: Sequence[tuple[float, float, str]] = (), x_max: float | None = None) -> str:
     """A line chart as inline SVG: one polyline per series over a shared time axis (seconds)."""
     points = [p for s in series.values() for p in s]
     if not points:
         return f"<p class='note'>{_esc(title)}: no data.</p>"
-    x_max = max(max(x for x, _ in points), 1.0)
+    x_max = max(x_max or 0.0, max(x for x, _ in points), 1.0)
     y_max = max(max(y for _, y in points), 0.0)
     y_max = y_max * 1.1 if y_max > 0 else 1.0
     pw, ph = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
@@ -87,7 +87,7 @@ def _phase_bands(samples: Sequence[Sample]) -> list[tuple[float, float, str]]:
             bands[-1] = (bands[-1][0], s.t, s.phase)
         else:
             bands.append((s.t, s.t, s.phase))
-    return [b for b in bands if b[2] in ("workload", "reconcile")]
+    return [b for b in bands if b[2] in ("backfill", "workload", "reconcile")]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
@@ -128,22 +128,27 @@ def render(result: dict[str, Any], samples: Sequence[Sample]) -> str:
             out.append(f"<h2>{title}</h2>")
             out.append(_table(list(items[0]), [list(i.values()) for i in items], left=len(items[0])))
     bands = _phase_bands(samples)
+    end = samples[-1].t if samples else None
     tables = sorted({t for s in samples for t in s.drift_ratio})
     verify = [t for t in tables if t in result.get("verify_tables", tables)]
     out.append("<h2>Over the run</h2><p class='note'>Sampled every second from the daemon's metrics. "
-               "The drift ratio is confirmed drift over final verdicts in the daemon's rolling window.</p>")
+               "Time is seconds since the daemon started. The drift ratio is confirmed drift over final "
+               "verdicts in the daemon's rolling window.</p>")
     out.append(svg_chart("Drift ratio (streaming verifier)",
                          {t: [(s.t, s.drift_ratio.get(t, 0.0) * 100) for s in samples] for t in verify},
-                         unit="%", bands=bands))
+                         unit="%", bands=bands, x_max=end))
     out.append(svg_chart("Confirmed drift (streaming verifier, cumulative)",
-                         {t: [(s.t, s.drift_total.get(t, 0.0)) for s in samples] for t in verify}, bands=bands))
+                         {t: [(s.t, s.drift_total.get(t, 0.0)) for s in samples] for t in verify},
+                         bands=bands, x_max=end))
     out.append(svg_chart("CDC lag: source commit to consumed (mean per second)",
                          {"CDC lag": [(s.t, s.cdc_lag_s) for s in samples if s.cdc_lag_s is not None]},
-                         unit="s", bands=bands))
+                         unit="s", bands=bands, x_max=end))
     out.append(svg_chart("Events per second and Kafka consumer lag",
                          {"events/s": [(s.t, s.events_per_s) for s in samples],
-                          "consumer lag (messages)": [(s.t, s.consumer_lag) for s in samples]}, bands=bands))
+                          "consumer lag (messages)": [(s.t, s.consumer_lag) for s in samples]}, bands=bands,
+                         x_max=end))
     out.append(svg_chart("Pending rechecks",
-                         {t: [(s.t, s.pending_rechecks.get(t, 0.0)) for s in samples] for t in verify}, bands=bands))
+                         {t: [(s.t, s.pending_rechecks.get(t, 0.0)) for s in samples] for t in verify},
+                         bands=bands, x_max=end))
     out.append("</body></html>\n")
     return "".join(out)

@@ -17,12 +17,13 @@ def print_summary(result: dict[str, Any], out: Console) -> None:
     table = Table(title="Injected vs detected drift")
     for col in ("table", "kind", "injected", "detected", "missed", "false positives"):
         table.add_column(col, justify="left" if col in ("table", "kind") else "right")
+    quiet = [name for name, kinds in result["tables"].items() if not kinds]
     for name, kinds in result["tables"].items():
-        if not kinds:
-            table.add_row(name, "-", "0", "0", "0", "0")
         for kind, c in kinds.items():
             table.add_row(name, kind, str(c["injected"]), str(c["detected"]), _red(c["missed"]),
                           _red(c["false_positives"]))
+    if quiet:
+        table.add_row(", ".join(quiet), "(none)", "0", "0", "0", "0")
     table.add_section()
     table.add_row("all", "", *(str(sum(result[k].values())) for k in ("injected", "detected", "missed",
                                                                       "false_positives")))

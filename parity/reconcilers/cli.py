@@ -27,11 +27,12 @@ class RichProgress:
     """A progress bar on a terminal (rows read of both sides against the planner's estimate)."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            transient=True,
+            transient=True, console=Console(stderr=True),
         )
         self._task: Any = None
 

@@ -202,12 +202,15 @@ class Reconciler:
             try:
                 self._run_target(group, report, segments or self.settings.segments,
                                  workers or self.settings.workers, resume)
-            except Exception:
+            except Exception as exc:
                 if self.metrics is not None:
                     for m in group.selected:
                         self.metrics.reconcile_finished(m.source, ok=False, duration_s=time.monotonic() - started,
                                                         rows_compared=0, now_unix=time.time())
-                raise
+                if isinstance(exc, ParityError):
+                    raise
+                # psycopg / botocore failures: one clear error naming the table, the cause chained.
+                raise ReconcileError(f"reconcile of {group.table} failed: {type(exc).__name__}: {exc}") from exc
         report["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
         report["duration_s"] = round(time.monotonic() - started, 3)
         report["drift_total"] = sum(sum(t["drift_counts"].values()) for t in report["tables"].values())

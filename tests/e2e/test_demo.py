@@ -20,7 +20,7 @@ from parity.workload import DRIFT_KINDS
 
 pytestmark = pytest.mark.e2e
 
-SMALL = ["--rows", "120", "--duration", "12", "--lag-ms", "800", "--no-prometheus"]
+SMALL = ["--rows", "100", "--duration", "10", "--lag-ms", "800", "--no-prometheus"]
 
 
 @pytest.fixture
@@ -63,10 +63,14 @@ def test_demo_reports_exactly_the_injected_drift(state_dir: Path) -> None:
     for key in ("injected", "detected"):
         assert sum(c[key] for kinds in result["tables"].values() for c in kinds.values()) == sum(
             result[key].values())
-    # The streaming verifier found every payments drift; billing (shadow mode) only the reconcile can.
-    payments = sum(c["injected"] for c in result["tables"]["public.payments"].values())
-    assert payments == result["workload"]["injected_payments"] == result["stream"]["drift"]
-    assert result["detection_latency"]["stream"]["count"] == payments
+    # The streaming verifier found the payments drift; billing (shadow mode) only the reconcile can.
+    # (A stale overwrite landing right after the verifier's read is for the reconcile alone to see.)
+    cells = result["tables"]["public.payments"]
+    payments = sum(c["injected"] for c in cells.values())
+    assert payments == result["workload"]["injected_payments"]
+    stream = result["stream"]["drift"]
+    assert payments - cells["stale_in_target"]["injected"] <= stream <= payments
+    assert result["detection_latency"]["stream"]["count"] == stream
     billing = result["workload"]["injected_billing"]
     assert billing >= 1
     assert result["reconcile"]["drift_total"] == payments + billing
@@ -89,5 +93,5 @@ def test_demo_without_drift_reports_none(state_dir: Path) -> None:
     assert result["reconcile"]["status"] == "ok"
     assert result["reconcile"]["drift_total"] == 0
     outcomes = result["stream"]["outcomes"]["public.payments"]
-    assert outcomes["match"] >= 120  # the seeded rows were verified, and the workload's changes too
+    assert outcomes["match"] >= 100  # the seeded rows were verified, and the workload's changes too
     assert_stopped(state_dir)

@@ -8,6 +8,7 @@ The fake keeps items in wire format and honours the version condition
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -97,6 +98,29 @@ class FakeTable:
         self.items.pop(key, None)
         return {}
 
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(("TransactWriteItems", {"TransactItems": TransactItems}))
+        reasons: list[dict[str, str]] = []
+        for op in TransactItems:
+            [(kind, kw)] = op.items()
+            try:
+                self._check(self.items.get(self._id(kw["Key"])), kw)
+                reasons.append({"Code": "None"})
+            except ClientError:
+                reasons.append({"Code": "ConditionalCheckFailed"})
+        if any(r["Code"] != "None" for r in reasons):
+            exc = _err("TransactionCanceledException")
+            exc.response["CancellationReasons"] = reasons  # type: ignore[typeddict-unknown-key]
+            raise exc
+        for op in TransactItems:
+            [(kind, kw)] = op.items()
+            if kind == "Update":
+                self.update_item(**kw)
+            else:
+                self.delete_item(**kw)
+            self.calls.pop()  # recorded as part of the transaction
+        return {}
+
     def get(self, pk: str) -> dict[str, Any] | None:
         return self.items.get(self._id({"PK": {"S": pk}}))
 
@@ -121,6 +145,10 @@ class FakeClient:
     def delete_item(self, **kw: Any) -> dict[str, Any]:
         self._maybe_fail()
         return self.table.delete_item(**kw)
+
+    def transact_write_items(self, **kw: Any) -> dict[str, Any]:
+        self._maybe_fail()
+        return self.table.transact_write_items(**kw)
 
 
 class Harness:
@@ -157,6 +185,14 @@ def _row(id_: int = 1, **over: Any) -> dict[str, Any]:
     return {"id": id_, "name": "ann", "grp": "a", "big": "B" * 50, "secret": "s", **over}
 
 
+def _last_update(h: Harness) -> dict[str, Any]:
+    op, kw = h.table.calls[-1]
+    if op == "TransactWriteItems":
+        [single] = kw["TransactItems"]
+        kw = single["Update"]
+    return kw
+
+
 def _outcomes(result: BatchResult) -> dict[str, int]:
     return {outcome: n for (_, outcome), n in result.outcomes.items()}
 
@@ -165,8 +201,10 @@ def test_a_create_is_one_conditional_update_with_the_lsn_as_version() -> None:
     h = Harness()
     result = h.process([h.record("c", 100, after=_row())])
     assert _outcomes(result) == {"applied": 1}
-    [(op, kw)] = h.table.calls
-    assert op == "UpdateItem"
+    [(op, tx)] = h.table.calls
+    assert op == "TransactWriteItems"
+    [single] = tx["TransactItems"]
+    kw = single["Update"]
     assert kw["Key"] == {"PK": {"S": "A#1"}}
     assert kw["ConditionExpression"] == "attribute_not_exists(#v) OR #v < :v"
     assert kw["ExpressionAttributeNames"]["#v"] == "_parity_version"
@@ -195,7 +233,7 @@ def test_an_unavailable_toast_value_is_neither_set_nor_removed() -> None:
     h = Harness()
     h.process([h.record("c", 100, after=_row(big="X" * 9000))])
     h.process([h.record("u", 200, after=_row(name="renamed", big=PLACEHOLDER))])
-    _, kw = h.table.calls[-1]
+    kw = _last_update(h)
     assert "big" not in kw["ExpressionAttributeNames"].values()
     item = h.table.get("A#1")
     assert item is not None and item["big"] == {"S": "X" * 9000} and item["name"] == {"S": "renamed"}
@@ -205,7 +243,7 @@ def test_a_null_column_and_its_sparse_index_attribute_are_removed() -> None:
     h = Harness()
     h.process([h.record("c", 100, after=_row())])
     h.process([h.record("u", 200, after=_row(name=None, grp=None))])
-    _, kw = h.table.calls[-1]
+    kw = _last_update(h)
     assert " REMOVE " in kw["UpdateExpression"]
     item = h.table.get("A#1")
     assert item is not None
@@ -274,12 +312,14 @@ def test_a_change_of_a_non_primary_key_key_column_moves_the_item() -> None:
 
 def test_a_write_dynamodb_refuses_is_dead_lettered_as_failed_not_retried_forever() -> None:
     h = Harness()
-    h.client.faults.append(_err("ValidationException"))
+    # Refused in the transaction, then again when written alone: dead-lettered, not retried.
+    h.client.faults += [_err("ValidationException"), _err("ValidationException")]
     result = h.process([h.record("c", 100, after=_row())])
     assert _outcomes(result) == {"failed": 1}
     [dl] = result.dead_letters
     assert dl.reason.startswith("rejected by DynamoDB: ValidationException")
-    assert h.client.attempts == 1
+    assert h.client.attempts == 2
+    assert h.table.items == {}
 
 
 def test_throttling_is_retried_with_jittered_backoff_and_nothing_is_lost() -> None:
@@ -312,3 +352,42 @@ def test_a_table_without_a_primary_key_is_refused_at_config_check() -> None:
 def test_truncate_apply_is_refused_with_a_clear_message() -> None:
     with pytest.raises(ConfigError, match=r"tables\[0\]\.truncate: 'apply' is not supported yet"):
         _config(truncate="apply")
+
+
+def test_a_batch_is_written_as_transactions_and_a_cancelled_one_is_decided_per_item() -> None:
+    h = Harness()
+    h.process([h.record("c", 500, after=_row(1, name="newest"))])
+    h.fresh_pipeline()
+    h.table.calls.clear()
+    # Item 1 already holds a newer version; items 2..9 are new. Concurrency 2: two transactions.
+    batch = [h.record("u", 400, after=_row(1, name="older"))]
+    batch += [h.record("c", 400, after=_row(i)) for i in range(2, 10)]
+    result = h.process(batch)
+    assert _outcomes(result) == {"stale_skipped": 1, "applied": 8}
+    ops = [op for op, _ in h.table.calls]
+    assert ops.count("TransactWriteItems") == 2
+    # The cancelled transaction's other items were written one by one; nothing else was.
+    assert ops.count("UpdateItem") == 4
+    item = h.table.get("A#1")
+    assert item is not None and item["name"] == {"S": "newest"}
+    assert all(h.table.get(f"A#{i}") is not None for i in range(2, 10))
+
+
+def test_a_replayed_batch_is_decided_by_one_cancelled_transaction_per_chunk() -> None:
+    h = Harness()
+    batch = [h.record("r", 50, after=_row(i), snapshot=True) for i in range(1, 7)]
+    h.process(batch)
+    h.fresh_pipeline()
+    h.table.calls.clear()
+    assert _outcomes(h.process(batch)) == {"stale_skipped": 6}
+    assert [op for op, _ in h.table.calls] == ["TransactWriteItems", "TransactWriteItems"]
+
+
+def test_the_write_rate_limit_paces_writes_per_table() -> None:
+    h = Harness(_config(write_rate_limit=40))
+    started = time.monotonic()
+    result = h.process([h.record("c", 100, after=_row(i)) for i in range(1, 61)])
+    took = time.monotonic() - started
+    assert _outcomes(result) == {"applied": 60}
+    # A burst of 40 tokens, then 20 more writes at 40/s: at least half a second.
+    assert took >= 0.45

@@ -1,0 +1,1 @@
+"""Benchmarks on the real local stack: `python -m bench [--quick]` (see BENCHMARKS.md)."""

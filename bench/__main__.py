@@ -1,0 +1,188 @@
+"""`python -m bench [--quick]`: every benchmark on the real local stack, side by side in one run.
+
+Writes bench/results.json and prints each ratio. Sections fail independently: an error is
+recorded in the results instead of the numbers, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import cost, dataset, env, purepath, reconcile, scaling, shadow, verifier
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+SIZES = {
+    "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000]},
+    "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000]},
+}
+CONCURRENCY = 8
+
+
+class Run:
+    def __init__(self, mode: str, only: set[str] | None) -> None:
+        self.mode = mode
+        self.only = only
+        self.results: dict[str, Any] = {
+            "mode": mode, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": "python -m bench" + (" --quick" if mode == "quick" else "")
+                       + (f" --only {','.join(sorted(only))}" if only else ""),
+            "argv": shlex.join(sys.argv), "machine": env.machine(), "sizes": SIZES[mode],
+            "dynamo_concurrency": CONCURRENCY, "sections": {},
+        }
+
+    def section(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        if self.only and name not in self.only:
+            return None
+        print(f"== {name} (load average {env.load_average()})", flush=True)
+        started = time.monotonic()
+        try:
+            out = fn()
+        except Exception as exc:
+            out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
+            print(f"   FAILED: {out['error']}", flush=True)
+        out["load_average_after"] = env.load_average()
+        out["section_s"] = round(time.monotonic() - started, 1)
+        self.results["sections"][name] = out
+        self.save()
+        return out
+
+    def save(self) -> None:
+        RESULTS.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
+    parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
+                                                   "shadow,scaling,reconcile,cost")
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    size = SIZES[mode]
+    only = {s for s in args.only.split(",") if s} or None
+    run = Run(mode, only)
+    stack = env.LocalStack.start()
+    try:
+        _sections(run, stack, size)
+    finally:
+        stack.stop()
+        run.results["machine"]["load_average_end"] = env.load_average()
+        run.save()
+    print_summary(run.results)
+    return 0
+
+
+def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
+    work = stack.state_dir / "work"
+    raw = dataset.raw_config(stack, prefix="bench", target="BenchAcc", group="bench-verify",
+                             state_dir=work / "verify", concurrency=CONCURRENCY)
+    cfg = dataset.config(raw)
+    data: dict[str, Any] = {}
+
+    def produce() -> dict[str, Any]:
+        ds = dataset.produce(stack, keys=size["keys"], events=size["events"])
+        data["ds"] = ds
+        client = verifier.dynamodb_client(cfg.dynamodb)
+        dataset.create_dynamo_table(client, "BenchAcc")
+        finals = dataset.final_items(cfg, ds.records)
+        data["finals"] = finals
+        fill_s = dataset.batch_write(client, "BenchAcc", finals, CONCURRENCY)
+        return {"events": len(ds.records), "keys": ds.keys, "partitions": ds.end_offsets,
+                "bridge_seconds": round(ds.produce_s, 1), "bridge_events_per_s": round(len(ds.records) / ds.produce_s),
+                "dynamodb_fill": {"items": len(finals), "seconds": round(fill_s, 2),
+                                  "items_per_s": round(len(finals) / fill_s)}}
+
+    out = run.section("dataset", produce)
+    if out is None or "error" in out:
+        return
+    ds = data["ds"]
+    finals = data["finals"]
+
+    def pure() -> dict[str, Any]:
+        actual = {i["PK"]: i for i in finals}
+        purepath.run(cfg, ds.records[:2000], actual)  # warm the schema caches
+        return {**purepath.run(cfg, ds.records, actual), "calibration": purepath.calibration()}
+
+    def verify() -> dict[str, Any]:
+        keys = verifier.event_keys(cfg, ds.records)
+        floor1 = verifier.raw_batch_get(cfg, keys, CONCURRENCY)
+        parity = verifier.run_daemon(cfg, len(ds.records), timeout=600)
+        floor2 = verifier.raw_batch_get(cfg, keys, CONCURRENCY)
+        floor_rate = (floor1["events_per_s"] + floor2["events_per_s"]) / 2
+        naive = verifier.naive_get_item(cfg, ds.records[: size["naive_sample"]], CONCURRENCY)
+        return {"parity": parity, "floor_batch_get_before": floor1, "floor_batch_get_after": floor2,
+                "naive_get_item": naive,
+                "ratio_parity_over_floor": round(parity["events_per_s"] / floor_rate, 3),
+                "ratio_parity_over_naive": round(parity["events_per_s"] / naive["events_per_s"], 2)}
+
+    run.section("pure_path", pure)
+    run.section("verifier", verify)
+    run.section("kafka_clients", lambda: verifier.kafka_clients(stack.kafka.bootstrap, ds.topic, len(ds.records)))
+    shadow_raw = dataset.raw_config(stack, prefix="bench", target="BenchShadow", group="bench-shadow",
+                                    state_dir=work / "shadow", mode="shadow", concurrency=CONCURRENCY)
+    run.section("shadow", lambda: shadow.run(dataset.config(shadow_raw), ds.records,
+                                             verifier.state_dir(work, "shadow"), CONCURRENCY, "BenchRaw"))
+
+    def scale() -> dict[str, Any]:
+        one = scaling.run(raw, ds.topic, ds.end_offsets, 1, work, timeout=900)
+        two = scaling.run(raw, ds.topic, ds.end_offsets, 2, work, timeout=900)
+        return {"one": one, "two": two, "ratio_two_over_one": round(two["events_per_s"] / one["events_per_s"], 3)}
+
+    run.section("scaling", scale)
+
+    def recon() -> dict[str, Any]:
+        runs = [reconcile.run(stack, rows) for rows in size["reconcile_rows"]]
+        out: dict[str, Any] = {"runs": runs}
+        rss = [r["peak_rss"].get("peak_rss_mb") for r in runs]
+        if all(isinstance(x, int) for x in rss):
+            out["rss_growth_mb"] = rss[-1] - rss[0]
+        return out
+
+    run.section("reconcile", recon)
+    run.section("cost", lambda: cost.model(finals))
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    s = results["sections"]
+
+    def get(*path: str) -> Any:
+        node: Any = s
+        for p in path:
+            if not isinstance(node, dict) or p not in node:
+                return "n/a"
+            node = node[p]
+        return node
+
+    lines = [
+        ("verifier / raw BatchGetItem floor (target >= 0.8)", get("verifier", "ratio_parity_over_floor")),
+        ("verifier / naive GetItem per event (target >= 5)", get("verifier", "ratio_parity_over_naive")),
+        ("pure path events/s, one core, CPU time (target >= 50k)", get("pure_path", "events_per_s_cpu")),
+        ("confluent-kafka / kafka-python consume rate", get("kafka_clients", "ratio_confluent_over_kafka_python")),
+        ("shadow apply events/s / raw BatchWriteItem items/s (target >= 0.7)", get("shadow", "ratio_rate")),
+        ("2 daemons / 1 daemon throughput", get("scaling", "ratio_two_over_one")),
+    ]
+    for r in get("reconcile", "runs") if isinstance(get("reconcile", "runs"), list) else []:
+        lines.append((f"reconcile {r['rows']} rows / plain parallel Scan wall time (target <= 1.3)",
+                      r["ratio_reconcile_over_scan"]))
+        lines.append((f"reconcile {r['rows']} rows peak RSS MB", r["peak_rss"].get("peak_rss_mb", "n/a")))
+    lines.append(("reconcile peak RSS growth MB (target < 100)", get("reconcile", "rss_growth_mb")))
+    lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
+    print("\nRatios (" + results["mode"] + f", load average at start {results['machine']['load_average_start']}):")
+    for label, value in lines:
+        print(f"  {label:72s} {value}")
+    errors = [k for k, v in s.items() if isinstance(v, dict) and "error" in v]
+    if errors:
+        print(f"  sections that failed: {', '.join(errors)} (see {RESULTS})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

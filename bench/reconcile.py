@@ -1,0 +1,54 @@
+"""Reconciler vs a plain boto3 parallel Scan (same segments, Limit) of the same table, and its
+peak RSS at two table sizes. Reuses bench/reconcile_bench.py (the reconciler helper's script):
+its loader, its plain Scan and its Reconciler call; RSS is measured in a fresh subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(stack: Any, rows: int, *, segments: int = 8, workers: int = 8, page_limit: int = 1000,
+        drift: float = 0.0005) -> dict[str, Any]:
+    from bench import reconcile_bench as rb
+
+    settings = {"segments": segments, "workers": workers, "page_limit": page_limit}
+    started = time.monotonic()
+    cfg = rb.load(stack.pg, stack.dynamodb, rows, drift, stack.state_dir / "reports", **settings)
+    load_s = time.monotonic() - started
+    client = stack.dynamodb.client()
+    table = cfg.tables[0].target
+    items, scan_s = rb.plain_scan(client, table, segments, page_limit)
+    report, rec_s = rb.run_reconcile(cfg, stack.dynamodb, stack.pg, workers)
+    t = report["tables"][cfg.tables[0].source]
+    rss = peak_rss(stack.state_dir, rows, segments, workers, page_limit, drift)
+    return {
+        "rows": rows, "segments": segments, "workers": workers, "page_limit": page_limit,
+        "drift_fraction_injected": drift, "load_s": round(load_s, 1),
+        "plain_scan": {"items": items, "seconds": round(scan_s, 3), "items_per_s": round(items / scan_s)},
+        "reconcile": {"seconds": round(rec_s, 3), "drift_found": report.get("drift_total"),
+                      "rows_postgres": t.get("rows_postgres"), "items_dynamodb": t.get("items_dynamodb"),
+                      "rows_per_s": round(rows / rec_s)},
+        "ratio_reconcile_over_scan": round(rec_s / scan_s, 3),
+        "peak_rss": rss,
+    }
+
+
+def peak_rss(state_dir: Path, rows: int, segments: int, workers: int, page_limit: int,
+             drift: float) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "reconcile_bench.py"), "--rows", str(rows), "--state", str(state_dir),
+         "--segments", str(segments), "--workers", str(workers), "--page-limit", str(page_limit),
+         "--drift", str(drift), "--measure-rss"],
+        capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{") and "peak_rss_mb" in line:
+            out: dict[str, Any] = json.loads(line)
+            return out
+    return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"}

@@ -1,0 +1,406 @@
+"""Security on the real stack: no secret in any output, SQL names quoted, the HTTP server closed by default.
+
+1. Secrets. A daemon runs with a Postgres DSN whose role really needs its password (a
+   `scram-sha-256` line for that role is put at the top of the test cluster's pg_hba.conf, which
+   otherwise trusts loopback), `AWS_SECRET_ACCESS_KEY` set to a recognisable value, a SASL
+   password in the Kafka options and a bearer token on its HTTP server. A workload injects drift
+   and a poison record; the daemon reconciles periodically. Then every output of the run is
+   collected — the daemon's log, /metrics, /status (with the token), /readyz, the drift log, a dump
+   of the state store, `parity status --json`, the reconcile reports, the drift and dead-letter
+   topics, `parity config check` of a broken config holding the secrets, and `parity reconcile` /
+   `parity doctor` failing on a wrong password — and scanned for each secret.
+2. SQL. A table and columns with hostile names (quotes, semicolons, comments) are read by
+   `parity doctor` and the reconciler's Postgres reader: the sentinel table the names try to drop
+   still exists, and the rows are read and compared correctly.
+3. HTTP. The daemon binds 127.0.0.1 unless configured, and the bearer token guards /status and
+   admin routes (401 without it, 401 with a wrong one, constant-time compare in the server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from parity.config_loader import parse_config
+from parity.core.config import HttpConfig
+from parity.core.mapping import ItemMapper
+from parity.core.values import item_to_wire
+from parity.devstack.process import free_port
+from parity.metrics.server import Check, MetricsServer
+from parity.workload import PaymentsApp
+from tests.conftest import unique
+from tests.integration.verify_harness import (
+    create_topics,
+    deploy_example,
+    drift_set,
+    start_daemon_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+# Recognisable values that appear nowhere else: any occurrence in an output is a leak.
+PG_PASSWORD = "PgPw-7Hq2Zx9Kd4Lm"
+WRONG_PG_PASSWORD = "WrongPw-3Vb8Nc1Qs6"
+AWS_SECRET = "AwsSecretKeyQ9w8E7r6T5y4U3i2O1p0ZxCvBnM1"  # 40 characters, like a real one
+SASL_PASSWORD = "SaslPw-5Gt6Yh7Uj8Ik"
+TOKEN = "BearerTok-2Ws3Ed4Rf5Tg6Yh"
+SECRETS = {
+    "postgres password": PG_PASSWORD,
+    "wrong postgres password": WRONG_PG_PASSWORD,
+    "AWS secret key": AWS_SECRET,
+    "SASL password": SASL_PASSWORD,
+    "bearer token": TOKEN,
+}
+
+
+# ----- helpers ----------------------------------------------------------------------------------------
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+    except OSError:
+        return 0, b""
+
+
+def parity_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True, timeout=180, check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def topic_values(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("scan"), "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        wait_for(lambda: _drain(consumer, values) >= expected, timeout, f"{expected} records in {topic}", 0.1)
+    finally:
+        consumer.close()
+    return values
+
+
+def _drain(consumer: Consumer, into: list[bytes]) -> int:
+    for m in consumer.consume(100, 1.0):
+        if m.error() is None:
+            into.append((m.key() or b"") + b" " + (m.value() or b""))
+    return len(into)
+
+
+def leaks(outputs: dict[str, str | bytes]) -> list[str]:
+    found = []
+    for where, text in outputs.items():
+        blob = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        for what, secret in SECRETS.items():
+            if secret in blob or secret.lower() in blob.lower():
+                found.append(f"{what} in {where}")
+    return found
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp{,6})."""
+    found: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) != port or fields[3] != "0A":  # 0A = LISTEN
+                continue
+            if len(address) == 8:  # IPv4, little-endian hex
+                found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+            else:
+                found.add("::" if set(address) == {"0"} else address)
+    return found
+
+
+def other_local_ipv4() -> str | None:
+    """A non-loopback IPv4 address of this machine, if it has one."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, timeout=5).stdout
+    except OSError:
+        return None
+    for line in out.splitlines():
+        address = line.split()[3].split("/")[0]
+        if not address.startswith("127."):
+            return address
+    return None
+
+
+@pytest.fixture
+def password_role(pg: Any) -> Iterator[str]:
+    """A login role that must authenticate with PG_PASSWORD (scram), even though the test cluster
+    trusts every other loopback connection."""
+    role = unique("sec_role")
+    hba = Path(pg.data_dir) / "pg_hba.conf"
+    original = hba.read_text()
+    with pg.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(PG_PASSWORD)))
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n{original}")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield role
+    finally:
+        hba.write_text(original)
+        with pg.connect() as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+# ----- 1. no secret in any output -----------------------------------------------------------------------
+
+
+def test_no_secret_appears_in_any_output_of_a_run(
+    pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, password_role: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPARITYSECTEST001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    secret_dsn = f"postgresql://{password_role}:{PG_PASSWORD}@127.0.0.1:{pg.port}/postgres"
+    wrong_dsn = f"postgresql://{password_role}:{WRONG_PG_PASSWORD}@127.0.0.1:{pg.port}/postgres"
+    port = free_port()
+    state = tmp_path / "state"
+    dep = deploy_example(
+        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=unique("sec"), state_dir=state,
+        table_overrides={"grace_period_s": 4, "recheck_schedule_s": [1, 2, 4]},
+        overrides={
+            "postgres": {"dsn": secret_dsn},
+            "kafka": {"options": {"sasl.username": "parity", "sasl.password": SASL_PASSWORD}},
+            "daemon": {"http": {"port": port, "bearer_token": TOKEN}},
+            "reconcile": {"interval_s": 5, "segments": 2, "workers": 2, "buckets": 64, "grace_period_s": 1,
+                          "report_dir": str(tmp_path / "reports")},
+        },
+    )
+    mapping = dep.config.tables[0]
+    with pg.connect() as conn:
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
+            sql.Identifier(mapping.schema, mapping.table), sql.Identifier(password_role)))
+    k = dep.config.kafka
+    create_topics(kafka, [*dep.config.topics(), k.dead_letter_topic, k.drift_topic or ""])
+    bridge_factory([mapping.source], topic_prefix=k.topic_prefix)
+
+    outputs: dict[str, str | bytes] = {}
+    log = tmp_path / "daemon.log"
+    proc = start_daemon_process(dep.config_path, log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 90, "/readyz 200")
+        # The password is really in use: this role cannot log in without it.
+        ready = json.loads(http_get(f"{base}/readyz")[1])
+        assert {c["name"]: c["ok"] for c in ready["checks"]}["postgres"] is True, ready
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        producer.produce(dep.config.topics()[0], key=b'{"payment_id": -7}', value=b"{not json", partition=0)
+        producer.flush(10)
+        del producer
+        with pg.connect() as conn:
+            app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=200, seed=17)
+            app.run(100, drift_every=10, rate=100)
+            app.finish()
+        wait_for(lambda: len(drift_set(dep.config)) >= 6 and any((tmp_path / "reports").rglob("*.json")), 120,
+                 "drift records and a reconcile report")
+        # The daemon listens on loopback only (nothing configured host).
+        assert listening_addresses(port) == {"127.0.0.1"}
+        outputs["/metrics"] = http_get(f"{base}/metrics")[1]
+        outputs["/status"] = http_get(f"{base}/status", TOKEN)[1]
+        outputs["/status without token"] = http_get(f"{base}/status")[1]
+        outputs["/readyz"] = http_get(f"{base}/readyz")[1]
+        outputs["/healthz"] = http_get(f"{base}/healthz")[1]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    outputs["daemon log"] = log.read_bytes()
+    outputs["drift log"] = Path(dep.config.daemon.drift_log or "").read_bytes()
+    with sqlite3.connect(state / "state.sqlite") as db:
+        outputs["state store dump"] = "\n".join(db.iterdump())
+    for report in (tmp_path / "reports").rglob("*"):
+        if report.is_file():
+            outputs[f"reconcile report {report.name}"] = report.read_bytes()
+    status = parity_cli("status", "--json", "--config", str(dep.config_path))
+    outputs["parity status --json"] = status.stdout + status.stderr
+    outputs["drift topic"] = b"\n".join(topic_values(kafka.bootstrap, k.drift_topic or "", 6))
+    outputs["dead-letter topic"] = b"\n".join(topic_values(kafka.bootstrap, k.dead_letter_topic, 1))
+
+    # Failure paths, where a secret tends to end up in an error message.
+    broken = dict(dep.raw)
+    broken["postgres"] = {"dsn": secret_dsn, "password": PG_PASSWORD}  # a common mistake: unknown key
+    broken["daemon"] = {**dep.raw["daemon"], "http": {"bearer_token": [TOKEN]}}  # wrong type
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
+    check = parity_cli("config", "check", str(tmp_path / "broken.yaml"))
+    outputs["parity config check (broken)"] = check.stdout + check.stderr
+    wrong = {**dep.raw, "postgres": {"dsn": wrong_dsn}}
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
+    reconcile = parity_cli("reconcile", "--once", "--config", str(tmp_path / "wrong.yaml"))
+    outputs["parity reconcile (wrong password)"] = reconcile.stdout + reconcile.stderr
+    doctor = parity_cli("doctor", "--json", "--config", str(tmp_path / "wrong.yaml"))
+    outputs["parity doctor (wrong password)"] = doctor.stdout + doctor.stderr
+
+    # The outputs are real, not empty: the scan below would otherwise prove nothing.
+    assert b'"started"' in outputs["daemon log"] and b"parity_build_info" in outputs["/metrics"]  # type: ignore[operator]
+    assert b"unauthorized" in outputs["/status without token"]  # type: ignore[operator]
+    assert json.loads(outputs["/status"])["tables"][mapping.source]["drift"] >= 6
+    assert len(outputs["drift log"].splitlines()) >= 6 and "CREATE TABLE" in str(outputs["state store dump"])
+    assert any(k.startswith("reconcile report") for k in outputs)
+    assert "drift" in str(outputs["parity status --json"]) and status.returncode == 0
+    assert check.returncode == 2 and "postgres.password" in check.stderr
+    assert reconcile.returncode != 0 and "password authentication failed" in reconcile.stderr, reconcile.stderr[-2000:]
+    assert "Traceback" not in reconcile.stderr  # a wrong password is a one-line error, not a crash
+    assert doctor.returncode == 1 and "password authentication failed" in doctor.stdout, doctor.stdout[-2000:]
+
+    # The scan recognises the secrets where they do belong (the configuration files).
+    assert set(leaks({"config": dep.config_path.read_text(), "wrong": (tmp_path / "wrong.yaml").read_text()})) >= {
+        "postgres password in config", "SASL password in config", "bearer token in config",
+        "wrong postgres password in wrong"}
+    assert leaks(outputs) == []
+
+
+# ----- 2. hostile SQL names are quoted, never executed -----------------------------------------------------
+
+
+def test_hostile_table_and_column_names_are_quoted_not_executed(
+    pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parity.clients import dynamodb_client
+    from parity.daemon.dynamo import DynamoStore
+    from parity.doctor import Status, run_doctor
+    from parity.reconcilers.reconcile import Reconciler
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+        monkeypatch.setenv(name, value)
+    sentinel = unique("sentinel")
+    table = f'evil"; DROP TABLE {sentinel}; --'
+    key_col = f"id'); DELETE FROM {sentinel}; --"
+    value_col = f'amount" numeric); DROP TABLE {sentinel} CASCADE; --'
+    note_col = "note`$$; SELECT pg_sleep(30); --"
+    target = unique("Evil")
+    with pg.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(sentinel)))
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (1)").format(sql.Identifier(sentinel)))
+        conn.execute(sql.SQL("CREATE TABLE {} ({} bigint PRIMARY KEY, {} numeric(10,2) NOT NULL, {} text)").format(
+            sql.Identifier("public", table), sql.Identifier(key_col), sql.Identifier(value_col),
+            sql.Identifier(note_col)))
+        conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 1.5, 'row ' || g FROM generate_series(1, 50) g").format(
+            sql.Identifier("public", table)))
+    raw = {
+        "postgres": {"dsn": pg.dsn},
+        "kafka": {"bootstrap_servers": kafka.bootstrap, "topic_prefix": unique("evil")},
+        "dynamodb": {"endpoint": dynamodb.endpoint, "region": "us-east-1"},
+        "reconcile": {"report_dir": str(tmp_path / "reports"), "grace_period_s": 0, "segments": 2, "workers": 2,
+                      "buckets": 16},
+        "tables": [{
+            "source": f"public.{table}",
+            "primary_key": [key_col],
+            "target": target,
+            "keys": {"PK": "{" + key_col + "}"},
+            "columns": {key_col: {}, value_col: {"type": "number"}, note_col: {}},
+        }],
+    }
+    config = parse_config(raw, env={})
+    mapping = config.tables[0]
+    client = dynamodb.client()
+    client.create_table(TableName=target, KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "N"}],
+                        BillingMode="PAY_PER_REQUEST")
+    mapper = ItemMapper(mapping)
+    with pg.connect() as conn:
+        rows = conn.cursor(row_factory=dict_row).execute(
+            sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table))).fetchall()
+    for row in rows:
+        item = mapper.item(row)
+        if row[key_col] == 7:  # one deliberate difference, which the reconciler must find
+            item[note_col] = "tampered"
+        client.put_item(TableName=target, Item=item_to_wire(item))
+
+    report = run_doctor(config, sample=20, timeout_s=3)
+    postgres_checks = [c for c in report.checks if c.system in ("postgres", "mapping", "permissions")]
+    failed = [c.line() for c in postgres_checks if c.status is Status.FAIL]
+    # Rows were read through the hostile identifiers: the table, its columns and the round trip check out.
+    assert not [f for f in failed if "syntax" in f.lower()], failed
+    names = {(c.name, c.status) for c in postgres_checks}
+    for check in ("table", "columns", "key_nulls", "round_trip", "duplicate_keys"):
+        assert (check, Status.OK) in names, [c.line() for c in postgres_checks]
+
+    store = DynamoStore(dynamodb_client(config.dynamodb), concurrency=2)
+    try:
+        result = Reconciler(config, dynamo=store, dsn=pg.dsn).run()
+    finally:
+        store.close()
+    [t] = result["tables"].values()
+    assert t["rows_postgres"] == 50 and t["items_dynamodb"] == 50
+    assert t["drift_counts"] == {"value_mismatch": 1}, t
+
+    with pg.connect() as conn:
+        [(count,)] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(sentinel))).fetchall()
+        [(evil_rows,)] = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", table))).fetchall()
+    assert (count, evil_rows) == (1, 50)
+
+
+# ----- 3. loopback by default, bearer token on /status and admin routes ----------------------------------------
+
+
+def test_http_server_binds_loopback_by_default_and_the_token_guards_status_and_admin() -> None:
+    assert HttpConfig().host == "127.0.0.1"
+    calls: list[bytes] = []
+
+    def admin(body: bytes) -> tuple[int, Any]:
+        calls.append(body)
+        return 202, {"accepted": True}
+
+    config = HttpConfig(port=0, bearer_token=TOKEN)  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+    server = MetricsServer(CollectorRegistry(), config, readiness=lambda: [Check("test", True)],
+                           status=lambda: {"tables": {}}, admin={("POST", "/admin/reconcile"): admin})
+    with server:
+        assert listening_addresses(server.port) == {"127.0.0.1"}
+        other = other_local_ipv4()
+        if other is not None:  # the same port on another interface of this machine is closed
+            assert http_get(f"http://{other}:{server.port}/healthz")[0] == 0
+        url = server.url
+        assert http_get(f"{url}/healthz")[0] == 200 and http_get(f"{url}/metrics")[0] == 200
+        assert http_get(f"{url}/status")[0] == 401
+        assert http_get(f"{url}/status", "wrong-token")[0] == 401
+        assert http_get(f"{url}/status", TOKEN[:-1])[0] == 401  # a prefix of the token is not the token
+        assert http_get(f"{url}/status", TOKEN)[0] == 200
+        for token in (None, "wrong-token"):
+            request = urllib.request.Request(f"{url}/admin/reconcile", data=b"{}", method="POST")  # noqa: S310
+            if token:
+                request.add_header("Authorization", f"Bearer {token}")
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(request, timeout=5)  # noqa: S310
+            assert denied.value.code == 401
+        assert calls == []  # the handler never ran for a refused request
+        request = urllib.request.Request(f"{url}/admin/reconcile", data=b"{}", method="POST")  # noqa: S310
+        request.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            assert response.status == 202
+        assert calls == [b"{}"]

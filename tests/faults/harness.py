@@ -1,0 +1,199 @@
+"""Shared set-up for the fault suite: a payments deployment on the real stack, a daemon in a
+thread (with telemetry, so /readyz and metrics can be read) and the end-of-run accounting.
+
+The accounting every fault test ends with (`account`):
+- every record in the CDC topics has an outcome in the state store (outcome counts sum to at
+  least the number of records: at-least-once, so a replay after a fault may count twice);
+- the daemon's committed offsets reached the end of every partition (nothing skipped or stuck);
+- the drift set equals the injected drift exactly (none lost, none false).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from parity.core.config import ParityConfig
+from parity.daemon.main import PostgresProbe, readiness
+from parity.daemon.run import Daemon
+from parity.daemon.state import key_json
+from parity.daemon.telemetry import PrometheusTelemetry
+from parity.daemon.wiring import build_daemon
+from parity.metrics.catalog import Metrics
+from parity.workload import PaymentsApp
+from tests.integration.verify_harness import drift_set, resolved_total, wait_for
+
+FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
+
+
+def expected_drift(app: PaymentsApp) -> list[tuple[str, str, str]]:
+    return sorted(
+        (d.source, json.dumps(json.loads(key_json(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
+    )
+
+
+class TelemetryDaemon:
+    """A daemon in a thread, built like `parity run` builds it (Prometheus telemetry included)."""
+
+    def __init__(self, config: ParityConfig) -> None:
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry, tables=[t.source for t in config.tables])
+        self.daemon: Daemon = build_daemon(config, telemetry=PrometheusTelemetry(self.metrics))
+        self.probe = PostgresProbe(config.postgres.dsn.get_secret_value())
+        self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
+
+    def ready(self) -> bool:
+        """What /readyz answers (every check must pass)."""
+        return all(c.ok for c in readiness(self.daemon, self.probe))
+
+    def failed_checks(self) -> list[str]:
+        return [c.name for c in readiness(self.daemon, self.probe) if not c.ok]
+
+    def metric(self, name: str, **labels: str) -> float:
+        total = 0.0
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def __enter__(self) -> TelemetryDaemon:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop_event.set()
+        self.thread.join(60)
+        self.daemon.state.close()
+
+
+def partition_ends(bootstrap: str, topics: list[str], timeout: float = 30.0) -> dict[tuple[str, int], int]:
+    """The next offset of every partition, found by reading to the end (the broker's ListOffsets
+    is unreliable on tansu, see STACK.md)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"ends-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        md = consumer.list_topics(timeout=10)
+        tps = [TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions]
+        consumer.assign(tps)
+        ends = {(tp.topic, tp.partition): 0 for tp in tps}
+        remaining = set(ends)
+        deadline = time.time() + timeout
+        while remaining and time.time() < deadline:
+            for m in consumer.consume(500, 1.0):
+                tp = (m.topic(), m.partition())
+                if m.error() is not None:
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        remaining.discard(tp)
+                    continue
+                ends[tp] = max(ends[tp], m.offset() + 1)
+        if remaining:
+            raise TimeoutError(f"could not read to the end of {sorted(remaining)}")
+        return ends
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
+        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in got}
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Accounting:
+    records: int  # records in the CDC topics
+    outcomes: int  # outcomes recorded (>= records; the surplus is replays after faults)
+    lost: int  # records past the committed offsets at the end (never resolved)
+    drift_found: int
+    drift_injected: int
+    false_drift: int
+    missed_drift: int
+    detail: str = ""  # the missed and false drift, for a failing assertion
+
+    def line(self, fault: str) -> str:
+        return (
+            f"FAULT-RESULT {fault}: records={self.records} outcomes={self.outcomes} lost={self.lost} "
+            f"injected={self.drift_injected} found={self.drift_found} false={self.false_drift} "
+            f"missed={self.missed_drift}"
+        )
+
+
+def settle_and_account(
+    config: ParityConfig,
+    bootstrap: str,
+    topics: list[str],
+    app: PaymentsApp,
+    *,
+    daemon: Daemon | None = None,
+    timeout: float = 150.0,
+    quiet_s: float = 8.0,
+) -> Accounting:
+    """Wait until every record has an outcome, every injected drift is in, and the committed
+    offsets reached the end; then a grace period more (nothing else may appear); then count."""
+    ends = partition_ends(bootstrap, topics)
+    records = sum(ends.values())  # offsets start at 0 and nothing is compacted here
+    injected = expected_drift(app)
+    group = config.kafka.group_id
+
+    def done() -> bool:
+        if daemon is not None and len(daemon.pipeline.rechecks):
+            return False
+        if resolved_total(config) < records or len(drift_set(config)) < len(injected):
+            return False
+        committed = committed_offsets(bootstrap, group, list(ends))
+        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+
+    with contextlib.suppress(TimeoutError):  # counted below: the assertions name what is missing
+        wait_for(done, timeout, f"all {records} records resolved and committed", interval=1.0)
+    time.sleep(quiet_s)
+    committed = committed_offsets(bootstrap, group, list(ends))
+    found = drift_set(config)
+    acc = Accounting(
+        records=records,
+        outcomes=resolved_total(config),
+        lost=sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items()),
+        drift_found=len(found),
+        drift_injected=len(injected),
+        false_drift=len(set(found) - set(injected)),
+        missed_drift=len(set(injected) - set(found)),
+        detail=f"missed {sorted(set(injected) - set(found))} false {sorted(set(found) - set(injected))} "
+        + (
+            f"pending {[(c.key, c.op, c.attempts, c.tp) for c in daemon.pipeline.rechecks.checks()]} "
+            f"lag {daemon.source.lag()} caught_up {sorted(daemon._caught_up)}"
+            if daemon is not None
+            else ""
+        ),
+    )
+    return acc
+
+
+def assert_accounted(acc: Accounting, fault: str) -> None:
+    print(acc.line(fault))  # collected into RELIABILITY.md (pytest -s shows it)
+    assert acc.lost == 0, acc
+    assert acc.outcomes >= acc.records, acc
+    assert acc.false_drift == 0, acc
+    assert acc.missed_drift == 0, acc
+    assert acc.drift_found == acc.drift_injected, acc
+
+
+def drift_log_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]

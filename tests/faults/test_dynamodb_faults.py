@@ -1,0 +1,142 @@
+"""DynamoDB faults: unreachable for 30 s (SIGSTOP of a dedicated DynamoDB Local, so other tests'
+instance is untouched) and throttling injected on a fraction of calls."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from parity.workload import PaymentsApp
+from tests.conftest import _started, unique
+from tests.faults.harness import (
+    FAST_GRACE,
+    TelemetryDaemon,
+    assert_accounted,
+    committed_offsets,
+    partition_ends,
+    settle_and_account,
+)
+from tests.integration.verify_harness import deploy_example, wait_for
+
+pytestmark = pytest.mark.faults
+
+OUTAGE_S = 30.0
+
+
+@pytest.fixture
+def own_dynamodb(tmp_path: Path) -> Iterator[Any]:
+    from parity.devstack.dynamodb import start_dynamodb
+
+    service = start_dynamodb(tmp_path / "own-dynamodb")
+    _started.append(service.process)
+    try:
+        yield service
+    finally:
+        service.resume()  # never leave a stopped JVM behind
+        service.stop()
+
+
+def test_dynamodb_unreachable_for_30s_reports_not_ready_then_resumes_and_skips_nothing(
+    pg: Any, kafka: Any, own_dynamodb: Any, bridge_factory: Any, tmp_path: Path
+) -> None:
+    dep = deploy_example(
+        "payments",
+        pg=pg,
+        dynamodb=own_dynamodb,
+        kafka=kafka,
+        suffix=unique("fd"),
+        state_dir=tmp_path / "state",
+        table_overrides=FAST_GRACE,
+        overrides={"dynamodb": {"timeout_s": 3}},
+    )
+    mapping = dep.config.tables[0]
+    bridge = bridge_factory([mapping.source], topic_prefix=dep.config.kafka.topic_prefix)
+    with pg.connect() as conn, TelemetryDaemon(dep.config) as runner:
+        app = PaymentsApp(conn, own_dynamodb.client(), mapping, lag_ms=500, seed=21)
+        app.run(120, drift_every=10, rate=60)
+        wait_for(runner.ready, 60, "the daemon to be ready before the outage")
+        own_dynamodb.pause()
+        paused_at = time.monotonic()
+        try:
+            # Changes keep coming while DynamoDB is unreachable (the application's own DynamoDB
+            # writes queue up behind the outage, as a real dual-writer's would).
+            app.run(120, drift_every=10, rate=60)
+            wait_for(lambda: not runner.ready(), OUTAGE_S - 5, "/readyz to turn false during the outage")
+            not_ready_after = time.monotonic() - paused_at
+            failed = runner.failed_checks()
+            assert "dynamodb" in failed and "pipeline" in failed, failed
+            # Nothing past an unverified record is committed while DynamoDB is away.
+            ends = partition_ends(kafka.bootstrap, bridge.topics)
+            before = committed_offsets(kafka.bootstrap, dep.config.kafka.group_id, list(ends))
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - paused_at)))
+            during = committed_offsets(kafka.bootstrap, dep.config.kafka.group_id, list(ends))
+            assert during == before
+            assert not runner.ready()
+        finally:
+            own_dynamodb.resume()
+        outage = time.monotonic() - paused_at
+        wait_for(runner.ready, 90, "/readyz to turn true after DynamoDB returns")
+        recovered_after = time.monotonic() - paused_at - outage
+        t = time.monotonic()
+        app.finish()
+        print(f"finish took {time.monotonic() - t:.1f} s; dual writes behind schedule by {app.writer.max_behind_s:.1f} s")
+        acc = settle_and_account(dep.config, kafka.bootstrap, bridge.topics, app, daemon=runner.daemon)
+        errors = runner.metric("parity_dynamodb_errors_total")
+    print(
+        f"DynamoDB paused {outage:.0f} s: not ready after {not_ready_after:.1f} s, ready again "
+        f"{recovered_after:.1f} s after resume, DynamoDB errors counted {errors:.0f}"
+    )
+    assert_accounted(acc, "DynamoDB unreachable 30 s (SIGSTOP)")
+
+
+class Throttler:
+    """Answers a fraction of BatchGetItem calls with a throttling error instead of sending them,
+    as a botocore before-call hook (DynamoDB Local never throttles)."""
+
+    def __init__(self, fraction: float, seed: int) -> None:
+        self.fraction = fraction
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.throttled = 0
+
+    def __call__(self, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with self.lock:
+            self.calls += 1
+            if self.rng.random() >= self.fraction:
+                return None
+            self.throttled += 1
+            code = self.rng.choice(["ProvisionedThroughputExceededException", "ThrottlingException"])
+        response = AWSResponse("http://throttled", 400, {}, None)  # type: ignore[no-untyped-call]
+        parsed = {
+            "Error": {"Code": code, "Message": "injected by the fault suite"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return response, parsed
+
+
+def test_throttling_on_half_the_reads_is_retried_and_loses_nothing(
+    payments: Any, pg: Any, kafka: Any, dynamodb: Any
+) -> None:
+    dep, bridge = payments
+    mapping = dep.config.tables[0]
+    throttler = Throttler(0.5, seed=5)
+    with pg.connect() as conn, TelemetryDaemon(dep.config) as runner:
+        client = runner.daemon.pipeline.dynamo.client
+        client.meta.events.register("before-call.dynamodb.BatchGetItem", throttler)
+        app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=500, seed=8)
+        app.run(300, drift_every=10, rate=60)
+        app.finish()
+        acc = settle_and_account(dep.config, kafka.bootstrap, bridge.topics, app, daemon=runner.daemon)
+        counted = runner.metric("parity_dynamodb_throttles_total")
+    print(f"BatchGetItem calls {throttler.calls}, throttled {throttler.throttled}, metric counted {counted:.0f}")
+    assert throttler.throttled >= 20
+    assert counted == throttler.throttled
+    assert_accounted(acc, "DynamoDB throttling on 50% of BatchGetItem")
