@@ -41,7 +41,7 @@ class Run:
         }
 
     def section(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
-        if self.only and name not in self.only:
+        if self.only and name not in self.only and name != "dataset":  # every section needs the data
             return None
         print(f"== {name} (load average {env.load_average()})", flush=True)
         started = time.monotonic()

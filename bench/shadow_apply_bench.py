@@ -21,14 +21,14 @@ import orjson
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 
-from parity.clients import dynamodb_client  # noqa: E402
-from parity.config_loader import parse_config  # noqa: E402
-from parity.daemon.dynamo import DynamoStore  # noqa: E402
-from parity.daemon.shadow import ShadowApplier  # noqa: E402
-from parity.daemon.source import Record  # noqa: E402
-from parity.daemon.state import StateStore  # noqa: E402
-from parity.daemon.steps import Pipeline  # noqa: E402
-from parity.devstack.dynamodb import start_dynamodb  # noqa: E402
+from parity.clients import dynamodb_client
+from parity.config_loader import parse_config
+from parity.daemon.dynamo import DynamoStore
+from parity.daemon.shadow import ShadowApplier
+from parity.daemon.source import Record
+from parity.daemon.state import StateStore
+from parity.daemon.steps import Pipeline
+from parity.devstack.dynamodb import start_dynamodb
 
 
 def main() -> None:
@@ -54,7 +54,8 @@ def main() -> None:
                                 KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}])
         filler = "x" * 360
         # raw BatchWriteItem of the same final items (the version attribute included, same size)
-        items = [{"PK": {"N": str(i)}, "id": {"N": str(i)}, "bid": {"N": str(i % 10)}, "balance": {"N": "0"}, "filler": {"S": filler},
+        items = [{"PK": {"N": str(i)}, "id": {"N": str(i)}, "bid": {"N": str(i % 10)}, "balance": {"N": "0"},
+                  "filler": {"S": filler},
                   "_parity_version": {"N": "1000"}} for i in range(n)]
         chunks = [items[i:i + 25] for i in range(0, n, 25)]
 

@@ -60,13 +60,29 @@ class DelayedWriter:
         self._lanes = [_Lane() for _ in range(workers)]
         self._last_due: dict[Any, float] = {}
         self.started = time.monotonic()
+        self._max_landed_s = 0.0
+        self._landed_lock = threading.Lock()
 
     def submit(self, key: Any, fn: Callable[[], None]) -> None:
         now = time.monotonic()
         due = now + self.rng.uniform(0, self.max_delay_s) if self.max_delay_s > 0 else now
         due = max(due, self._last_due.get(key, 0.0) + 1e-6)
         self._last_due[key] = due
-        self._lanes[hash(key) % len(self._lanes)].push(due, fn)
+
+        def timed() -> None:
+            fn()
+            landed = time.monotonic() - now
+            with self._landed_lock:
+                self._max_landed_s = max(self._max_landed_s, landed)
+
+        self._lanes[hash(key) % len(self._lanes)].push(due, timed)
+
+    @property
+    def max_landed_s(self) -> float:
+        """The longest time from submit (the Postgres commit) until a write had completed: what the
+        verifier's grace period must cover."""
+        with self._landed_lock:
+            return self._max_landed_s
 
     @property
     def max_behind_s(self) -> float:

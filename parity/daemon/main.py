@@ -30,46 +30,84 @@ def parity_version() -> str:
         return "0.0.0"
 
 
+class ReachabilityProbe:
+    """Postgres, DynamoDB and Kafka reachability for /readyz (the same checks as `parity doctor`),
+    refreshed in a background thread so a probe request never waits on a slow system."""
+
+    def __init__(self, config: ParityConfig, interval_s: float = 10.0) -> None:
+        self.config = config
+        self.interval_s = interval_s
+        self._results: list[tuple[str, bool, str]] = [(s, False, "not checked yet") for s in _SYSTEMS]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="parity-reachability", daemon=True)
+
+    def start(self) -> ReachabilityProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        from parity.doctor import reachability
+
+        while not self._stop.is_set():
+            try:
+                self._results = reachability(self.config, timeout_s=3.0)
+            except Exception as exc:  # a probe must never kill the daemon; report it instead
+                self._results = [(s, False, f"probe failed: {type(exc).__name__}") for s in _SYSTEMS]
+            self._stop.wait(self.interval_s)
+
+    def checks(self) -> list[Check]:
+        return [Check(name, ok, detail) for name, ok, detail in self._results]
+
+
+_SYSTEMS = ("postgres", "dynamodb", "kafka")
+
+
 class PostgresProbe:
-    """Postgres reachability for /readyz, cached so probes do not open a connection each time."""
+    """Postgres alone, checked on demand and cached (for embedders without Kafka admin access)."""
 
     def __init__(self, dsn: str, ttl_s: float = 10.0) -> None:
         self.dsn = dsn
         self.ttl_s = ttl_s
-        self._at = 0.0
-        self._ok = False
-        self._detail = ""
+        self._at = -ttl_s
+        self._check = Check("postgres", False, "not checked yet")
         self._lock = threading.Lock()
 
-    def check(self) -> Check:
+    def checks(self) -> list[Check]:
         with self._lock:
             if time.monotonic() - self._at > self.ttl_s:
-                self._ok, self._detail = self._probe()
+                self._check = self._probe()
                 self._at = time.monotonic()
-            return Check("postgres", self._ok, self._detail)
+            return [self._check]
 
-    def _probe(self) -> tuple[bool, str]:
+    def _probe(self) -> Check:
         import psycopg
 
         try:
             with psycopg.connect(self.dsn, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
-            return True, ""
+            return Check("postgres", True, "")
         except psycopg.Error as exc:
-            # The message names host and reason; psycopg never includes the password.
-            return False, type(exc).__name__
+            # The class name only: psycopg messages can carry host names, never worth the risk.
+            return Check("postgres", False, type(exc).__name__)
 
 
-def readiness(daemon: Daemon, postgres: PostgresProbe) -> Iterable[Check]:
+def readiness(daemon: Daemon, probe: ReachabilityProbe | PostgresProbe) -> Iterable[Check]:
     h = daemon.health
     failing = h.failing_since is not None
-    return [
+    error = h.last_error or ""
+    checks = [
         Check("partitions_assigned", bool(daemon.source.assigned), f"{len(daemon.source.assigned)} assigned"),
-        Check("pipeline", not failing, h.last_error or ""),
-        Check("dynamodb", not (failing and h.last_error is not None and "Dynamo" in h.last_error), ""),
-        Check("stores_writable", not (failing and h.last_error is not None and "StoreError" in h.last_error), ""),
-        postgres.check(),
+        Check("pipeline", not failing, error),
+        Check("stores_writable", not (failing and "StoreError" in error), ""),
     ]
+    for c in probe.checks():
+        if c.name == "dynamodb" and failing and "Dynamo" in error:
+            c = Check(c.name, False, error)  # the pipeline's own failure is the fresher signal
+        checks.append(c)
+    return checks
 
 
 def live_status(daemon: Daemon) -> dict[str, Any]:
@@ -100,7 +138,7 @@ def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
     telemetry.snapshot_rows.update(daemon.snapshot_rows)
     for table in daemon.snapshot_done:  # finished by an earlier run of the daemon
         metrics.backfill_progress(table, 0, snapshot_rows=daemon.snapshot_rows.get(table, 0), done=True)
-    probe = PostgresProbe(config.postgres.dsn.get_secret_value())
+    probe = ReachabilityProbe(config).start()
     server = MetricsServer(
         registry,
         config.daemon.http,
@@ -121,5 +159,6 @@ def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
         if scheduler is not None:
             scheduler.stop()
         server.stop()
+        probe.stop()
         daemon.state.close()
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from parity.core.config import ParityConfig, TableMapping
+from parity.core.errors import MappingError
 from parity.core.events import Op
 from parity.core.ratelimit import TokenBucket
 from parity.core.values import item_to_wire, to_wire
@@ -180,7 +181,10 @@ class ShadowApplier:
             return None
         if not all(c in before for c in w.mapper.key_columns):
             return None
-        old_key = w.mapper.key(before)
+        try:
+            old_key = w.mapper.key(before)
+        except MappingError:  # the old row's key cannot be built (a NULL): nothing to move
+            return None
         return old_key if old_key != w.key else None
 
     def _apply_one(self, w: Work) -> Outcome:
@@ -196,8 +200,13 @@ class ShadowApplier:
             old_key = self._old_key(w)
             if old_key is not None:
                 # A change of a key column that is not the primary key moves the item.
-                self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, old_key, w.lsn))
-                extra = (w.target, key_text(old_key), w.lsn)
+                try:
+                    self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, old_key, w.lsn))
+                    extra = (w.target, key_text(old_key), w.lsn)
+                except ClientError as exc:
+                    # The old key already holds a newer row: leave it, still write the new key.
+                    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        raise
             self.dynamo.call("UpdateItem", **self._update_request(m, w))
             return "applied", extra
         except ClientError as exc:

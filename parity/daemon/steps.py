@@ -127,6 +127,7 @@ class Pipeline:
         self.shadow = shadow
         # Newest LSN seen per key: a redelivered or older event is a duplicate, not a new check.
         self._last_lsn: OrderedDict[KeyId, int] = OrderedDict()
+        self._last_tp: dict[KeyId, TopicPartition] = {}  # where each key's newest event was read
         self._dedupe_capacity = dedupe_capacity
         # Per partition, the source time up to which every event has been consumed.
         self.progress: dict[TopicPartition, float] = {}
@@ -216,6 +217,15 @@ class Pipeline:
             result.cdc_lag.append((mapping.source, max(0.0, now - ts)))
             try:
                 work = self._work(rec, event, mapping, ts, now)
+                if work.expected is not None and _too_deep(work.expected):
+                    raise MappingError(f"a value is nested deeper than DynamoDB's {MAX_NESTING} levels")
+            except RecursionError:
+                # A JSON value nested hundreds deep (Python's recursion limit): a poison pill that
+                # would otherwise crash the daemon on every restart. DynamoDB allows 32 levels.
+                reason = f"unmappable: a value is nested deeper than DynamoDB's {MAX_NESTING} levels"
+                result.dead_letters.append(DeadLetter(rec, reason, mapping.source, "mapping"))
+                result.count(mapping.source, "dead_letter", op=event.op.value)
+                continue
             except MappingError as exc:
                 result.dead_letters.append(DeadLetter(rec, f"unmappable: {exc}", mapping.source, "mapping"))
                 result.count(mapping.source, "dead_letter", op=event.op.value)
@@ -297,18 +307,20 @@ class Pipeline:
                 result.count(prev.mapping.source, "superseded", op=prev.event.op.value)
             newest[w.key_id] = w
         for key_id, w in newest.items():
-            self._remember(key_id, w.lsn)
+            self._remember(key_id, w.lsn, w.record.tp)
             pending = self.rechecks.remove(key_id)
             if pending is not None:
                 self.ledger.release(pending.tp, pending.offset)
                 result.count(pending.source, "superseded", op=pending.op)
         return list(newest.values())
 
-    def _remember(self, key_id: KeyId, lsn: int) -> None:
+    def _remember(self, key_id: KeyId, lsn: int, tp: TopicPartition) -> None:
         self._last_lsn[key_id] = lsn
+        self._last_tp[key_id] = tp
         self._last_lsn.move_to_end(key_id)
         if len(self._last_lsn) > self._dedupe_capacity:
-            self._last_lsn.popitem(last=False)
+            old, _ = self._last_lsn.popitem(last=False)
+            self._last_tp.pop(old, None)
 
     # -- verify --------------------------------------------------------------------------------
 
@@ -432,11 +444,31 @@ class Pipeline:
     def revoke(self, tps: list[TopicPartition]) -> None:
         self.rechecks.drop_partitions(set(tps))
         self.ledger.forget(tps)
+        # The partitions' uncommitted records will be read again (after a rewind, or by their next
+        # owner): their keys' newest LSNs must be forgotten too, or the re-read events would be
+        # taken for duplicates and resolved without a check, losing pending drift.
+        gone = set(tps)
+        for key_id in [k for k, tp in self._last_tp.items() if tp in gone]:
+            del self._last_tp[key_id]
+            self._last_lsn.pop(key_id, None)
         for tp in tps:
             self.progress.pop(tp, None)
 
 
 _AUTO = converter(ColumnRule())
+MAX_NESTING = 32  # DynamoDB's limit on nested maps and lists
+
+
+def _too_deep(item: Item) -> bool:
+    """True when a map or list nests deeper than DynamoDB allows (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(v, 1) for v in item.values() if isinstance(v, dict | list)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _carry_toast(older: Work, newer: Work) -> None:

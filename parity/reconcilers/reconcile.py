@@ -63,6 +63,9 @@ ROWS_PER_BUCKET = 32
 MAX_BUCKETS = 1 << 20
 RECHECK_ROUNDS = 2
 PROCESS_MIN_ROWS = 50_000  # from here on, Postgres partitions run in worker processes (postgres.py)
+# ... on machines with cores to spare: on 2 shared cores (DynamoDB Local and Postgres need CPU too)
+# threads measured faster than processes (docs/reconciler.md).
+PROCESS_MIN_CPUS = 4
 
 
 class ReconcileError(ParityError):
@@ -328,7 +331,11 @@ class Reconciler:
 
         use_processes = self.pg_processes
         if use_processes is None:
-            use_processes = int(cp.data.get("estimated_rows", 0)) >= PROCESS_MIN_ROWS and len(pending_pg) > 1
+            use_processes = (
+                int(cp.data.get("estimated_rows", 0)) >= PROCESS_MIN_ROWS
+                and len(pending_pg) > 1
+                and (os.cpu_count() or 1) >= PROCESS_MIN_CPUS
+            )
         pg_slots = max(1, min(workers, len(pending_pg) or 1))
         if use_processes:
             pg_slots = min(pg_slots, os.cpu_count() or 1)

@@ -20,7 +20,9 @@ from parity.workload import DRIFT_KINDS
 
 pytestmark = pytest.mark.e2e
 
-SMALL = ["--rows", "100", "--duration", "10", "--lag-ms", "800", "--no-prometheus"]
+# A grace period well above the lag: on a shared, overloaded machine a dual write can land seconds
+# after its scheduled time, and a write later than the grace period is drift by definition.
+SMALL = ["--rows", "100", "--duration", "10", "--lag-ms", "800", "--grace", "12", "--no-prometheus"]
 
 
 @pytest.fixture
@@ -85,8 +87,8 @@ def test_demo_reports_exactly_the_injected_drift(state_dir: Path) -> None:
 def test_demo_without_drift_reports_none(state_dir: Path) -> None:
     code, result, stderr = run_demo(state_dir, "--drift-rate", "0")
 
+    assert result["exact"] is True, {k: result[k] for k in ("false_positive_keys", "notes", "workload")}
     assert code == 0, stderr[-2000:]
-    assert result["exact"] is True
     for key in ("injected", "detected", "missed", "false_positives"):
         assert not any(result[key].values()), key
     assert result["stream"]["drift"] == 0

@@ -259,6 +259,10 @@ def test_prometheus_scrapes_the_live_daemon_every_panel_has_data_and_drift_pages
             return _reconcile_runs(prometheus) >= 2
 
         wait_for(reconciled_twice, 150, "two periodic reconcile runs", interval=1)
+        last = json.loads(http_get(f"{live.url}/status", TOKEN)[1])["last_reconcile"]
+        assert last is not None and "error" not in last, last
+        assert set(last["tables"]) == {live.verify_table.source, live.shadow_table.source}
+        assert last["drift_total"] >= 0 and Path(last["report"]).exists()
 
         # --- every dashboard panel's query returns data ----------------------------------------------------
         results = _evaluate_panels(prometheus)

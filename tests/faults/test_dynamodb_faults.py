@@ -60,38 +60,39 @@ def test_dynamodb_unreachable_for_30s_reports_not_ready_then_resumes_and_skips_n
     bridge = bridge_factory([mapping.source], topic_prefix=dep.config.kafka.topic_prefix)
     with pg.connect() as conn, TelemetryDaemon(dep.config) as runner:
         app = PaymentsApp(conn, own_dynamodb.client(), mapping, lag_ms=500, seed=21)
-        app.run(120, drift_every=10, rate=60)
         wait_for(runner.ready, 60, "the daemon to be ready before the outage")
+        app.run(240, drift_every=10, rate=80)
+        # The application's writes have all landed (an outage that also delays them would make
+        # them late past the grace period: real drift). DynamoDB then goes away while the daemon
+        # still has change events in flight and injected drift waiting out its grace period.
+        app.finish()
         own_dynamodb.pause()
         paused_at = time.monotonic()
         try:
-            # Changes keep coming while DynamoDB is unreachable (the application's own DynamoDB
-            # writes queue up behind the outage, as a real dual-writer's would).
-            app.run(120, drift_every=10, rate=60)
             wait_for(lambda: not runner.ready(), OUTAGE_S - 5, "/readyz to turn false during the outage")
             not_ready_after = time.monotonic() - paused_at
             failed = runner.failed_checks()
             assert "dynamodb" in failed and "pipeline" in failed, failed
+            pending = len(runner.daemon.pipeline.rechecks)
             # Nothing past an unverified record is committed while DynamoDB is away.
             ends = partition_ends(kafka.bootstrap, bridge.topics)
             before = committed_offsets(kafka.bootstrap, dep.config.kafka.group_id, list(ends))
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - paused_at)))
             during = committed_offsets(kafka.bootstrap, dep.config.kafka.group_id, list(ends))
             assert during == before
+            assert sum(before.values()) < sum(ends.values())  # the outage did hold records back
             assert not runner.ready()
         finally:
             own_dynamodb.resume()
         outage = time.monotonic() - paused_at
         wait_for(runner.ready, 90, "/readyz to turn true after DynamoDB returns")
         recovered_after = time.monotonic() - paused_at - outage
-        t = time.monotonic()
-        app.finish()
-        print(f"finish took {time.monotonic() - t:.1f} s; dual writes behind schedule by {app.writer.max_behind_s:.1f} s")
         acc = settle_and_account(dep.config, kafka.bootstrap, bridge.topics, app, daemon=runner.daemon)
         errors = runner.metric("parity_dynamodb_errors_total")
     print(
         f"DynamoDB paused {outage:.0f} s: not ready after {not_ready_after:.1f} s, ready again "
-        f"{recovered_after:.1f} s after resume, DynamoDB errors counted {errors:.0f}"
+        f"{recovered_after:.1f} s after resume, DynamoDB errors counted {errors:.0f}, "
+        f"{sum(ends.values()) - sum(before.values())} records held back, {pending} checks pending at the cut"
     )
     assert_accounted(acc, "DynamoDB unreachable 30 s (SIGSTOP)")
 

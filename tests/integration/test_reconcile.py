@@ -262,7 +262,7 @@ def test_a_killed_run_resumes_without_rereading_finished_segments_and_reports_th
             cp = Checkpoint.latest_incomplete(Path(d.config.reconcile.report_dir), d.target)
             units = (cp.data["units"] if cp else {})
             done_ddb = [u for u, v in units.items() if u.startswith("ddb-") and v.get("done")]
-            if done_ddb and len(done_ddb) < 4:
+            if done_ddb:  # usually others are half way (same rate limit): those continue from their LEK
                 break
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.05)

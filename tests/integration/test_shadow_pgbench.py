@@ -97,7 +97,9 @@ class Bench:
         )
         with pg.connect() as conn:
             self.rows = conn.execute(f"SELECT count(*) FROM {self.schema}.pgbench_accounts").fetchone()[0]  # type: ignore[index]
-        self.bridge = bridge_factory([m["source"] for m in mappings], topic_prefix=self.config.kafka.topic_prefix)
+        self.bridge = bridge_factory([m["source"] for m in mappings], topic_prefix=self.config.kafka.topic_prefix,
+                                     wait=False)
+        self.bridge.wait_streaming(600)  # the 100k-row snapshot comes first; slow on a busy machine
 
     def expected(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every Postgres row as the item shadow mode must have written (NULL: no attribute)."""
