@@ -39,6 +39,14 @@ class Run:
             "argv": shlex.join(sys.argv), "machine": env.machine(), "sizes": SIZES[mode],
             "dynamo_concurrency": CONCURRENCY, "sections": {},
         }
+        if only and RESULTS.exists():
+            # A partial re-run replaces its own sections and keeps the others (each section
+            # records its own load average and time; the re-run is listed under `reruns`).
+            previous = json.loads(RESULTS.read_text())
+            reruns = previous.get("reruns", [])
+            reruns.append({"command": self.results["command"], "date": self.results["date"],
+                           "load_average_start": self.results["machine"]["load_average_start"]})
+            self.results = {**previous, "reruns": reruns}
 
     def section(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         if self.only and name not in self.only and name != "dataset":  # every section needs the data
@@ -51,6 +59,7 @@ class Run:
             out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
             print(f"   FAILED: {out['error']}", flush=True)
         out["load_average_after"] = env.load_average()
+        out["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         out["section_s"] = round(time.monotonic() - started, 1)
         self.results["sections"][name] = out
         self.save()
@@ -75,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         _sections(run, stack, size)
     finally:
         stack.stop()
-        run.results["machine"]["load_average_end"] = env.load_average()
+        if not only:
+            run.results["machine"]["load_average_end"] = env.load_average()
         run.save()
     print_summary(run.results)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import tempfile
 import uuid
@@ -26,6 +27,11 @@ settings.register_profile(
     "parity", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 settings.load_profile("parity")
+
+# DynamoDB Local accepts any credentials but boto3 needs some; daemons started by tests inherit them.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 _started: list[Any] = []  # ManagedProcess objects, for the atexit safety net
 

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
             ".parity/demo"),
     ) -> None:
         """Start the local stack, run an application with injected drift, verify it live, reconcile,
-        and score what parity found. Exit 0 only when exactly the injected drift was reported."""
+        and score what parity found. Exit 0 only when exactly the injected drift was reported
+        (1: not exact, 2: usage, 3: the stack could not run, 130: interrupted)."""
         from parity.demo.deploy import DemoSettings
 
         if lag_ms / 1000 >= grace:
@@ -49,6 +50,7 @@ def run_cli(settings: Any, *, keep: bool, as_json: bool) -> int:
     interactive = out.is_terminal
     if not interactive:
         out = Console(stderr=as_json, width=120)  # a log or CI: not squeezed to 80 columns
+
     def announce(name: str, detail: str, elapsed: float) -> None:
         out.print(f"[{elapsed:6.1f}s] {name}" + (f": {detail}" if detail else ""), highlight=False)
 
