@@ -29,7 +29,8 @@ CONCURRENCY = 8
 
 
 class Run:
-    def __init__(self, mode: str, only: set[str] | None) -> None:
+    def __init__(self, mode: str, only: set[str] | None, out: Path = RESULTS) -> None:
+        self.out = out
         self.mode = mode
         self.only = only
         self.results: dict[str, Any] = {
@@ -39,10 +40,10 @@ class Run:
             "argv": shlex.join(sys.argv), "machine": env.machine(), "sizes": SIZES[mode],
             "dynamo_concurrency": CONCURRENCY, "sections": {},
         }
-        if only and RESULTS.exists():
+        if only and out.exists():
             # A partial re-run replaces its own sections and keeps the others (each section
             # records its own load average and time; the re-run is listed under `reruns`).
-            previous = json.loads(RESULTS.read_text())
+            previous = json.loads(out.read_text())
             reruns = previous.get("reruns", [])
             reruns.append({"command": self.results["command"], "date": self.results["date"],
                            "load_average_start": self.results["machine"]["load_average_start"]})
@@ -66,7 +67,7 @@ class Run:
         return out
 
     def save(self) -> None:
-        RESULTS.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        self.out.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
     parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
                                                    "shadow,scaling,reconcile,cost")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
     only = {s for s in args.only.split(",") if s} or None
-    run = Run(mode, only)
+    run = Run(mode, only, args.out)
     stack = env.LocalStack.start()
     try:
         _sections(run, stack, size)
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if not only:
             run.results["machine"]["load_average_end"] = env.load_average()
         run.save()
-    print_summary(run.results)
+    print_summary(run.results, run.out)
     return 0
 
 
@@ -161,7 +163,7 @@ def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
     run.section("cost", lambda: cost.model(finals))
 
 
-def print_summary(results: dict[str, Any]) -> None:
+def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
     s = results["sections"]
 
     def get(*path: str) -> Any:
@@ -191,7 +193,7 @@ def print_summary(results: dict[str, Any]) -> None:
         print(f"  {label:72s} {value}")
     errors = [k for k, v in s.items() if isinstance(v, dict) and "error" in v]
     if errors:
-        print(f"  sections that failed: {', '.join(errors)} (see {RESULTS})")
+        print(f"  sections that failed: {', '.join(errors)} (see {out})")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Pa
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source=p.name) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=p.name) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

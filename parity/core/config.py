@@ -178,6 +178,9 @@ class TableMapping(_Frozen):
     schema_drift: Literal["ignore", "compare"] = "ignore"
     truncate: Literal["ignore", "apply"] = "ignore"
     write_rate_limit: float | None = Field(default=None, gt=0)  # shadow writes per second
+    # Shadow writes grouped in conditional TransactWriteItems of up to 100 (fewer round trips,
+    # but DynamoDB bills a transactional write as two), or one conditional UpdateItem each.
+    shadow_writes: Literal["transactions", "single"] = "transactions"
 
     @field_validator("columns", mode="before")
     @classmethod

@@ -94,7 +94,7 @@ class ShadowApplier:
             if grave is not None and grave >= w.lsn:
                 # Deleted at this LSN or later: nothing to write (a replayed delete included).
                 outcomes[i] = ("stale_skipped", None)
-            elif self._old_key(w) is not None:
+            elif self._old_key(w) is not None or w.mapping.shadow_writes == "single":
                 singles.append(i)  # a key move is two writes: kept out of the transactions
             else:
                 grouped.append(i)

@@ -120,7 +120,7 @@ class DemoRun:
         import psycopg
         from prometheus_client import CollectorRegistry
 
-        from parity.daemon.main import PostgresProbe, live_status, parity_version, readiness
+        from parity.daemon.main import ReachabilityProbe, live_status, parity_version, readiness
         from parity.daemon.telemetry import PrometheusTelemetry
         from parity.daemon.wiring import build_daemon
         from parity.devstack.debezium import start_bridge
@@ -179,7 +179,8 @@ class DemoRun:
         metrics = Metrics(registry, version=parity_version(), tables=[t.source for t in cfg.tables],
                           drift_window_s=cfg.daemon.drift_window_s)
         daemon = build_daemon(cfg, telemetry=PrometheusTelemetry(metrics))
-        probe = PostgresProbe(dsn)
+        probe = ReachabilityProbe(cfg).start()  # the same wiring as `parity run` (daemon/main.py)
+        cleanup.callback(probe.stop)
         server = MetricsServer(registry, cfg.daemon.http, readiness=lambda: readiness(daemon, probe),
                                status=lambda: live_status(daemon)).start()
         cleanup.callback(server.stop)

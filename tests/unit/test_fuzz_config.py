@@ -133,12 +133,6 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="found by this suite: load_config lets UnicodeDecodeError escape for a non-UTF-8 file "
-    "(parity/config_loader.py catches only OSError around read_text; not a file this suite owns)",
-)
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"postgres:\n  dsn: caf\xe9\n")

@@ -391,3 +391,16 @@ def test_the_write_rate_limit_paces_writes_per_table() -> None:
     assert _outcomes(result) == {"applied": 60}
     # A burst of 40 tokens, then 20 more writes at 40/s: at least half a second.
     assert took >= 0.45
+
+
+def test_single_writes_mode_sends_one_conditional_update_per_event_and_no_transaction() -> None:
+    h = Harness(_config(shadow_writes="single"))
+    h.process([h.record("c", 500, after=_row(1, name="newest"))])
+    h.fresh_pipeline()
+    h.table.calls.clear()
+    batch = [h.record("u", 400, after=_row(1, name="older"))]
+    batch += [h.record("c", 400, after=_row(i)) for i in range(2, 6)]
+    assert _outcomes(h.process(batch)) == {"stale_skipped": 1, "applied": 4}
+    assert sorted(op for op, _ in h.table.calls) == ["UpdateItem"] * 5
+    item = h.table.get("A#1")
+    assert item is not None and item["name"] == {"S": "newest"}
