@@ -26,6 +26,8 @@ def model(items: list[dict[str, Any]]) -> dict[str, Any]:
     per_million = {
         "verify_rcu": round(rcu_per_get * 1e6),
         "shadow_wcu": round(wcu_per_write * 1e6),
+        # shadow.py groups its conditional writes into TransactWriteItems: 2 WCU per item written.
+        "shadow_wcu_transactional": round(2 * wcu_per_write * 1e6),
         "reconcile_scan_rcu": round(rcu_per_scanned * 1e6),
     }
     monthly = {}
@@ -43,6 +45,7 @@ def model(items: list[dict[str, Any]]) -> dict[str, Any]:
         "per_million_rows_usd_on_demand": {
             "verify": round(per_million["verify_rcu"] / 1e6 * PRICE_PER_MILLION_RRU, 3),
             "shadow": round(per_million["shadow_wcu"] / 1e6 * PRICE_PER_MILLION_WRU, 3),
+            "shadow_transactional": round(per_million["shadow_wcu_transactional"] / 1e6 * PRICE_PER_MILLION_WRU, 3),
             "reconcile": round(per_million["reconcile_scan_rcu"] / 1e6 * PRICE_PER_MILLION_RRU, 4),
         },
         "continuous_verification_monthly": monthly,

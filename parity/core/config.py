@@ -281,14 +281,8 @@ def _check_mapping(m: TableMapping) -> None:
             for col, _spec in fields:
                 if col not in m.columns:
                     raise _PathError(f"{group}.{attr}", f"unknown column {col!r}")
-    if m.truncate == "apply":
-        # Not implemented yet: a TRUNCATE is counted, reported and marks the table for a
-        # reconcile; deleting the target's items is left to the operator.
-        raise _PathError(
-            "truncate",
-            "'apply' is not supported yet: use 'ignore' (truncates are counted and reported) "
-            "and reconcile the table after a TRUNCATE",
-        )
+    if m.truncate == "apply" and m.mode != "shadow":
+        raise _PathError("truncate", "'apply' deletes target items: only for tables in shadow mode")
     if m.freshness_column is not None and m.freshness_column not in m.columns:
         raise _PathError("freshness_column", f"unknown column {m.freshness_column!r}")
     key_columns = {c for t in m.keys.values() for c, _ in template_fields(t)}

@@ -206,6 +206,9 @@ class Daemon:
             self.state.set_fact("snapshot_done", sorted(self.snapshot_done))
         for source in result.truncated:
             self.state.set_fact(f"truncated:{source}", self.clock())
+        for source, n in result.truncate_deleted.items():
+            log.warning("truncate applied", table=source, items_deleted=n)
+            self.state.set_fact(f"truncate_applied:{source}", {"at": self.clock(), "items_deleted": n})
         if new:
             for d in new:
                 log.warning(

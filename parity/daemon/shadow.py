@@ -27,8 +27,9 @@ from botocore.exceptions import ClientError
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import Op
+from parity.core.mapping import TargetRouter
 from parity.core.ratelimit import TokenBucket
-from parity.core.values import item_to_wire, to_wire
+from parity.core.values import item_from_wire, item_to_wire, to_wire
 from parity.daemon.dynamo import DynamoStore
 from parity.daemon.state import StateStore, key_json
 from parity.daemon.steps import BatchResult, DeadLetter, Work
@@ -108,13 +109,20 @@ class ShadowApplier:
             singles += retry
         # Whatever a transaction could not decide (and key moves) is written one by one, after
         # the transactions, so no key has two writes in flight.
-        for i, outcome in zip(singles, self.dynamo.map_parallel(lambda i: self._apply_one(works[i]), singles),
-                              strict=True):
+        for i, outcome in zip(
+            singles, self.dynamo.map_parallel(lambda i: self._apply_one(works[i]), singles), strict=True
+        ):
             outcomes[i] = outcome
         self._account(works, outcomes, graves, now, result)
 
-    def _account(self, works: list[Work], outcomes: list[Outcome | None], graves: dict[tuple[str, str], int],
-                 now: float, result: BatchResult) -> None:
+    def _account(
+        self,
+        works: list[Work],
+        outcomes: list[Outcome | None],
+        graves: dict[tuple[str, str], int],
+        now: float,
+        result: BatchResult,
+    ) -> None:
         buried: list[tuple[str, str, int]] = []
         revived: list[tuple[str, str]] = []
         for w, decided in zip(works, outcomes, strict=True):
@@ -122,8 +130,9 @@ class ShadowApplier:
             outcome, extra = decided
             if isinstance(outcome, Rejected):
                 # DynamoDB refused the write itself (not a condition): retrying cannot help.
-                result.dead_letters.append(DeadLetter(w.record, f"rejected by DynamoDB: {outcome.reason}",
-                                                      w.mapping.source, "other"))
+                result.dead_letters.append(
+                    DeadLetter(w.record, f"rejected by DynamoDB: {outcome.reason}", w.mapping.source, "other")
+                )
                 result.count(w.mapping.source, "failed", op=w.event.op.value)
                 continue
             result.count(w.mapping.source, outcome, op=w.event.op.value)
@@ -138,6 +147,44 @@ class ShadowApplier:
                 buried.append(extra)
         if buried or revived:
             self.state.bury(buried, revived)
+
+    def truncate(self, mapping: TableMapping, lsn: int, result: BatchResult) -> int:
+        """Apply a TRUNCATE: delete every item of `mapping` in its target, each conditional on an
+        older version, and bury the keys so a replayed older create cannot bring one back. Items
+        of other mappings in a single-table design are routed away and left alone."""
+        target = mapping.write_table
+        router = TargetRouter([t for t in self.config.tables if t.write_table == target])
+        deleted = 0
+        start: dict[str, Any] | None = None
+        while True:
+            page = self.dynamo.call(
+                "Scan",
+                TableName=target,
+                Limit=1000,
+                ConsistentRead=True,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            graves: list[tuple[str, str, int]] = []
+            for wire in page.get("Items", []):
+                item = item_from_wire(wire)
+                routed = router.route(item)
+                if routed is None or routed.source != mapping.source:
+                    continue
+                key = {k: item[k] for k in mapping.keys}
+                try:
+                    self.dynamo.call("DeleteItem", **self._delete_request(mapping, target, key, lsn))
+                    deleted += 1
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        raise
+                graves.append((target, key_text(key), lsn))
+            if graves:
+                self.state.bury(graves)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        result.truncate_deleted[mapping.source] = result.truncate_deleted.get(mapping.source, 0) + deleted
+        return deleted
 
     def _transact(self, works: list[Work], chunk: list[int]) -> tuple[dict[int, Outcome], list[int]]:
         """One TransactWriteItems of conditional writes: (decided outcomes, indexes to retry alone).

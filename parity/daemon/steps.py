@@ -84,6 +84,14 @@ class Work:
     consumed_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """A TRUNCATE to apply in shadow mode, in stream order with the changes around it."""
+
+    mapping: TableMapping
+    lsn: int
+
+
 @dataclass
 class BatchResult:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -97,6 +105,7 @@ class BatchResult:
     snapshot_rows: Counter[str] = field(default_factory=Counter)
     snapshot_done: set[str] = field(default_factory=set)
     shadow_writes: int = 0
+    truncate_deleted: dict[str, int] = field(default_factory=dict)  # table -> items deleted by a TRUNCATE
 
     def count(self, source: str, outcome: str, n: int = 1, op: str = "unknown") -> None:
         self.outcomes[(source, outcome)] += n
@@ -175,8 +184,8 @@ class Pipeline:
 
     # -- decode and map ------------------------------------------------------------------------
 
-    def prepare(self, records: Sequence[Record], now: float, result: BatchResult) -> list[Work]:
-        works: list[Work] = []
+    def prepare(self, records: Sequence[Record], now: float, result: BatchResult) -> list[Work | Barrier]:
+        works: list[Work | Barrier] = []
         for rec in records:
             self.ledger.consumed(rec.tp, rec.offset)
             mapping = self.by_topic.get(rec.topic)
@@ -206,6 +215,9 @@ class Pipeline:
             if event.op is Op.TRUNCATE:
                 result.truncated.add(mapping.source)
                 result.count(mapping.source, "truncate", op=event.op.value)
+                if mapping.mode == "shadow" and mapping.truncate == "apply":
+                    # A barrier: changes before it are applied first, the truncate, then the rest.
+                    works.append(Barrier(mapping, event.lsn or 0))
                 continue
             if event.snapshot:
                 result.snapshot_rows[mapping.source] += 1
@@ -326,7 +338,20 @@ class Pipeline:
 
     def process(self, records: Sequence[Record], now: float) -> BatchResult:
         result = BatchResult()
-        works = self.collapse(self.prepare(records, now, result), result)
+        segment: list[Work] = []
+        for item in self.prepare(records, now, result):
+            if isinstance(item, Barrier):
+                self._dispatch(self.collapse(segment, result), now, result)
+                segment = []
+                if self.shadow is None:
+                    raise RuntimeError("shadow-mode table configured but no shadow applier wired")
+                self.shadow.truncate(item.mapping, item.lsn, result)
+            else:
+                segment.append(item)
+        self._dispatch(self.collapse(segment, result), now, result)
+        return result
+
+    def _dispatch(self, works: list[Work], now: float, result: BatchResult) -> None:
         verify = [w for w in works if w.mapping.mode == "verify"]
         shadow = [w for w in works if w.mapping.mode == "shadow"]
         if verify:
@@ -335,7 +360,6 @@ class Pipeline:
             if self.shadow is None:
                 raise RuntimeError("shadow-mode table configured but no shadow applier wired")
             self.shadow.apply(shadow, now, result)
-        return result
 
     def _fetch(self, keyed: Iterable[tuple[str, TableMapping, Item]]) -> dict[str, dict[tuple[Any, ...], Item]]:
         by_table: dict[str, tuple[TableMapping, list[Item]]] = {}

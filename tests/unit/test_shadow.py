@@ -121,6 +121,10 @@ class FakeTable:
             self.calls.pop()  # recorded as part of the transaction
         return {}
 
+    def scan(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("Scan", kw))
+        return {"Items": [dict(i) for i in self.items.values()]}  # one page: the fake is small
+
     def get(self, pk: str) -> dict[str, Any] | None:
         return self.items.get(self._id({"PK": {"S": pk}}))
 
@@ -149,6 +153,10 @@ class FakeClient:
     def transact_write_items(self, **kw: Any) -> dict[str, Any]:
         self._maybe_fail()
         return self.table.transact_write_items(**kw)
+
+    def scan(self, **kw: Any) -> dict[str, Any]:
+        self._maybe_fail()
+        return self.table.scan(**kw)
 
 
 class Harness:
@@ -349,11 +357,6 @@ def test_a_table_without_a_primary_key_is_refused_at_config_check() -> None:
         _config(primary_key=[])
 
 
-def test_truncate_apply_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(ConfigError, match=r"tables\[0\]\.truncate: 'apply' is not supported yet"):
-        _config(truncate="apply")
-
-
 def test_a_batch_is_written_as_transactions_and_a_cancelled_one_is_decided_per_item() -> None:
     h = Harness()
     h.process([h.record("c", 500, after=_row(1, name="newest"))])
@@ -404,3 +407,27 @@ def test_single_writes_mode_sends_one_conditional_update_per_event_and_no_transa
     assert sorted(op for op, _ in h.table.calls) == ["UpdateItem"] * 5
     item = h.table.get("A#1")
     assert item is not None and item["name"] == {"S": "newest"}
+
+
+def test_truncate_apply_deletes_the_tables_items_in_stream_order_and_buries_them() -> None:
+    h = Harness(_config(truncate="apply"))
+    h.process([h.record("c", 100, after=_row(i)) for i in range(1, 5)])
+    foreign = {"PK": {"S": "OTHER#1"}, "_parity_version": {"N": "1"}}  # not this mapping's key shape
+    h.table.items[h.table._id({"PK": foreign["PK"]})] = foreign
+    truncate = Record(h.topic, 0, 99, None, orjson.dumps(
+        {"op": "t", "source": {"schema": "public", "table": "acct", "lsn": 200, "ts_ms": 1, "snapshot": "false"}}
+    ), None)
+    # One batch: a change before the truncate is applied (then deleted), one after it survives.
+    result = h.process([h.record("u", 150, after=_row(1, name="x")), truncate, h.record("c", 300, after=_row(9))])
+    assert result.truncate_deleted == {SOURCE: 4}
+    assert [k for k in h.table.items if "A#" in k] == [h.table._id({"PK": {"S": "A#9"}})]
+    assert h.table._id({"PK": {"S": "OTHER#1"}}) in h.table.items
+    # A replayed create from before the truncate cannot resurrect its item.
+    h.fresh_pipeline()
+    assert _outcomes(h.process([h.record("c", 100, after=_row(2))])) == {"stale_skipped": 1}
+    assert h.table.get("A#2") is None
+
+
+def test_truncate_apply_is_refused_outside_shadow_mode() -> None:
+    with pytest.raises(ConfigError, match="truncate"):
+        _config(truncate="apply", mode="verify")
