@@ -159,9 +159,9 @@ class Daemon:
     def _dynamo_unreachable(self, detail: str) -> None:
         # Mid-batch, while DynamoStore still retries: not ready from the first failed attempt, so
         # /readyz is false for the whole outage. A completed step clears it.
-        if self.health.failing_since is None:
+        self.health.last_error = f"DynamoUnavailable: {detail} (retrying)"  # before failing_since:
+        if self.health.failing_since is None:  # a probe in between must see which check fails
             self.health.failing_since = self.clock()
-        self.health.last_error = f"DynamoUnavailable: {detail} (retrying)"
         self._dynamo_trouble = True
 
     def _recover(self, kind: str, message: str) -> None:

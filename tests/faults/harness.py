@@ -93,6 +93,7 @@ def partition_ends(bootstrap: str, topics: list[str], timeout: float = 30.0) -> 
         consumer.assign(tps)
         ends = {(tp.topic, tp.partition): 0 for tp in tps}
         remaining = set(ends)
+        errors: list[str] = []
         deadline = time.time() + timeout
         while remaining and time.time() < deadline:
             for m in consumer.consume(500, 1.0):
@@ -100,10 +101,16 @@ def partition_ends(bootstrap: str, topics: list[str], timeout: float = 30.0) -> 
                 if m.error() is not None:
                     if m.error().code() == -191:  # _PARTITION_EOF
                         remaining.discard(tp)
+                    else:
+                        errors.append(str(m.error()))
                     continue
                 ends[tp] = max(ends[tp], m.offset() + 1)
         if remaining:
-            raise TimeoutError(f"could not read to the end of {sorted(remaining)}")
+            marks = {tp: consumer.get_watermark_offsets(TopicPartition(*tp), cached=True) for tp in remaining}
+            raise TimeoutError(
+                f"could not read to the end of {sorted(remaining)}: read up to {ends}, "
+                f"cached watermarks {marks}, errors {errors[:3]}"
+            )
         return ends
     finally:
         consumer.close()

@@ -46,6 +46,7 @@ def test_broker_restart_and_a_20s_network_cut_lose_nothing(
     timings: dict[str, float] = {}
     try:
         with pg.connect() as conn, TelemetryDaemon(dep.config) as runner:
+            wait_for(runner.ready, 60, "the daemon to join its group")
             app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=500, seed=44)
             app.run(100, drift_every=10, rate=50)
             wait_for(lambda: resolved_total(dep.config) > 0, 60, "the daemon to verify something")
