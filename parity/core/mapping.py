@@ -137,21 +137,10 @@ def _auto(value: Any) -> Value:
     raise MappingError(f"{type(value).__name__} has no DynamoDB type; give the column a type rule")
 
 
-_CANONICAL_INT_LIMIT: Final = 10**38
-
-
-def _int_number(value: int) -> Decimal:
-    # Hot path (every integer column of every event): an int without trailing zeros and within
-    # 38 digits is already canonical as Decimal(value), so `number`'s normalize is skipped.
-    if value % 10 and -_CANONICAL_INT_LIMIT < value < _CANONICAL_INT_LIMIT:
-        return Decimal(value)
-    return number(Decimal(value))
-
-
 _AUTO: dict[type, Converter] = {
     str: lambda v: v,
     bool: lambda v: v,
-    int: _int_number,
+    int: lambda v: number(Decimal(v)),
     Decimal: number,
     float: number_from,
     bytes: lambda v: v,
@@ -211,13 +200,6 @@ def _as_datetime(value: Any) -> dt.datetime:
         except ValueError:
             raise MappingError("text is not an ISO timestamp") from None
     raise MappingError(f"{type(value).__name__} is not a timestamp")
-
-
-def _to_timestamp_iso(value: Any) -> Value:
-    # Hot path: decoded Debezium timestamps are already aware datetimes in UTC.
-    if type(value) is dt.datetime and value.tzinfo is _UTC:
-        return value.isoformat()[:-6] + "Z"
-    return iso_datetime(_as_datetime(value))
 
 
 def _epoch(scale: int) -> Converter:
@@ -282,7 +264,7 @@ _CONVERTERS: dict[str, Converter] = {
     "string": render,
     "bool": _to_bool,
     "binary": _to_binary,
-    "timestamp_iso": _to_timestamp_iso,
+    "timestamp_iso": lambda v: iso_datetime(_as_datetime(v)),
     "timestamp_epoch_s": _epoch(0),
     "timestamp_epoch_ms": _epoch(3),
     "date_iso": _to_date_iso,
@@ -425,9 +407,6 @@ class ItemMapper:
             for col, rule in mapping.columns.items()
             if not rule.exclude
         )
-        self._plan_rows = tuple(
-            (p.column, p.attribute, p.convert, p.null_as_null, p.empty_as_null) for p in self._columns
-        )
         self._keys = tuple(KeyTemplate.compile(a, t) for a, t in mapping.keys.items())
         self._indexes = tuple(KeyTemplate.compile(a, t) for a, t in mapping.indexes.items())
         self.constants: dict[str, Value] = {name: _constant(v) for name, v in mapping.constants.items()}
@@ -447,23 +426,21 @@ class ItemMapper:
         A column that is UNAVAILABLE (TOAST) or not in `row` at all is left out and reported by
         `unavailable(row)`; compare skips those attributes. MappingError names the column."""
         item: Item = {}
-        get = row.get
-        # Plain tuples, unpacked: the hottest loop of the verifier (every column of every event).
-        for column, attribute, convert, null_as_null, empty_as_null in self._plan_rows:
-            value = get(column, UNAVAILABLE)
+        for plan in self._columns:
+            value = row.get(plan.column, UNAVAILABLE)
             if value is UNAVAILABLE:
                 continue  # TOAST or not in the event: reported by unavailable()
-            if value is None or (empty_as_null and value == ""):
-                if null_as_null:
-                    item[attribute] = None
+            if value is None or (plan.empty_as_null and value == ""):
+                if plan.null_as_null:
+                    item[plan.attribute] = None
                 continue
             try:
-                item[attribute] = convert(value)
+                item[plan.attribute] = plan.convert(value)
             except MappingError as exc:
-                raise MappingError(f"column {column!r} (attribute {attribute!r}): {exc}") from None
+                raise MappingError(f"column {plan.column!r} (attribute {plan.attribute!r}): {exc}") from None
             except (ValueError, TypeError, ArithmeticError) as exc:
                 raise MappingError(
-                    f"column {column!r} (attribute {attribute!r}): {type(exc).__name__}: {exc}"
+                    f"column {plan.column!r} (attribute {plan.attribute!r}): {type(exc).__name__}: {exc}"
                 ) from None
         item.update(self.key(row))
         for template in self._indexes:

