@@ -32,6 +32,9 @@ settings.load_profile("parity")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# One DynamoDB Local serves the whole session, and its in-memory tables add up (pgbench alone is
+# 100k items): a bigger heap keeps it from garbage-collecting itself into timeouts.
+os.environ.setdefault("PARITY_DYNAMODB_HEAP", "2g")
 
 _started: list[Any] = []  # ManagedProcess objects, for the atexit safety net
 

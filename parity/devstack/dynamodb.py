@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,9 @@ def dynamodb_service(state_dir: Path, port: int | None = None) -> DynamoService:
     port_file.write_text(str(port))
     process = ManagedProcess(
         name="dynamodb", state_dir=state_dir, cwd=home, stop_signal=signal.SIGTERM,
-        argv=[java_bin(), "-Xmx512m", f"-Djava.io.tmpdir={tmp}",
+        # In-memory tables live on the heap: a long test session holding many tables needs more
+        # than a single demo (PARITY_DYNAMODB_HEAP, e.g. 2g).
+        argv=[java_bin(), f"-Xmx{os.environ.get('PARITY_DYNAMODB_HEAP', '512m')}", f"-Djava.io.tmpdir={tmp}",
               f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
               "-jar", str(home / "DynamoDBLocal.jar"), "-port", str(port), "-inMemory", "-sharedDb"],
     )
