@@ -7,6 +7,7 @@ value (a DSN password could be in it), only the path and the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,13 +23,19 @@ from parity.core.errors import ConfigError
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
 def _loc(parts: tuple[int | str, ...] | list[int | str]) -> str:
     out = ""
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(str(p)):
             out += ("." if out else "") + str(p)
+        else:
+            # A key with dots, spaces or control characters: quoted, so the error stays one line.
+            out += f"[{json.dumps(str(p))}]"
     return out
 
 

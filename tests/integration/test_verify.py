@@ -41,8 +41,12 @@ def _expected(app: PaymentsApp) -> list[tuple[str, str, str]]:
     )
 
 
-def _settle(dep: Any, topics: list[str], kafka: Any, daemon: Any | None = None, timeout: float = 120) -> int:
-    """Wait until every record in the topics has an outcome and no check is pending."""
+def _settle(
+    dep: Any, topics: list[str], kafka: Any, daemon: Any | None = None, timeout: float = 120, at_least: int = 0
+) -> int:
+    """Wait until the bridge has published at least `at_least` records (one per Postgres change),
+    then until every record in the topics has an outcome and no check is pending."""
+    wait_for(lambda: topic_record_count(kafka.bootstrap, topics) >= at_least, timeout, f"{at_least} records")
     total = topic_record_count(kafka.bootstrap, topics)
 
     def done() -> bool:
@@ -80,7 +84,7 @@ def test_late_writes_are_not_drift_and_injected_drift_is_reported_exactly_once(
         app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=2000, seed=11)
         app.run(250, drift_every=10, rate=100)  # 25 injected: 5 of each kind
         app.finish()
-        total = _settle(dep, bridge.topics, kafka, runner.daemon)
+        total = _settle(dep, bridge.topics, kafka, runner.daemon, at_least=250)
         counts = runner.daemon.state.outcome_counts()[mapping.source]
 
     injected = _expected(app)
@@ -133,7 +137,7 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
         app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=0, seed=3)
         app.run(40)
         app.finish()
-        total = _settle(dep, bridge.topics, kafka, runner.daemon)
+        total = _settle(dep, bridge.topics, kafka, runner.daemon, at_least=40 + len(poison))
         counts = runner.daemon.state.outcome_counts()
     dead = sum(c.get("dead_letter", 0) for c in counts.values())
     assert dead == len(poison)
@@ -176,6 +180,7 @@ def test_kill_9_mid_stream_gives_the_same_drift_set(
                 proc.wait(10)
                 proc = start_daemon_process(dep.config_path, log)
             app.finish()
+        wait_for(lambda: topic_record_count(kafka.bootstrap, bridge.topics) >= 240, 120, "240 change events")
         total = topic_record_count(kafka.bootstrap, bridge.topics)
         wait_for(
             lambda: resolved_total(dep.config) >= total and len(drift_set(dep.config)) >= len(app.injected),
