@@ -150,7 +150,9 @@ class Daemon:
         except (DynamoUnavailable, StoreError) as exc:
             self._recover(type(exc).__name__, str(exc))
         except Exception as exc:
-            if type(exc).__module__.startswith(("confluent_kafka", "botocore", "urllib3")):
+            # confluent-kafka's KafkaException lives in module `cimpl`, not `confluent_kafka.*`: a
+            # failed commit (e.g. UNKNOWN_MEMBER_ID after a broker restart) used to kill the loop.
+            if type(exc).__module__.startswith(("confluent_kafka", "cimpl", "botocore", "urllib3")):
                 self._recover(type(exc).__name__, str(exc))
             else:
                 raise

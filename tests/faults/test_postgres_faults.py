@@ -3,6 +3,7 @@ finishes, and its report is exactly the injected drift (the same as an undisturb
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ def test_postgres_restart_mid_reconcile_resumes_to_the_correct_report(
 
         worker = threading.Thread(target=run)
         worker.start()
-        time.sleep(3.0)  # mid-run: the rate-limited DynamoDB scan takes about 9 s
+        time.sleep(float(os.environ.get("PARITY_FAULT_PG_AT", "0.5")))  # mid-run: while Postgres is read
         assert worker.is_alive(), "the reconcile ended before Postgres could be restarted"
         t = time.monotonic()
         pg.restart()

@@ -65,7 +65,7 @@ def _map(m: ItemMapper, row: dict[str, Any]) -> None:
     assert isinstance(item, dict) and "PK" in item
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(ATTR_TYPES), st.none() | st.sampled_from(PG_TYPES), values, values)
 def test_any_value_under_any_rule_maps_or_raises_mapping_error(
     attr_type: str, pg_type: str | None, value: Any, key: Any
@@ -185,7 +185,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(ATTR_TYPES),
     st.lists(st.tuples(json_values, json_values, st.sampled_from(["c", "u", "r"])), min_size=1, max_size=8),
