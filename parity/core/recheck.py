@@ -39,6 +39,7 @@ class PendingCheck:
     offset: int
     mismatch: Any = None  # the latest compare.Mismatch
     op: str = ""  # the Debezium op of the event, for the drift record
+    seq: int = 0  # the store's sequence number of this check's live heap entry
     attempts: int = 0
     due: float = field(default=0.0)
 
@@ -75,15 +76,17 @@ class RecheckStore:
         if check.key_id not in self._checks and len(self._checks) >= self.capacity:
             return False
         check.due = check.next_due()
+        check.seq = next(self._seq)
         self._checks[check.key_id] = check
-        heapq.heappush(self._heap, (check.due, next(self._seq), check.key_id))
+        heapq.heappush(self._heap, (check.due, check.seq, check.key_id))
         return True
 
     def reschedule(self, check: PendingCheck) -> None:
         check.attempts += 1
         check.due = check.next_due()
         if self._checks.get(check.key_id) is check:
-            heapq.heappush(self._heap, (check.due, next(self._seq), check.key_id))
+            check.seq = next(self._seq)
+            heapq.heappush(self._heap, (check.due, check.seq, check.key_id))
 
     def remove(self, key_id: KeyId) -> PendingCheck | None:
         return self._checks.pop(key_id, None)
@@ -91,10 +94,11 @@ class RecheckStore:
     def due(self, now: float, limit: int = 10_000) -> list[PendingCheck]:
         out: list[PendingCheck] = []
         while self._heap and self._heap[0][0] <= now and len(out) < limit:
-            due, _, key_id = heapq.heappop(self._heap)
+            _due, seq, key_id = heapq.heappop(self._heap)
             check = self._checks.get(key_id)
-            # Entries of superseded or rescheduled checks stay in the heap; skip them lazily.
-            if check is None or check.due != due:
+            # Entries of superseded, re-added or rescheduled checks stay in the heap; only the
+            # entry with the check's current sequence number is live.
+            if check is None or check.seq != seq:
                 continue
             out.append(check)
         return out

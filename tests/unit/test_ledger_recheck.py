@@ -118,3 +118,11 @@ def test_token_bucket_paces_to_the_rate() -> None:
         waited += w
         now += w
     assert waited == pytest.approx(2.0)
+
+
+def test_a_check_re_added_at_the_same_due_time_is_returned_once() -> None:
+    store = RecheckStore(10)
+    store.add(_check("a", first_seen=0.0))
+    store.drop_partitions({TP})
+    store.add(_check("a", first_seen=0.0))  # same due time as the stale heap entry
+    assert [c.key_id for c in store.due(1.0)] == [("T", "a")]
