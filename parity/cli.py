@@ -75,30 +75,19 @@ def status(
     print_status(cfg, as_json=as_json)
 
 
-def _mount_optional() -> None:
-    """Sub-commands living in their own modules (kept out of the import path of `parity run`)."""
-    import importlib
+def _mount_subcommands() -> None:
+    """Sub-commands living in their own modules; imported here, at start-up of the CLI only."""
+    from parity import demo, doctor
+    from parity.devstack.cli import app as dev_app
+    from parity.reconcilers import cli as reconcile_cli
 
-    for module, name in (("parity.devstack.cli", "dev"),):
-        try:
-            sub = importlib.import_module(module).app
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("parity"):
-                continue
-            raise
-        app.add_typer(sub, name=name)
-    for module in ("parity.reconcilers.cli", "parity.doctor", "parity.demo"):
-        try:
-            register = getattr(importlib.import_module(module), "register", None)
-            if register is not None:
-                register(app)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("parity"):
-                continue
-            raise
+    app.add_typer(dev_app, name="dev")
+    reconcile_cli.register(app)
+    doctor.register(app)
+    demo.register(app)
 
 
-_mount_optional()
+_mount_subcommands()
 
 
 def main() -> None:

@@ -65,36 +65,7 @@ class ReachabilityProbe:
 _SYSTEMS = ("postgres", "dynamodb", "kafka")
 
 
-class PostgresProbe:
-    """Postgres alone, checked on demand and cached (for embedders without Kafka admin access)."""
-
-    def __init__(self, dsn: str, ttl_s: float = 10.0) -> None:
-        self.dsn = dsn
-        self.ttl_s = ttl_s
-        self._at = -ttl_s
-        self._check = Check("postgres", False, "not checked yet")
-        self._lock = threading.Lock()
-
-    def checks(self) -> list[Check]:
-        with self._lock:
-            if time.monotonic() - self._at > self.ttl_s:
-                self._check = self._probe()
-                self._at = time.monotonic()
-            return [self._check]
-
-    def _probe(self) -> Check:
-        import psycopg
-
-        try:
-            with psycopg.connect(self.dsn, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-            return Check("postgres", True, "")
-        except psycopg.Error as exc:
-            # The class name only: psycopg messages can carry host names, never worth the risk.
-            return Check("postgres", False, type(exc).__name__)
-
-
-def readiness(daemon: Daemon, probe: ReachabilityProbe | PostgresProbe) -> Iterable[Check]:
+def readiness(daemon: Daemon, probe: ReachabilityProbe) -> Iterable[Check]:
     h = daemon.health
     failing = h.failing_since is not None
     error = h.last_error or ""

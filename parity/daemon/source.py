@@ -125,10 +125,6 @@ class KafkaSource:
             out[tp] = max(0, high - pos)
         return out
 
-    def caught_up(self, tp: TP) -> bool:
-        lag = self.lag().get(tp)
-        return lag == 0
-
     def close(self) -> None:
         with contextlib.suppress(KafkaException, RuntimeError):
             self.consumer.close()
