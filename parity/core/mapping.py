@@ -37,6 +37,7 @@ from parity.core.values import (
     Item,
     Value,
     canonical_json,
+    canonical_json_text,
     item_size,
     number,
     number_from,
@@ -238,6 +239,15 @@ def _json_document(value: Any) -> Any:
     return value
 
 
+def _json_string(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return canonical_json_text(value)
+        except ValueError:
+            return canonical_json(value)  # the JSON string scalar (see _json_document)
+    return canonical_json(value)
+
+
 def _members(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple, set, frozenset)):
         members = list(value)
@@ -269,7 +279,7 @@ _CONVERTERS: dict[str, Converter] = {
     "timestamp_epoch_ms": _epoch(3),
     "date_iso": _to_date_iso,
     "json_map": lambda v: _json_value(_json_document(v)),
-    "json_string": lambda v: canonical_json(_json_document(v)),
+    "json_string": _json_string,
     "list": _to_list,
     "string_set": lambda v: frozenset(render(m) for m in _members(v)),
     "number_set": lambda v: frozenset(number_from(_to_number(m)) for m in _members(v)),  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from parity.core.config import ColumnRule, TableMapping, template_fields
 from parity.core.errors import MappingError
-from parity.core.values import Item, Value, canonical_json, number, parse_json
+from parity.core.values import Item, Value, canonical_json_text, number
 
 if TYPE_CHECKING:
     from parity.core.mapping import ItemMapper
@@ -165,7 +165,7 @@ def _json_text(empty_null: bool) -> Normalizer:
             return DROP
         if isinstance(value, str):
             try:
-                return canonical_json(parse_json(value))
+                return canonical_json_text(value)
             except (ValueError, MappingError):
                 return value
         return normalize_value(value)

@@ -11,11 +11,17 @@ DynamoDB's number limits instead of letting the service reject a whole batch.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import decimal
+import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeAlias
+
+import orjson
 
 from parity.core.errors import MappingError
 
@@ -114,7 +120,16 @@ def item_to_wire(item: Mapping[str, Value]) -> WireItem:
 
 
 def _bytes(v: Any) -> bytes:
-    return v if type(v) is bytes else bytes(v)
+    # botocore hands binary over as bytes; a response decoded straight from the wire JSON (the
+    # store's fast read path) carries it base64-encoded, as DynamoDB sends it.
+    if type(v) is bytes:
+        return v
+    if isinstance(v, str):
+        try:
+            return base64.b64decode(v, validate=True)
+        except binascii.Error:
+            raise MappingError("binary value is not base64") from None
+    return bytes(v)
 
 
 _FROM_WIRE: dict[str, Callable[[Any], Value]] = {
@@ -179,6 +194,70 @@ def item_size(item: Mapping[str, Value]) -> int:
 
 
 # --- canonical JSON text (json_string attributes, json inside key templates) ---
+#
+# Two paths with one result. The reference path (`_json_ready` + `_dump`) parses numbers as
+# Decimal and writes every token from Python; it is exact for any input and slow (a json_string
+# attribute cost ~40% of a reconcile's CPU). The fast path lets orjson parse and write, and hands
+# it each float as a pre-rendered canonical number (`orjson.Fragment`). orjson parses numbers as
+# doubles, which is exact only for short numbers, so text holding any run of 16+ digits/dots or a
+# 3-digit exponent, and anything orjson refuses (NaN, lone surrogates, ints beyond 64 bits), takes
+# the reference path. tests/unit/test_values.py checks both paths agree on generated documents.
+
+_LONG_NUMBER = re.compile(r"\d[\d.]{15}|[eE][+-]?\d{3}")
+_FLOAT_TOKEN = re.compile(rb"(?:^|[:,\[])-?\d+[.eE]")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys and canonical numbers: equal documents, equal text."""
+    try:
+        return orjson.dumps(_fragmented(value), option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, MappingError):  # ints beyond 64 bits, lone surrogates, non-JSON types
+        return _dump(_json_ready(value))
+
+
+def canonical_json_text(text: str) -> str:
+    """`canonical_json(parse_json(text))`; ValueError when `text` is not JSON."""
+    if not _LONG_NUMBER.search(text):
+        try:
+            doc = orjson.loads(text)
+            out = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+            if _FLOAT_TOKEN.search(out):
+                out = orjson.dumps(_fragmented(doc), option=orjson.OPT_SORT_KEYS)
+            return out.decode()
+        except (orjson.JSONDecodeError, TypeError, MappingError):
+            pass  # the reference path decides: a canonical text, ValueError or MappingError
+    return canonical_json(parse_json(text))
+
+
+def _fragmented(value: Any) -> Any:
+    """`value` with every non-integer number replaced by its canonical text; the same type
+    checks as `_json_ready` (MappingError for anything that is not JSON)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return _float_fragment(value)
+    if t is dict:
+        return {k if type(k) is str else str(k): _fragmented(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_fragmented(v) for v in value]
+    if isinstance(value, Decimal):
+        return orjson.Fragment(_plain_or_exp(number(value)))
+    if isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (int, float)):
+        return orjson.Fragment(_plain_or_exp(number_from(value)))
+    if isinstance(value, Mapping):
+        return {str(k): _fragmented(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fragmented(v) for v in value]
+    raise MappingError(f"{type(value).__name__} is not a JSON value")
+
+
+@functools.lru_cache(maxsize=4096)
+def _float_fragment(value: float) -> orjson.Fragment:
+    # 0.0 and -0.0 share a cache slot; both are canonically 0, so that is correct.
+    return orjson.Fragment(_plain_or_exp(number_from(value)))
 
 
 def _json_ready(value: Any) -> Any:
@@ -204,11 +283,6 @@ def _plain_or_exp(value: Decimal) -> str:
     if isinstance(exp, int) and -30 <= exp <= 30:
         return format(value, "f")
     return str(value)
-
-
-def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys and canonical numbers: equal documents, equal text."""
-    return _dump(_json_ready(value))
 
 
 def _dump(node: Any) -> str:

@@ -3,17 +3,29 @@
 The low-level client is injected (never built here), so tests and benchmarks decide endpoints,
 retries and connection pools. Items cross this boundary in parity's canonical value model
 (`parity.core.values`); the wire format stays inside.
+
+Fast reads: botocore turns every response into Python by walking the service model, value by
+value, which costs more CPU than everything parity then does with an item (measured in
+BENCHMARKS.md). For the read operations (`RAW_READS`) the store hooks botocore's `before-parse`
+event, decodes the body with orjson itself, and hands botocore an empty body to parse. The result
+has the same keys and wire shape, except that binary values stay base64 text as DynamoDB sent
+them (`item_from_wire` accepts both); keys handed back to botocore (LastEvaluatedKey,
+UnprocessedKeys) are turned back into bytes here. Errors (any non-200) are parsed by botocore as
+usual. Only calls made through this store are affected, even on a shared client.
 """
 
 from __future__ import annotations
 
+import base64
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 from botocore.exceptions import ClientError
 
 from parity.core.values import item_from_wire, item_to_wire
@@ -23,6 +35,7 @@ KeyTuple = tuple[Any, ...]
 
 THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 BATCH_GET_LIMIT = 100  # DynamoDB's limit of keys per BatchGetItem
+RAW_READS = ("Scan", "Query", "GetItem", "BatchGetItem")
 
 
 @runtime_checkable
@@ -54,8 +67,17 @@ class DynamoStore:
         base_delay_s: float = 0.05,
         max_delay_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        raw_reads: bool = True,
     ) -> None:
         self.client = client
+        self._raw = threading.local()
+        events = getattr(getattr(client, "meta", None), "events", None)
+        self.raw_reads = False
+        if raw_reads and events is not None:  # fakes in tests have no botocore event system
+            service = client.meta.service_model.service_id.hyphenize()
+            for operation in RAW_READS:
+                events.register(f"before-parse.{service}.{operation}", self._parse_raw)
+            self.raw_reads = True
         self.observer = observer or _NoObserver()
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -93,6 +115,32 @@ class DynamoStore:
         finally:
             self.observer.dynamo_request(table, operation, time.perf_counter() - start, error)
 
+    def _parse_raw(self, response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+        if not getattr(self._raw, "on", False) or response_dict.get("status_code") != 200:
+            return
+        body = response_dict.get("body")
+        if not body:
+            return
+        customized_response_dict.update(orjson.loads(body))
+        response_dict["body"] = b"{}"
+
+    def _call_raw(self, method: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._raw.on = True
+        try:
+            result = method(**kwargs)
+        finally:
+            self._raw.on = False
+        last = result.get("LastEvaluatedKey")
+        if last:
+            result["LastEvaluatedKey"] = _binary_back(last)
+        unprocessed = result.get("UnprocessedKeys")
+        if unprocessed:
+            result["UnprocessedKeys"] = {
+                table: {**request, "Keys": [_binary_back(k) for k in request.get("Keys", [])]}
+                for table, request in unprocessed.items()
+            }
+        return result
+
     def _unreachable(self, detail: str) -> None:
         if self.on_unreachable is not None:
             self.on_unreachable(detail)
@@ -102,13 +150,14 @@ class DynamoStore:
 
         Conditional-check failures and validation errors are returned to the caller at once."""
         method = getattr(self.client, _snake(operation))
+        raw = self.raw_reads and operation in RAW_READS
         table = kwargs.get("TableName") or next(iter(kwargs.get("RequestItems") or {"": None}))
         if not table and kwargs.get("TransactItems"):  # labelled by the first write's table
             table = next(iter(kwargs["TransactItems"][0].values())).get("TableName", "")
         for attempt in range(self.max_attempts):
             try:
                 with self._timed(table, operation):
-                    result: dict[str, Any] = method(**kwargs)
+                    result: dict[str, Any] = self._call_raw(method, kwargs) if raw else method(**kwargs)
                     return result
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
@@ -184,6 +233,16 @@ class DynamoStore:
 
     def map_parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return list(self._pool.map(fn, items))
+
+
+def _binary_back(key: dict[str, Any]) -> dict[str, Any]:
+    """A key from a raw response, with base64 binary values as bytes again (botocore encodes them)."""
+    out = {}
+    for name, av in key.items():
+        if "B" in av and isinstance(av["B"], str):
+            av = {"B": base64.b64decode(av["B"])}
+        out[name] = av
+    return out
 
 
 def _snake(operation: str) -> str:

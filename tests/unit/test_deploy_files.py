@@ -354,6 +354,11 @@ _OPERATIONS = ("BatchGetItem", "GetItem", "Query", "Scan", "PutItem", "UpdateIte
                "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable")
 
 
+# A call site: `store.call("Scan", ...)` (the name may be on the next line) or `operation, ... = "PutItem"`;
+# not a mere mention such as a tuple of operation names.
+_CALLED = re.compile(r'(?:\.call\(\s*|\boperation(?:, \w+)* = )"(\w+)"')
+
+
 def _operations(*patterns: str) -> set[str]:
     """DynamoDB operations the code names (`store.call("Scan", ...)`, `operation = "PutItem"`), plus
     the one behind the store's `batch_get` helper."""
@@ -361,7 +366,7 @@ def _operations(*patterns: str) -> set[str]:
     for pattern in patterns:
         for path in ROOT.glob(pattern):
             text = path.read_text()
-            named = {op for op in _OPERATIONS if f'"{op}"' in text}
+            named = {op for op in _CALLED.findall(text) if op in _OPERATIONS}
             if "TransactWriteItems" in named:
                 # No IAM action of that name: each item of a transaction is authorized by its own
                 # action (AWS: "Using IAM with DynamoDB transactions").
