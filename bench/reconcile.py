@@ -26,6 +26,7 @@ def run(stack: Any, rows: int, *, segments: int = 8, workers: int = 8, page_limi
     table = cfg.tables[0].target
     items, scan_s = rb.plain_scan(client, table, segments, page_limit)
     report, rec_s = rb.run_reconcile(cfg, stack.dynamodb, stack.pg, workers)
+    _, raw_s = rb.raw_scan(client, table, segments, page_limit)
     t = report["tables"][cfg.tables[0].source]
     rss = peak_rss(stack.state_dir, rows, segments, workers, page_limit, drift)
     return {
@@ -35,7 +36,9 @@ def run(stack: Any, rows: int, *, segments: int = 8, workers: int = 8, page_limi
         "reconcile": {"seconds": round(rec_s, 3), "drift_found": report.get("drift_total"),
                       "rows_postgres": t.get("rows_postgres"), "items_dynamodb": t.get("items_dynamodb"),
                       "rows_per_s": round(rows / rec_s)},
+        "raw_scan": {"seconds": round(raw_s, 3), "items_per_s": round(items / raw_s)},
         "ratio_reconcile_over_scan": round(rec_s / scan_s, 3),
+        "ratio_reconcile_over_raw_scan": round(rec_s / raw_s, 3),
         "peak_rss": rss,
     }
 
@@ -43,12 +46,13 @@ def run(stack: Any, rows: int, *, segments: int = 8, workers: int = 8, page_limi
 # The script's own figure is getrusage's ru_maxrss, which a child inherits from its parent at
 # fork (this benchmark process holds every event in memory); VmHWM belongs to the exec'd image.
 _WRAPPER = """
-import json, runpy, sys
+import json, resource, runpy, sys
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 with open("/proc/self/status") as fh:
     hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-print(json.dumps({"vmhwm_mb": hwm // 1024}))
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"vmhwm_mb": hwm // 1024, "largest_child_mb": child // 1024}))
 """
 
 
@@ -69,4 +73,6 @@ def peak_rss(state_dir: Path, rows: int, segments: int, workers: int, page_limit
     out["script_ru_maxrss_mb"] = out.pop("peak_rss_mb", None)
     out.pop("rss_before_mb", None)
     out["peak_rss_mb"] = out.pop("vmhwm_mb")  # the figure used; ru_maxrss kept as reported by the script
+    # Postgres partitions may run in worker processes (2+ cores): the largest one's peak, reported
+    # apart (it is not part of peak_rss_mb; a run has at most `cores` of them at once).
     return out

@@ -8,6 +8,8 @@ through the mapper), injects drift into a fraction of the keys, then measures in
 
 - plain Scan: boto3 low-level client, `TotalSegments` = segments, one thread per segment,
   `Limit` = page_limit, items counted only (botocore still parses every page);
+- raw Scan: the same Scan through parity's DynamoStore, which decodes the wire JSON with orjson
+  instead of botocore's parser (the floor parity itself can reach on the DynamoDB side);
 - reconcile: the full run (both sides, drill-down, recheck with grace 0).
 
 Peak RSS is measured per run in a fresh subprocess (`--measure-rss`), so that the numbers for two
@@ -107,6 +109,30 @@ def plain_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int,
     return count[0], time.monotonic() - started
 
 
+def raw_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int, float]:
+    store = DynamoStore(client, concurrency=2)
+    count = [0]
+    lock = threading.Lock()
+
+    def segment(s: int) -> None:
+        kwargs: dict[str, Any] = {"TableName": table, "Segment": s, "TotalSegments": segments, "Limit": limit}
+        n = 0
+        while True:
+            resp = store.call("Scan", **kwargs)
+            n += len(resp["Items"])
+            if not resp.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        with lock:
+            count[0] += n
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(segments) as pool:
+        list(pool.map(segment, range(segments)))
+    store.close()
+    return count[0], time.monotonic() - started
+
+
 def cpu_s() -> float:
     """CPU seconds of this process and its reaped children (fair on a shared, loaded machine)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -162,11 +188,15 @@ def main() -> None:
         cpu1 = cpu_s()
         report, rec_s = run_reconcile(cfg, dynamodb, pg, args.workers, processes)
         cpu2 = cpu_s()
+        _, raw_s = raw_scan(client, table, args.segments, args.page_limit)
+        cpu3 = cpu_s()
         t = report["tables"][cfg.tables[0].source]
         print(json.dumps({
             "rows": args.rows, "segments": args.segments, "workers": args.workers,
             "plain_scan_s": round(scan_s, 2), "plain_scan_items_per_s": round(items / scan_s),
             "reconcile_s": round(rec_s, 2), "ratio": round(rec_s / scan_s, 2),
+            "raw_scan_s": round(raw_s, 2), "raw_scan_cpu_s": round(cpu3 - cpu2, 1),
+            "ratio_to_raw_scan": round(rec_s / raw_s, 2),
             "plain_scan_cpu_s": round(cpu1 - cpu0, 1), "reconcile_cpu_s": round(cpu2 - cpu1, 1),
             "pg_processes": args.pg_processes,
             "reconcile_rows_per_s": round((t["rows_postgres"] + t["items_dynamodb"]) / rec_s),

@@ -65,7 +65,7 @@ RECHECK_ROUNDS = 2
 PROCESS_MIN_ROWS = 50_000  # from here on, Postgres partitions run in worker processes (postgres.py)
 # ... on machines with cores to spare: on 2 shared cores (DynamoDB Local and Postgres need CPU too)
 # threads measured faster than processes (docs/reconciler.md).
-PROCESS_MIN_CPUS = 4
+PROCESS_MIN_CPUS = 2  # one core reads DynamoDB, the other(s) map and hash Postgres rows
 
 
 class ReconcileError(ParityError):
