@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from parity.core.ledger import TopicPartition as TP
+
+log = structlog.get_logger("parity.daemon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class KafkaSource:
         self.topics = list(topics)
         self.assigned: set[TP] = set()
         self.positions: dict[TP, int] = {}
+        self.watermark_behind: set[TP] = set()  # partitions whose reported end is below our position
         self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -122,7 +126,17 @@ class KafkaSource:
             pos = self.positions.get(tp)
             if pos is None:
                 continue
-            out[tp] = max(0, high - pos)
+            if high < pos:
+                # We have consumed records beyond the end the broker reports: its watermark is
+                # wrong (seen on tansu after a restart), so the lag is unknown, and a partition
+                # with unknown lag is never taken as caught up (that would confirm drift early).
+                if tp not in self.watermark_behind:
+                    log.warning("broker reports a high watermark below the consumed position; lag unknown",
+                                topic=tp[0], partition=tp[1], high_watermark=high, position=pos)
+                self.watermark_behind.add(tp)
+                continue
+            self.watermark_behind.discard(tp)
+            out[tp] = high - pos
         return out
 
     def close(self) -> None:

@@ -1,0 +1,39 @@
+"""KafkaSource.lag(): from the cached high watermark, and unknown (never zero) when the broker's
+watermark is below what was already consumed (tansu after a restart, see RELIABILITY.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from parity.daemon.source import KafkaSource
+
+pytestmark = pytest.mark.unit
+
+
+class _Consumer:
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.conf = conf
+        self.high: dict[tuple[str, int], int] = {}
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.callbacks = callbacks
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        assert cached, "lag must use the watermark cached from fetches, not a ListOffsets round trip"
+        return 0, self.high[(tp.topic, tp.partition)]
+
+
+def test_lag_is_the_distance_to_the_watermark_and_unknown_when_the_watermark_is_behind() -> None:
+    source = KafkaSource(bootstrap_servers="x:1", group_id="g", topics=["t"], consumer_factory=_Consumer)
+    consumer = source.consumer
+    source._assigned(consumer, [TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)])
+    source.positions.update({("t", 0): 10, ("t", 1): 10, ("t", 2): 10})
+    consumer.high.update({("t", 0): 15, ("t", 1): 10, ("t", 2): 4})
+    assert source.lag() == {("t", 0): 5, ("t", 1): 0}  # t-2: consumed past the reported end
+    assert source.watermark_behind == {("t", 2)}
+    consumer.high[("t", 2)] = 12  # the broker's watermark recovered
+    assert source.lag()[("t", 2)] == 2
+    assert source.watermark_behind == set()
