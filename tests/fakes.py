@@ -4,6 +4,7 @@ as the real adapter (tests/contract/)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from parity.daemon.dynamo import key_tuple
@@ -41,6 +42,18 @@ class FakeDynamoStore:
             if t in self.tables[table]:
                 found[t] = dict(self.tables[table][t])
         return found
+
+    def batch_get_async(
+        self, table: str, key_names: Sequence[str], keys: Sequence[Item], *, consistent: bool = True
+    ) -> Future[dict[tuple[Any, ...], Item]]:
+        if len(keys) > 100:
+            raise ValueError(f"at most 100 keys per chunk, got {len(keys)}")
+        future: Future[dict[tuple[Any, ...], Item]] = Future()
+        try:
+            future.set_result(self.batch_get(table, key_names, keys, consistent=consistent))
+        except Exception as exc:  # the real store reports errors through the future too
+            future.set_exception(exc)
+        return future
 
     def get(self, table: str, key: Item, *, consistent: bool = True) -> Item | None:
         found = self.batch_get(table, self.key_names[table], [key])

@@ -435,6 +435,10 @@ class ItemMapper:
 
         A column that is UNAVAILABLE (TOAST) or not in `row` at all is left out and reported by
         `unavailable(row)`; compare skips those attributes. MappingError names the column."""
+        return self.item_and_key(row)[0]
+
+    def item_and_key(self, row: Mapping[str, Any]) -> tuple[Item, Item]:
+        """`(item(row), key(row))`, the key rendered once (the verifier needs both per event)."""
         item: Item = {}
         for plan in self._columns:
             value = row.get(plan.column, UNAVAILABLE)
@@ -452,7 +456,8 @@ class ItemMapper:
                 raise MappingError(
                     f"column {plan.column!r} (attribute {plan.attribute!r}): {type(exc).__name__}: {exc}"
                 ) from None
-        item.update(self.key(row))
+        key = self.key(row)
+        item.update(key)
         for template in self._indexes:
             try:
                 value = self._key_value(template, row)
@@ -466,7 +471,7 @@ class ItemMapper:
         item.update(self.constants)
         if _size_bound(item) > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:
             raise MappingError(f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES} byte limit")
-        return item
+        return item, key
 
     def unavailable(self, row: Mapping[str, Any]) -> list[str]:
         """Attributes whose value is not in the event (TOAST), so cannot be verified from it."""

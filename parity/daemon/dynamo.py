@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
@@ -205,6 +205,14 @@ class DynamoStore:
         for part in results:
             found.update(part)
         return found
+
+    def batch_get_async(
+        self, table: str, key_names: Sequence[str], keys: Sequence[Item], *, consistent: bool = True
+    ) -> Future[dict[KeyTuple, Item]]:
+        """One BatchGetItem chunk (at most BATCH_GET_LIMIT keys) read in the background."""
+        if len(keys) > BATCH_GET_LIMIT:
+            raise ValueError(f"at most {BATCH_GET_LIMIT} keys per chunk, got {len(keys)}")
+        return self._pool.submit(self._get_chunk, table, key_names, keys, consistent)
 
     def _get_chunk(
         self, table: str, key_names: Sequence[str], keys: Sequence[Item], consistent: bool

@@ -11,12 +11,19 @@ Every record ends in exactly one outcome, counted per source table:
   skipped        heartbeats, transaction metadata, tombstones, snapshot rows under policy `skip`
   truncate       a TRUNCATE: counted and the table is marked for reconciliation
   applied / stale_skipped / failed   shadow mode (see shadow.py)
+
+Reads overlap decoding: while a batch is being decoded and mapped, every 100 new keys of verify
+tables go to DynamoDB in the background (`ReadAhead`), so the reads of the first keys are in
+flight while the rest of the batch is still CPU work. A read is per key, not per event: the newest
+event of the key (after collapse) is compared with it, and a read issued during decoding is
+still later than the event it checks. Keys whose event will be a duplicate are not read ahead.
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +37,7 @@ from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Row, Skip, Tombston
 from parity.core.ledger import OffsetLedger, TopicPartition
 from parity.core.mapping import ItemMapper, converter
 from parity.core.recheck import KeyId, PendingCheck, RecheckStore
-from parity.daemon.dynamo import DynamoStore, key_tuple
+from parity.daemon.dynamo import BATCH_GET_LIMIT, DynamoStore, key_tuple
 from parity.daemon.source import Record
 from parity.daemon.state import DriftRecord
 
@@ -116,6 +123,39 @@ def canonical_key(key: Item) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(key.items()))
 
 
+class ReadAhead:
+    """Consistent reads of verify keys, issued in chunks as keys are offered (module docstring)."""
+
+    def __init__(self, dynamo: DynamoStore) -> None:
+        self.dynamo = dynamo
+        self.issued: set[KeyId] = set()
+        self._pending: dict[str, tuple[list[str], list[Item]]] = {}
+        self._futures: list[tuple[str, Future[dict[tuple[Any, ...], Item]]]] = []
+        self._found: dict[str, dict[tuple[Any, ...], Item]] = {}
+
+    def offer(self, target: str, mapping: TableMapping, key: Item, key_id: KeyId) -> None:
+        if key_id in self.issued:
+            return
+        self.issued.add(key_id)
+        _names, keys = self._pending.setdefault(target, (list(mapping.keys), []))
+        keys.append(key)
+        if len(keys) >= BATCH_GET_LIMIT:
+            self._submit(target)
+
+    def _submit(self, target: str) -> None:
+        names, keys = self._pending.pop(target)
+        self._futures.append((target, self.dynamo.batch_get_async(target, names, keys, consistent=True)))
+
+    def found(self) -> dict[str, dict[tuple[Any, ...], Item]]:
+        """Every item read so far, by target and key tuple (waits for the reads in flight)."""
+        for target in list(self._pending):
+            self._submit(target)
+        futures, self._futures = self._futures, []
+        for target, future in futures:
+            self._found.setdefault(target, {}).update(future.result())
+        return self._found
+
+
 class Pipeline:
     """Decodes and resolves batches; the daemon loop owns I/O ordering (sinks, then commit)."""
 
@@ -184,7 +224,9 @@ class Pipeline:
 
     # -- decode and map ------------------------------------------------------------------------
 
-    def prepare(self, records: Sequence[Record], now: float, result: BatchResult) -> list[Work | Barrier]:
+    def prepare(
+        self, records: Sequence[Record], now: float, result: BatchResult, ahead: ReadAhead | None = None
+    ) -> list[Work | Barrier]:
         works: list[Work | Barrier] = []
         for rec in records:
             self.ledger.consumed(rec.tp, rec.offset)
@@ -243,14 +285,17 @@ class Pipeline:
                 result.count(mapping.source, "dead_letter", op=event.op.value)
                 continue
             works.append(work)
+            if ahead is not None and mapping.mode == "verify":
+                last = self._last_lsn.get(work.key_id)
+                if last is None or work.lsn > last or event.snapshot:  # else a duplicate: no read
+                    ahead.offer(work.target, mapping, work.key, work.key_id)
         return works
 
     def _work(self, rec: Record, event: ChangeEvent, mapping: TableMapping, ts: float, now: float) -> Work:
         mapper = self.mappers[mapping.source]
         row = event.row
         if row is not None:
-            expected: Item | None = mapper.item(row)
-            key = mapper.key(row)
+            expected, key = mapper.item_and_key(row)
             unavailable = tuple(mapper.unavailable(row))
             extra = self._unmapped_columns(mapping, row)
             if extra:
@@ -263,7 +308,7 @@ class Pipeline:
                         rule=mapping.schema_drift,
                     )
                 seen.update(extra)
-                if mapping.schema_drift == "compare" and expected is not None:
+                if mapping.schema_drift == "compare":
                     # A new source column: expected in the target under its own name, typed by value.
                     for col in extra:
                         value = row[col]
@@ -339,23 +384,24 @@ class Pipeline:
     def process(self, records: Sequence[Record], now: float) -> BatchResult:
         result = BatchResult()
         segment: list[Work] = []
-        for item in self.prepare(records, now, result):
+        ahead = ReadAhead(self.dynamo)
+        for item in self.prepare(records, now, result, ahead):
             if isinstance(item, Barrier):
-                self._dispatch(self.collapse(segment, result), now, result)
+                self._dispatch(self.collapse(segment, result), now, result, ahead)
                 segment = []
                 if self.shadow is None:
                     raise RuntimeError("shadow-mode table configured but no shadow applier wired")
                 self.shadow.truncate(item.mapping, item.lsn, result)
             else:
                 segment.append(item)
-        self._dispatch(self.collapse(segment, result), now, result)
+        self._dispatch(self.collapse(segment, result), now, result, ahead)
         return result
 
-    def _dispatch(self, works: list[Work], now: float, result: BatchResult) -> None:
+    def _dispatch(self, works: list[Work], now: float, result: BatchResult, ahead: ReadAhead) -> None:
         verify = [w for w in works if w.mapping.mode == "verify"]
         shadow = [w for w in works if w.mapping.mode == "shadow"]
         if verify:
-            self._verify(verify, now, result)
+            self._verify(verify, now, result, ahead)
         if shadow:
             if self.shadow is None:
                 raise RuntimeError("shadow-mode table configured but no shadow applier wired")
@@ -370,10 +416,12 @@ class Pipeline:
             out[target] = self.dynamo.batch_get(target, list(mapping.keys), keys, consistent=True)
         return out
 
-    def _verify(self, works: list[Work], now: float, result: BatchResult) -> None:
-        found = self._fetch((w.target, w.mapping, w.key) for w in works)
+    def _verify(self, works: list[Work], now: float, result: BatchResult, ahead: ReadAhead) -> None:
         for w in works:
-            actual = found[w.target].get(key_tuple(list(w.mapping.keys), w.key))
+            ahead.offer(w.target, w.mapping, w.key, w.key_id)  # no-op for keys already read ahead
+        found = ahead.found()
+        for w in works:
+            actual = found.get(w.target, {}).get(key_tuple(list(w.mapping.keys), w.key))
             verdict = self.verdict(w.mapper, w.expected, actual, w.unavailable)
             if isinstance(verdict, Mismatch):
                 self._suspect(w, verdict, now, result)

@@ -83,3 +83,15 @@ def test_an_unknown_table_is_an_error(store: Any) -> None:
     reader, _writer, _table = store
     with pytest.raises(Exception, match="ResourceNotFound"):
         reader.batch_get("NoSuchTable", KEYS, [{"PK": "a", "SK": "b"}])
+
+
+def test_batch_get_async_reads_one_chunk_in_the_background(store: Any) -> None:
+    reader, writer, table = store
+    for i in range(0, 40, 2):
+        writer.put(table, _item(i))
+    keys = [{"PK": f"A#{i % 7}", "SK": f"B#{i}"} for i in range(40)]
+    assert reader.batch_get_async(table, KEYS, keys).result(timeout=30) == reader.batch_get(table, KEYS, keys)
+    with pytest.raises(ValueError):
+        reader.batch_get_async(table, KEYS, [*keys, *keys, *keys])  # 120 > 100 keys
+    with pytest.raises(Exception, match="ResourceNotFound"):
+        reader.batch_get_async(unique("Missing"), KEYS, keys[:1]).result(timeout=30)
