@@ -196,6 +196,8 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
         ("confluent-kafka / kafka-python consume rate", get("kafka_clients", "ratio_confluent_over_kafka_python")),
         ("shadow apply events/s / raw BatchWriteItem items/s (target >= 0.7)", get("shadow", "ratio_rate")),
         ("  same, shadow_writes: single (one conditional UpdateItem each)", get("shadow", "single", "ratio_rate")),
+        ("  shadow (transactions) / raw conditional TransactWriteItems of the same items",
+         get("shadow", "ratio_rate_over_raw_transactions")),
         ("2 daemons / 1 daemon throughput", get("scaling", "ratio_two_over_one")),
     ]
     for r in get("reconcile", "runs") if isinstance(get("reconcile", "runs"), list) else []:

@@ -46,7 +46,11 @@ def render(results: dict[str, Any]) -> str:
         rows.append((f"Reconcile {r['rows']:,} rows vs plain parallel Scan (wall)", r["ratio_reconcile_over_scan"],
                      "<= 1.3", f"{r['reconcile']['seconds']} s vs {r['plain_scan']['seconds']} s; "
                                f"{r['reconcile']['rows_per_s']} rows/s; peak RSS "
-                               f"{r['peak_rss'].get('peak_rss_mb', 'n/a')} MB"))
+                               f"{r['peak_rss'].get('peak_rss_mb', 'n/a')} MB (+ Postgres worker "
+                               f"{r['peak_rss'].get('largest_child_mb', 'n/a')} MB)"))
+        if "ratio_reconcile_over_raw_scan" in r:
+            rows.append((f"Reconcile {r['rows']:,} rows vs parity's raw-decoded Scan (the wire floor)",
+                         r["ratio_reconcile_over_raw_scan"], "-", f"raw Scan {r['raw_scan']['seconds']} s"))
     rows.append(("Reconcile peak RSS growth", _get(s, "reconcile", "rss_growth_mb"), "< 100 MB", ""))
     out = [f"Run: `{results['command']}` on {results['date']} ({results['mode']}); nproc {m['nproc']}, "
            f"{m['memory_gb']} GB RAM, load average {m['load_average_start']} at start, "
