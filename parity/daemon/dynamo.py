@@ -121,7 +121,11 @@ class DynamoStore:
         body = response_dict.get("body")
         if not body:
             return
-        customized_response_dict.update(orjson.loads(body))
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return  # a damaged body: botocore parses it and raises its own (retried) error
+        customized_response_dict.update(decoded)
         response_dict["body"] = b"{}"
 
     def _call_raw(self, method: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:

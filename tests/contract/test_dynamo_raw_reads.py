@@ -99,3 +99,15 @@ def test_a_shared_client_keeps_botocore_parsing_outside_the_store(table: tuple[A
     DynamoStore(client, concurrency=2)
     page = client.scan(TableName=name, Limit=3)
     assert isinstance(page["Items"][0]["K"]["B"], bytes)
+
+
+def test_a_damaged_body_is_left_to_botocore() -> None:
+    store = DynamoStore(object(), concurrency=1, raw_reads=False)  # only the hook is exercised
+    store._raw.on = True
+    response = {"status_code": 200, "body": b'{"Items": [{"K": '}
+    custom: dict[str, Any] = {}
+    store._parse_raw(response, custom)
+    assert custom == {} and response["body"] == b'{"Items": [{"K": '
+    good = {"status_code": 200, "body": b'{"Count": 0, "Items": []}'}
+    store._parse_raw(good, custom)
+    assert custom == {"Count": 0, "Items": []} and good["body"] == b"{}"
