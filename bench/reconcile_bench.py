@@ -88,29 +88,20 @@ def _write(store: DynamoStore, table: str, requests: list[dict[str, Any]]) -> No
 
 
 def plain_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int, float]:
-    count = [0]
-    lock = threading.Lock()
-
-    def segment(s: int) -> None:
-        kwargs: dict[str, Any] = {"TableName": table, "Segment": s, "TotalSegments": segments, "Limit": limit}
-        n = 0
-        while True:
-            resp = client.scan(**kwargs)
-            n += len(resp["Items"])
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        with lock:
-            count[0] += n
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(segments) as pool:
-        list(pool.map(segment, range(segments)))
-    return count[0], time.monotonic() - started
+    """boto3's own parallel Scan: botocore parses every page."""
+    return _parallel_scan(client.scan, table, segments, limit)
 
 
 def raw_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int, float]:
+    """The same Scan through parity's store, which decodes the wire JSON with orjson."""
     store = DynamoStore(client, concurrency=2)
+    try:
+        return _parallel_scan(lambda **kw: store.call("Scan", **kw), table, segments, limit)
+    finally:
+        store.close()
+
+
+def _parallel_scan(scan: Any, table: str, segments: int, limit: int) -> tuple[int, float]:
     count = [0]
     lock = threading.Lock()
 
@@ -118,7 +109,7 @@ def raw_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int, f
         kwargs: dict[str, Any] = {"TableName": table, "Segment": s, "TotalSegments": segments, "Limit": limit}
         n = 0
         while True:
-            resp = store.call("Scan", **kwargs)
+            resp = scan(**kwargs)
             n += len(resp["Items"])
             if not resp.get("LastEvaluatedKey"):
                 break
@@ -129,7 +120,6 @@ def raw_scan(client: Any, table: str, segments: int, limit: int) -> tuple[int, f
     started = time.monotonic()
     with ThreadPoolExecutor(segments) as pool:
         list(pool.map(segment, range(segments)))
-    store.close()
     return count[0], time.monotonic() - started
 
 
