@@ -1,9 +1,12 @@
 """Repair from a reconcile report, with Postgres as the source of truth.
 
-- `value_mismatch` / `stale_in_target`: PutItem of the item mapped from the *current* Postgres row,
-  conditional on the target still holding, for each differing attribute, the value the report saw
-  (`seen`; absent -> `attribute_not_exists`). Redacted attributes are never in a report, so a
-  difference only in a redacted attribute is guarded by the item's existence alone.
+- `value_mismatch` / `stale_in_target`: UpdateItem to the item mapped from the *current* Postgres
+  row: every attribute the mapping produces is SET, or REMOVEd when the row maps to no value for
+  it; attributes the mapping does not produce (a TTL, the shadow version, ignored attributes)
+  are left as they are. Conditional on the target still holding, for each differing attribute,
+  the value the report saw (`seen`; absent -> `attribute_not_exists`). Redacted attributes are
+  never in a report, so a difference only in a redacted attribute is guarded by the item's
+  existence alone.
 - `missing_in_target`: PutItem conditional on the item still being absent.
 - `unexpected_in_target`: DeleteItem only with `--delete-unexpected`, only if Postgres still has no
   row, conditional on every (non-redacted) attribute the report saw.
@@ -25,7 +28,7 @@ from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper
 from parity.core.ratelimit import TokenBucket
-from parity.core.values import item_to_wire
+from parity.core.values import Item, item_to_wire, to_wire
 from parity.daemon.dynamo import DynamoStore
 from parity.reconcilers.postgres import RowLookup
 from parity.reconcilers.report import wire_from_json, wire_json
@@ -54,6 +57,28 @@ def condition(mapper: ItemMapper, kind: str, seen: Mapping[str, Any]) -> tuple[s
             values[f":v{i}"] = wire_from_json(wire)
             parts.append(f"#a{i} = :v{i}")
     return " AND ".join(parts), names, values
+
+
+def update(mapper: ItemMapper, item: Item) -> tuple[str, dict[str, str], dict[str, Any]] | None:
+    """(UpdateExpression, names, values) that make the item's mapped attributes equal `item`;
+    None when the mapping produces nothing but the key."""
+    keys = set(mapper.key_attributes)
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    for i, (attr, value) in enumerate(sorted((a, v) for a, v in item.items() if a not in keys)):
+        names[f"#u{i}"] = attr
+        values[f":u{i}"] = to_wire(value)
+        sets.append(f"#u{i} = :u{i}")
+    gone = sorted(set(mapper.plan.rules) - keys - set(item))
+    removes = []
+    for j, attr in enumerate(gone):
+        names[f"#r{j}"] = attr
+        removes.append(f"#r{j}")
+    if not sets and not removes:
+        return None
+    expr = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
+    return expr.strip(), names, values
 
 
 class Repairer:
@@ -90,7 +115,7 @@ class Repairer:
         delete_unexpected: bool = False,
         echo: Callable[[str], None] = print,
     ) -> dict[str, int]:
-        outcome = {"put": 0, "deleted": 0, "skipped_changed": 0, "skipped_source_gone": 0,
+        outcome = {"put": 0, "updated": 0, "deleted": 0, "skipped_changed": 0, "skipped_source_gone": 0,
                    "skipped_source_exists": 0, "skipped_unexpected": 0, "failed": 0}
         verb = "" if execute else "would "
         for source, table_report in sorted((report.get("tables") or {}).items()):
@@ -132,12 +157,25 @@ class Repairer:
                         outcome["failed"] += 1
                         echo(f"fail {source} {_text(entry['key'])}: {exc}")
                         continue
-                    request["Item"] = item_to_wire(item)
-                    operation, counter = "PutItem", "put"
-                    shown = {k: ("<redacted>" if k in mapper.plan.redacted else wire_json(v))
-                             for k, v in sorted(request["Item"].items())}
-                    echo(f"{verb}PUT {table} {_text(entry['key'])} ITEM {orjson.dumps(shown).decode()} "
-                         f"IF {_shown_condition(request)}")
+                    shown = {k: ("<redacted>" if k in mapper.plan.redacted else wire_json(to_wire(v)))
+                             for k, v in sorted(item.items())}
+                    changes = update(mapper, item) if kind != "missing_in_target" else None
+                    if changes is None:
+                        request["Item"] = item_to_wire(item)
+                        operation, counter = "PutItem", "put"
+                        echo(f"{verb}PUT {table} {_text(entry['key'])} ITEM {orjson.dumps(shown).decode()} "
+                             f"IF {_shown_condition(request)}")
+                    else:
+                        expr, set_names, set_values = changes
+                        shown_condition = _shown_condition(request)  # before the (maybe redacted) values join
+                        request["Key"] = item_to_wire(key)
+                        request["UpdateExpression"] = expr
+                        request["ExpressionAttributeNames"] = {**names, **set_names}
+                        request["ExpressionAttributeValues"] = {**values, **set_values}
+                        operation, counter = "UpdateItem", "updated"
+                        removed = [a for n, a in set_names.items() if n.startswith("#r")]
+                        echo(f"{verb}UPDATE {table} {_text(entry['key'])} SET {orjson.dumps(shown).decode()} "
+                             f"REMOVE {orjson.dumps(removed).decode()} IF {shown_condition}")
                 else:
                     continue
                 if not execute:

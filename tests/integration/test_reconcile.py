@@ -199,11 +199,17 @@ def test_repair_dry_run_lists_the_writes_and_execute_leaves_zero_drift(
             "drift_counts"]
     finally:
         state.close()
+    # A target-only attribute (a TTL the application sets) on a drifted item must survive repair.
+    ttl_key = key(VALUE_IDS[0])
+    d.store.call("UpdateItem", TableName=d.target, Key=ttl_key, UpdateExpression="SET expires_at = :t",
+                 ExpressionAttributeValues={":t": {"N": "1900000000"}})
     repairer = Repairer(d.config, dynamo=d.store, dsn=d.pg.dsn, rate=500)
     lines: list[str] = []
     dry = repairer.run(report, execute=False, echo=lines.append)
     puts = sorted(line.split(" ")[3] for line in lines if line.startswith("would PUT"))
-    assert len(puts) == len(VALUE_IDS) + len(MISSING_IDS)
+    updates = sorted(line.split(" ")[3] for line in lines if line.startswith("would UPDATE"))
+    assert len(puts) == len(MISSING_IDS)  # absent items are put whole
+    assert len(updates) == len(VALUE_IDS)  # present ones get their mapped attributes updated
     assert not [line for line in lines if "DELETE" in line]  # no --delete-unexpected
     assert dry["skipped_unexpected"] == len(UNEXPECTED_IDS)
     assert any('"balance":{"N":"10.01"}' in line and ":v0" in line for line in lines)
@@ -211,7 +217,9 @@ def test_repair_dry_run_lists_the_writes_and_execute_leaves_zero_drift(
     assert drift_keys(d.reconciler().run(), d.mapping.source) == EXPECTED
 
     done = repairer.run(report, execute=True, delete_unexpected=True, echo=lambda _line: None)
-    assert done["put"] == len(VALUE_IDS) + len(MISSING_IDS)
+    assert done["put"] == len(MISSING_IDS) and done["updated"] == len(VALUE_IDS)
+    kept = d.store.call("GetItem", TableName=d.target, Key=ttl_key, ConsistentRead=True)["Item"]
+    assert kept["expires_at"] == {"N": "1900000000"}
     assert done["deleted"] == len(UNEXPECTED_IDS)
     assert done["failed"] == 0 and done["skipped_changed"] == 0
     after = d.reconciler().run()
@@ -309,7 +317,8 @@ def test_cli_reconcile_exits_1_on_drift_and_repair_dry_run_prints_writes(
     report_path = next(Path(d.config.reconcile.report_dir).glob("reconcile-*.json"))
     result = runner.invoke(app, ["repair", "--config", str(config_path), "--report", str(report_path), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("would PUT") == len(VALUE_IDS) + len(MISSING_IDS)
+    assert result.stdout.count("would PUT") == len(MISSING_IDS)
+    assert result.stdout.count("would UPDATE") == len(VALUE_IDS)
     both = runner.invoke(app, ["repair", "--config", str(config_path), "--report", str(report_path),
                                "--dry-run", "--execute"])
     assert both.exit_code == 2

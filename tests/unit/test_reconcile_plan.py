@@ -13,7 +13,7 @@ from parity.core.config import ParityConfig, TableMapping
 from parity.core.digest import key_bucket
 from parity.core.mapping import ItemMapper
 from parity.reconcilers.reconcile import ReconcileError, bucket_count, drift_candidates, target_groups
-from parity.reconcilers.repair import condition
+from parity.reconcilers.repair import condition, update
 from parity.reconcilers.report import (
     DriftEntry,
     drift_entry,
@@ -183,6 +183,20 @@ def test_repair_conditions_on_what_the_report_saw() -> None:
     assert expr == "attribute_exists(#k0) AND attribute_not_exists(#a0) AND #a1 = :v1"
     assert names == {"#k0": "PK", "#a0": "balance", "#a1": "name"}
     assert values == {":v1": {"S": "b"}}
+
+
+def test_repair_updates_mapped_attributes_and_leaves_target_only_ones() -> None:
+    mapper = ItemMapper(mapping(ignore_attributes=["expires_at"]))
+    item = mapper.item({"id": 7, "name": "n", "secret": "s", "balance": None})  # balance NULL: no attribute
+    changes = update(mapper, item)
+    assert changes is not None
+    expr, names, values = changes
+    # SET what the row maps to, REMOVE what the mapping produces but the row has no value for;
+    # the key is never in the expression, and target-only or ignored attributes are not named.
+    assert expr == "SET #u0 = :u0, #u1 = :u1, #u2 = :u2 REMOVE #r0"
+    assert names == {"#u0": "id", "#u1": "name", "#u2": "secret", "#r0": "balance"}
+    assert values == {":u0": {"N": "7"}, ":u1": {"S": "n"}, ":u2": {"S": "s"}}
+    assert "expires_at" not in names.values() and "PK" not in names.values()
 
 
 # --- schedule ------------------------------------------------------------------------------------
