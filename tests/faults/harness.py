@@ -29,7 +29,7 @@ from parity.daemon.telemetry import PrometheusTelemetry
 from parity.daemon.wiring import build_daemon
 from parity.metrics.catalog import Metrics
 from parity.workload import PaymentsApp
-from tests.integration.verify_harness import drift_set, resolved_total, wait_for
+from tests.integration.verify_harness import drift_set, partition_ends, resolved_total, wait_for
 
 FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
 
@@ -77,59 +77,6 @@ class TelemetryDaemon:
         self.probe.stop()
         self.thread.join(60)
         self.daemon.state.close()
-
-
-def partition_ends(bootstrap: str, topics: list[str], timeout: float = 30.0) -> dict[tuple[str, int], int]:
-    """The next offset of every partition, found by reading to the end (the broker's ListOffsets
-    is unreliable on tansu, see STACK.md)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"ends-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        md = consumer.list_topics(timeout=10)
-        tps = [TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions]
-        consumer.assign(tps)
-        ends = {(tp.topic, tp.partition): 0 for tp in tps}
-        remaining = set(ends)
-        errors: list[str] = []
-        deadline = time.time() + timeout
-        quiet_since = time.time()
-        while remaining and time.time() < deadline:
-            msgs = consumer.consume(500, 1.0)
-            if msgs:
-                quiet_since = time.time()
-            elif time.time() - quiet_since > 5:
-                # tansu after a restart can report a high watermark *below* records it serves, and
-                # then never signals end-of-partition: nothing new for 5 s and at or past the
-                # watermark is the end.
-                for tp in list(remaining):
-                    _low, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
-                    if high is not None and high >= 0 and ends[tp] >= high:
-                        remaining.discard(tp)
-            for m in msgs:
-                tp = (m.topic(), m.partition())
-                if m.error() is not None:
-                    if m.error().code() == -191:  # _PARTITION_EOF
-                        remaining.discard(tp)
-                    else:
-                        errors.append(str(m.error()))
-                    continue
-                ends[tp] = max(ends[tp], m.offset() + 1)
-        if remaining:
-            marks = {tp: consumer.get_watermark_offsets(TopicPartition(*tp), cached=True) for tp in remaining}
-            raise TimeoutError(
-                f"could not read to the end of {sorted(remaining)}: read up to {ends}, "
-                f"cached watermarks {marks}, errors {errors[:3]}"
-            )
-        return ends
-    finally:
-        consumer.close()
 
 
 def committed_offsets(bootstrap: str, group: str, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
