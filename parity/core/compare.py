@@ -50,6 +50,9 @@ class Match:
 class Mismatch:
     kind: MismatchKind
     diffs: tuple[AttributeDiff, ...] = ()
+    # The target's freshness column is newer than the expected item's: most likely a newer change
+    # whose event has not arrived yet, rather than drift (the verifier waits longer for it).
+    target_ahead: bool = False
 
 
 MATCH: Final = Match()
@@ -162,7 +165,7 @@ def compare(
     kind = MismatchKind.VALUE_MISMATCH
     if _is_stale(expected_fresh, actual_fresh):
         kind = MismatchKind.STALE_IN_TARGET
-    return Mismatch(kind, tuple(diffs))
+    return Mismatch(kind, tuple(diffs), target_ahead=_is_stale(actual_fresh, expected_fresh))
 
 
 class _Nothing:

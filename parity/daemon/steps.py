@@ -477,7 +477,7 @@ class Pipeline:
                 result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
                 continue
             c.mismatch = verdict
-            if c.grace_over(now) and self._stream_passed(c, c.event_ts + c.grace_s, now):
+            if c.grace_over(now) and self._stream_passed(c, c.event_ts + c.grace_s, now, verdict.target_ahead):
                 self._resolve(c, "drift", result)
                 result.drift.append(
                     DriftRecord(
@@ -500,13 +500,21 @@ class Pipeline:
                 self.rechecks.reschedule(c)
         return result
 
-    def _stream_passed(self, c: PendingCheck, until: float, now: float) -> bool:
+    def _stream_passed(self, c: PendingCheck, until: float, now: float, target_ahead: bool = False) -> bool:
         """True once every event of the key's partition up to `until` has been consumed, so a newer
         change to the key within the grace period would already have superseded this check.
-        Without it, a lagging consumer would report the target as drifted for being *ahead*."""
-        if self.caught_up(c.tp):
+        Without it, a lagging consumer would report the target as drifted for being *ahead*.
+
+        "Caught up" (nothing more in the partition) also counts, except that a target whose
+        freshness column is *newer* than the event waits one more grace period from when the
+        check began: its newer change may still be on its way through Debezium and the broker
+        (seen under throttling: the daemon reached an old event after its grace had run out,
+        with the next change already in DynamoDB but not yet in Kafka)."""
+        if self.progress.get(c.tp, 0.0) >= until:
             return True
-        return self.progress.get(c.tp, 0.0) >= until
+        if not self.caught_up(c.tp):
+            return False
+        return not target_ahead or now >= c.first_seen + 2 * c.grace_s
 
     def _resolve(self, c: PendingCheck, outcome: str, result: BatchResult) -> None:
         self.rechecks.remove(c.key_id)

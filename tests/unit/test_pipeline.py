@@ -163,6 +163,36 @@ def test_drift_waits_until_the_stream_has_passed_the_grace_period() -> None:
     assert len(h.drift()) == 1
 
 
+def test_a_target_ahead_of_the_event_waits_a_second_grace_period_even_when_caught_up() -> None:
+    """An old event reached after its grace ran out, with the next change already in DynamoDB but
+    not yet in Kafka: "caught up" must not confirm drift at once, and the newer event, when it
+    arrives, supersedes the check (no false drift)."""
+    h = Harness(freshness_column="updated_at",
+                columns={"id": {"name": "Id"}, "owner": {"name": "Owner"}, "updated_at": {}})
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", {"PK": "ACC#1", "Id": Decimal(1), "Owner": "bob", "updated_at": "2026-01-02"})
+    old = h.record("u", {"id": 1, "owner": "ada", "updated_at": "2026-01-01"}, id_=1)
+    h.now += 30.0  # the daemon reaches the event long after it happened (throttling, a backlog)
+    h.process(old)
+    for _ in range(15):
+        h.tick(1.0)  # within first_seen + 2 x grace: still pending
+    assert h.drift() == []
+    h.process(h.record("u", {"id": 1, "owner": "bob", "updated_at": "2026-01-02"}, id_=1))
+    assert h.drift() == []
+    assert h.outcomes() == {"superseded": 1, "match": 1}
+
+
+def test_a_target_ahead_with_no_newer_event_is_drift_after_the_second_grace_period() -> None:
+    h = Harness(freshness_column="updated_at",
+                columns={"id": {"name": "Id"}, "owner": {"name": "Owner"}, "updated_at": {}})
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", {"PK": "ACC#1", "Id": Decimal(1), "Owner": "bob", "updated_at": "2026-01-02"})
+    h.process(h.record("u", {"id": 1, "owner": "ada", "updated_at": "2026-01-01"}, id_=1))
+    for _ in range(25):
+        h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["value_mismatch"]  # reported, ~2 x grace after first seen
+
+
 def test_a_newer_event_supersedes_a_pending_check() -> None:
     h = Harness()
     h.process(h.record("c", _row(1, owner="ada"), id_=1))
