@@ -201,7 +201,8 @@ def item_size(item: Mapping[str, Value]) -> int:
 # it each float as a pre-rendered canonical number (`orjson.Fragment`). orjson parses numbers as
 # doubles, which is exact only for short numbers, so text holding any run of 16+ digits/dots or a
 # 3-digit exponent, and anything orjson refuses (NaN, lone surrogates, ints beyond 64 bits), takes
-# the reference path. tests/unit/test_values.py checks both paths agree on generated documents.
+# the reference path. tests/unit/test_canonical_json_paths.py checks both paths agree on generated
+# documents and texts.
 
 _LONG_NUMBER = re.compile(r"\d[\d.]{15}|[eE][+-]?\d{3}")
 _FLOAT_TOKEN = re.compile(rb"(?:^|[:,\[])-?\d+[.eE]")

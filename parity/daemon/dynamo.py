@@ -73,10 +73,12 @@ class DynamoStore:
         self._raw = threading.local()
         events = getattr(getattr(client, "meta", None), "events", None)
         self.raw_reads = False
+        self._hooks: list[str] = []
         if raw_reads and events is not None:  # fakes in tests have no botocore event system
             service = client.meta.service_model.service_id.hyphenize()
-            for operation in RAW_READS:
-                events.register(f"before-parse.{service}.{operation}", self._parse_raw)
+            self._hooks = [f"before-parse.{service}.{operation}" for operation in RAW_READS]
+            for event in self._hooks:
+                events.register(event, self._parse_raw)
             self.raw_reads = True
         self.observer = observer or _NoObserver()
         self.max_attempts = max_attempts
@@ -92,6 +94,10 @@ class DynamoStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        # A shared client outlives the store: leave no handler of ours on it.
+        for event in self._hooks:
+            self.client.meta.events.unregister(event, self._parse_raw)
+        self._hooks = []
 
     # -- retries -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ still later than the event it checks. Keys whose event will be a duplicate are n
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -407,15 +407,6 @@ class Pipeline:
                 raise RuntimeError("shadow-mode table configured but no shadow applier wired")
             self.shadow.apply(shadow, now, result)
 
-    def _fetch(self, keyed: Iterable[tuple[str, TableMapping, Item]]) -> dict[str, dict[tuple[Any, ...], Item]]:
-        by_table: dict[str, tuple[TableMapping, list[Item]]] = {}
-        for target, mapping, key in keyed:
-            by_table.setdefault(target, (mapping, []))[1].append(key)
-        out: dict[str, dict[tuple[Any, ...], Item]] = {}
-        for target, (mapping, keys) in by_table.items():
-            out[target] = self.dynamo.batch_get(target, list(mapping.keys), keys, consistent=True)
-        return out
-
     def _verify(self, works: list[Work], now: float, result: BatchResult, ahead: ReadAhead) -> None:
         for w in works:
             ahead.offer(w.target, w.mapping, w.key, w.key_id)  # no-op for keys already read ahead
@@ -466,11 +457,14 @@ class Pipeline:
         if not due:
             return result
         mappings = {c.source: self.config.table(c.source) for c in due}
-        found = self._fetch((c.key_id[0], mappings[c.source], c.key) for c in due)
+        ahead = ReadAhead(self.dynamo)  # the same chunked reads as a batch's, for the due checks
+        for c in due:
+            ahead.offer(c.key_id[0], mappings[c.source], c.key, c.key_id)
+        found = ahead.found()
         for c in due:
             mapping = mappings[c.source]
             mapper = self.mappers[c.source]
-            actual = found[c.key_id[0]].get(key_tuple(list(mapping.keys), c.key))
+            actual = found.get(c.key_id[0], {}).get(key_tuple(list(mapping.keys), c.key))
             verdict = self.verdict(mapper, c.expected, actual, c.unavailable)
             if not isinstance(verdict, Mismatch):
                 self._resolve(c, "match", result)

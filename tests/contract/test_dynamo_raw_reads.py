@@ -111,3 +111,12 @@ def test_a_damaged_body_is_left_to_botocore() -> None:
     good = {"status_code": 200, "body": b'{"Count": 0, "Items": []}'}
     store._parse_raw(good, custom)
     assert custom == {"Count": 0, "Items": []} and good["body"] == b"{}"
+
+
+def test_close_takes_the_hook_off_a_shared_client(table: tuple[Any, str]) -> None:
+    client, name = table
+    store = DynamoStore(client, concurrency=1)
+    store.close()
+    store._raw.on = True  # were the hook still registered, this thread's next read would be raw
+    page = client.scan(TableName=name, Limit=2)
+    assert isinstance(page["Items"][0]["K"]["B"], bytes)
