@@ -17,6 +17,19 @@ A table mapping says how one Postgres table becomes DynamoDB items:
           ban: {}
           subscriber_no: {name: SubscriberNo}
           status: {}
+          features: {type: string_set}                       # text[] -> SS; an empty array -> no attribute
+
+NULL and empty collections. DynamoDB cannot store an empty set, so an empty Postgres array in a
+`string_set` / `number_set` column follows DynamoDB's convention and leaves the attribute out
+(`empty_set_as: absent`, the default), in verify, shadow, reconcile and repair alike. Other
+representations in use: `empty_set_as: null` (a NULL attribute) and `empty_set_as: empty_list`
+(an empty list, `L: []`). NULL is written by `null_as` (absent, the default, or `null`).
+Normally NULL and absent compare alike. A set column whose NULL and empty array take different
+ones of the two (`null_as: null` with the default `empty_set_as: absent`, or `empty_set_as: null`
+with the default `null_as: absent`) keeps them apart: there, a NULL attribute and an absent one
+are different values, so NULL vs empty is verified too. `empty_set_as: empty_list` keeps them
+apart by itself. Empty lists (`type: list`), empty maps (`json_map`) and empty strings, also as
+set members, are storable values and stay what they are.
 """
 
 from __future__ import annotations
@@ -65,6 +78,7 @@ PgTypeHint = Literal[
     "interval",
 ]
 Precision = Literal["s", "ms", "us"]
+SET_TYPES: frozenset[str] = frozenset({"string_set", "number_set"})
 
 
 class _Frozen(BaseModel):
@@ -83,12 +97,28 @@ class ColumnRule(_Frozen):
     exclude: bool = False  # the column exists but is not part of the item
     tolerance: float | None = Field(default=None, ge=0)  # absolute tolerance for floating values
     precision: Precision | None = None  # timestamps compared (and hashed) truncated to this unit
-    null_as: Literal["absent", "null"] = "absent"  # how NULL is written; compare treats both alike
+    # How NULL is written. Compare treats NULL and absent alike, except on a set column whose empty
+    # array is written as the other one (module docstring).
+    null_as: Literal["absent", "null"] = "absent"
+    # string_set / number_set only: how an empty array is written (DynamoDB refuses an empty set).
+    empty_set_as: Literal["absent", "null", "empty_list"] = "absent"
     empty_string_as_null: bool = False
     redact: bool = False  # never show this column's values in reports, drift records or logs
 
+    @model_validator(mode="after")
+    def _empty_set_rule(self) -> ColumnRule:
+        if self.empty_set_as != "absent" and self.type not in SET_TYPES:
+            raise _PathError("empty_set_as", f"applies to string_set and number_set columns, not type {self.type}")
+        return self
+
     def attribute(self, column: str) -> str:
         return self.name or column
+
+    @property
+    def null_and_empty_apart(self) -> bool:
+        """A set column whose NULL is absent and whose empty array is NULL, or the reverse: there
+        NULL and absent are different values (an empty list never looks like either)."""
+        return self.type in SET_TYPES and {self.null_as, self.empty_set_as} == {"absent", "null"}
 
 
 class KafkaConfig(_Frozen):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from parity.core.config import ColumnRule, TableMapping
+from parity.core.config import SET_TYPES, ColumnRule, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import UNAVAILABLE
 from parity.core.normalize import ComparisonPlan
@@ -257,9 +257,7 @@ def _members(value: Any) -> list[Any]:
         raise MappingError(f"{type(value).__name__} is not a list")
     if any(m is None for m in members):
         raise MappingError("a DynamoDB set cannot hold NULL")
-    if not members:
-        raise MappingError("DynamoDB cannot store an empty set")
-    return members
+    return members  # empty: an empty frozenset, written by the column's empty_set_as
 
 
 def _to_list(value: Any) -> Value:
@@ -403,6 +401,7 @@ class _ColumnPlan:
     convert: Converter
     null_as_null: bool
     empty_as_null: bool
+    empty_set_as: str | None  # a set column's ColumnRule.empty_set_as; None for other columns
 
 
 class ItemMapper:
@@ -412,7 +411,12 @@ class ItemMapper:
         self.mapping = mapping
         self._columns = tuple(
             _ColumnPlan(
-                col, rule.attribute(col), converter(rule), rule.null_as == "null", rule.empty_string_as_null
+                col,
+                rule.attribute(col),
+                converter(rule),
+                rule.null_as == "null",
+                rule.empty_string_as_null,
+                rule.empty_set_as if rule.type in SET_TYPES else None,
             )
             for col, rule in mapping.columns.items()
             if not rule.exclude
@@ -449,13 +453,21 @@ class ItemMapper:
                     item[plan.attribute] = None
                 continue
             try:
-                item[plan.attribute] = plan.convert(value)
+                converted = plan.convert(value)
             except MappingError as exc:
                 raise MappingError(f"column {plan.column!r} (attribute {plan.attribute!r}): {exc}") from None
             except (ValueError, TypeError, ArithmeticError) as exc:
                 raise MappingError(
                     f"column {plan.column!r} (attribute {plan.attribute!r}): {type(exc).__name__}: {exc}"
                 ) from None
+            if plan.empty_set_as is not None and not converted:
+                # DynamoDB cannot store an empty set: absent (its own convention), NULL or L [].
+                if plan.empty_set_as == "null":
+                    item[plan.attribute] = None
+                elif plan.empty_set_as == "empty_list":
+                    item[plan.attribute] = []
+                continue
+            item[plan.attribute] = converted
         key = self.key(row)
         item.update(key)
         for template in self._indexes:

@@ -5,7 +5,9 @@ The expected item (from a Postgres row) and the actual item (from DynamoDB) both
 the reconciler cannot disagree about what "equal" means.
 
 Per attribute, by the column rule:
-- absent == NULL always (a NULL attribute is dropped); "" == absent with `empty_string_as_null`;
+- absent == NULL (a NULL attribute is dropped), except on a set column whose NULL and empty array
+  are written as different ones of the two (`ColumnRule.null_and_empty_apart`): there NULL is a
+  value, so NULL vs empty stays verified; "" == absent with `empty_string_as_null`;
 - numbers canonical (1.50 -> 1.5, -0 -> 0, 1E+2 == 100);
 - timestamps (type timestamp_*, or a `precision`, or pg_type timestamp/timestamptz): an ISO
   string or an epoch number becomes `YYYY-MM-DDTHH:MM:SS[.fff[fff]]Z` in UTC truncated to the
@@ -74,6 +76,12 @@ def normalize_value(value: Value) -> Value:
 def _default(value: Value) -> Value | _Drop:
     if value is None:
         return DROP
+    return normalize_value(value)
+
+
+def _null_is_a_value(value: Value) -> Value | _Drop:
+    # A set column that writes NULL for one of NULL / empty array and nothing for the other: a
+    # NULL attribute and an absent one mean different rows (config.py, "NULL and empty collections").
     return normalize_value(value)
 
 
@@ -201,6 +209,8 @@ def _normalizer(rule: ColumnRule) -> Normalizer:
         inner = _date
     elif rule.type == "json_string":
         inner = _json_text(rule.empty_string_as_null)
+    elif rule.null_and_empty_apart:
+        inner = _null_is_a_value
     elif rule.empty_string_as_null:
         inner = _empty_is_null
     else:
