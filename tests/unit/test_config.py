@@ -150,6 +150,15 @@ def test_an_unknown_template_column_is_one_line_with_its_path(tmp_path: Path) ->
             lambda d: d["tables"][0]["columns"]["ban"].update(tolerance=-1),
             "billing.yaml: tables[0].columns.ban.tolerance: ",
         ),
+        (
+            lambda d: d["tables"][0]["columns"]["ban"].update(empty_set_as="null"),
+            "billing.yaml: tables[0].columns.ban.empty_set_as: applies to string_set and number_set columns, "
+            "not type auto",
+        ),
+        (
+            lambda d: d["tables"][2]["columns"]["features"].update(empty_set_as="none"),
+            "billing.yaml: tables[2].columns.features.empty_set_as: ",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_path(tmp_path: Path, edit: Any, message: str) -> None:
