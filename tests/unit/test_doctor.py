@@ -88,6 +88,15 @@ def test_round_trip_of_good_rows_is_ok_and_redacted_keys_stay_hidden() -> None:
     assert bad.status is Status.FAIL and "(id=<redacted>)" in bad.reason and "7" not in bad.reason
 
 
+def test_round_trip_accepts_empty_arrays_in_set_columns_and_still_refuses_a_null_member() -> None:
+    # An empty set is an absent attribute (empty_set_as), as the daemon and the reconciler write it.
+    m = mapping(columns={"id": {}, "tags": {"type": "string_set"}, "nums": {"type": "number_set"}})
+    assert round_trip(m, [{"id": 1, "tags": [], "nums": []}, {"id": 2, "tags": [""], "nums": None}]).status \
+        is Status.OK
+    bad = round_trip(m, [{"id": 3, "tags": ["a", None], "nums": []}])
+    assert bad.status is Status.FAIL and "(id=3): column 'tags'" in bad.reason and "cannot hold NULL" in bad.reason
+
+
 def test_an_ambiguous_template_collides_within_one_table() -> None:
     m = mapping(primary_key=["a", "b"], keys={"PK": "{a}{b}"}, columns={"a": {}, "b": {}})
     checks = duplicate_keys([(m, [{"a": 1, "b": 23}, {"a": 12, "b": 3}, {"a": 4, "b": 4}])])
