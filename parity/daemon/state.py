@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from parity.core.errors import StoreError
+from parity.core.keys import key_fragment
 from parity.core.values import number_text
 
 
@@ -39,7 +40,11 @@ def _plain(value: Any) -> Any:
 
 
 def key_json(key: dict[str, Any]) -> str:
-    """A DynamoDB key as stable JSON text (numbers in plain digits): the key's identity in reports."""
+    """A DynamoDB key's *identity* text in the state store (drift dedupe, the shadow graveyard, the
+    drift topic's message key). Numbers are quoted digits here, and stay so: stores written by
+    earlier versions hold this form, and a new form would make a stored key a different key (a
+    re-delivered drift counted twice, a graveyard entry missed). What people and tools read is
+    `parity.core.keys.key_document`, where a number is a JSON number."""
     return orjson.dumps(key, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
 
 _SCHEMA = """
@@ -78,7 +83,7 @@ class DriftRecord:
             {
                 "table": self.source,
                 "target": self.target,
-                "key": self.key,
+                "key": key_fragment(self.key),
                 "kind": self.kind,
                 "diffs": self.diffs,
                 "lsn": self.lsn,
