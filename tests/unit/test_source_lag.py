@@ -3,7 +3,7 @@ watermark is below what was already consumed (tansu after a restart, see RELIABI
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -40,7 +40,7 @@ def test_lag_is_the_distance_to_the_watermark_and_unknown_when_the_watermark_is_
 
 
 class _CommittedConsumer(_Consumer):
-    committed_offsets: dict[tuple[str, int], int] = {("t", 0): 7, ("t", 1): 3}
+    committed_offsets: ClassVar[dict[tuple[str, int], int]] = {("t", 0): 7, ("t", 1): 3}
 
     def committed(self, tps: list[TopicPartition], timeout: float = 0) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self.committed_offsets.get((tp.topic, tp.partition), -1001))
