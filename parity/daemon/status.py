@@ -143,10 +143,20 @@ def _totals(tables: dict[str, Any]) -> dict[str, Any]:
 
 def _stream(snapshot: dict[str, Any] | None, now: float, live_within_s: float) -> dict[str, Any]:
     if not snapshot:
+        # The same fields as below, so a script can read them before the daemon's first batch.
         return {
             "snapshot_at": None,
             "snapshot_age_s": None,
             "daemon_live": False,
+            "daemon_started_at": None,
+            "daemon_stopped_at": None,
+            "daemon_ready": None,
+            "last_error": None,
+            "last_event_at": None,
+            "last_event_source_at": None,
+            "pending_rechecks": 0,
+            "consumer_lag_total": 0,
+            "partitions": {},
             "drained": False,
             "not_drained_because": ["no stream snapshot: the daemon has not run with this state directory"],
         }

@@ -92,3 +92,7 @@ def test_a_state_store_the_daemon_never_wrote_is_not_drained(config: ParityConfi
     status = collect_status(config, now=NOW)
     assert status["totals"]["consumed"] == 0
     assert status["stream"]["drained"] is False
+    # The same fields as a written snapshot, so a polling script never meets a missing key.
+    store = StateStore(state_path(config))
+    store.set_fact(STREAM_FACT, _snapshot())
+    assert set(status["stream"]) == set(collect_status(config, store, now=NOW)["stream"])
