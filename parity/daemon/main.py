@@ -86,7 +86,8 @@ def live_status(daemon: Daemon) -> dict[str, Any]:
     # `parity status --json`, fresher. (Read from the HTTP thread, like the lag below always was.)
     lag = daemon.source.lag()
     now = time.time()
-    status = collect_status(daemon.config, daemon.state, now=now, stream=daemon.stream_snapshot(now, lag))
+    stream = daemon.stream_snapshot(now, lag, about_to_commit=False)
+    status = collect_status(daemon.config, daemon.state, now=now, stream=stream)
     status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items()}
     status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
     status["ready"] = daemon.ready()

@@ -216,14 +216,20 @@ class Daemon:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def stream_snapshot(self, now: float, lag: dict[tuple[str, int], int]) -> dict[str, Any]:
+    def stream_snapshot(
+        self, now: float, lag: dict[tuple[str, int], int], *, about_to_commit: bool = True
+    ) -> dict[str, Any]:
         """Pending checks per table and, per assigned partition, the committed offset, position,
         high watermark and lag: what `parity status` needs to say whether the stream is drained.
-        Offsets about to be committed count as committed (the snapshot is written just before)."""
+        With `about_to_commit` (the loop writes the snapshot just before committing) the offsets
+        being committed count as committed; the HTTP thread passes False and leaves the ledger
+        alone, which only the loop may walk."""
         pending: dict[str, int] = {}
         for c in self.pipeline.rechecks.checks():
             pending[c.source] = pending.get(c.source, 0) + 1
-        committed = {**self.committed, **self.pipeline.ledger.committable()}
+        committed = dict(self.committed)
+        if about_to_commit:
+            committed.update(self.pipeline.ledger.committable())
         partitions: dict[str, dict[str, int | None]] = {}
         for tp in sorted(self.source.assigned):
             high = self.source.high_watermarks.get(tp)
