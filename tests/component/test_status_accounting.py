@@ -96,3 +96,51 @@ def test_a_state_store_the_daemon_never_wrote_is_not_drained(config: ParityConfi
     store = StateStore(state_path(config))
     store.set_fact(STREAM_FACT, _snapshot())
     assert set(status["stream"]) == set(collect_status(config, store, now=NOW)["stream"])
+
+
+class _Source:
+    """What the daemon reads of its Kafka source for the stream snapshot."""
+
+    def __init__(self) -> None:
+        self.assigned = {("parity.public.payments", 0), ("parity.public.payments", 1)}
+        self.positions = {("parity.public.payments", 0): 12}
+        self.high_watermarks = {("parity.public.payments", 0): 15, ("parity.public.payments", 1): 4}
+        self.topics = ["parity.public.payments"]
+        self._on_revoke = None
+
+
+def test_the_daemon_writes_its_snapshot_with_each_batch_and_as_a_heartbeat_when_idle(
+    config: ParityConfig,
+) -> None:
+    from types import SimpleNamespace
+
+    from parity.daemon.run import STREAM_HEARTBEAT_S, Daemon
+    from parity.daemon.steps import BatchResult
+
+    store = StateStore(state_path(config))
+    daemon = Daemon(
+        config,
+        source=_Source(),  # type: ignore[arg-type]
+        dynamo=SimpleNamespace(on_unreachable=None),  # type: ignore[arg-type]
+        state=store,
+        dead_letters=None,  # type: ignore[arg-type]
+        drift_topic=None,
+        drift_file=None,
+        clock=lambda: NOW,
+    )
+    lag = {("parity.public.payments", 0): 3, ("parity.public.payments", 1): 0}
+    snap = daemon.stream_snapshot(NOW, lag)
+    assert snap["partitions"] == {
+        "parity.public.payments[0]": {"committed": None, "position": 12, "high_watermark": 15, "lag": 3},
+        # No record read since assignment: the position is the high watermark minus the lag.
+        "parity.public.payments[1]": {"committed": None, "position": 4, "high_watermark": 4, "lag": 0},
+    }
+    counted = BatchResult()
+    counted.count(T, "match")
+    assert STREAM_FACT in daemon._stream_facts(NOW, lag, counted)
+    idle = BatchResult()
+    assert daemon._stream_facts(NOW + 1, lag, idle) == {}  # nothing changed: no write, no fsync
+    caught_up = {**lag, ("parity.public.payments", 0): 0}
+    assert STREAM_FACT in daemon._stream_facts(NOW + 1, caught_up, idle)  # the picture changed
+    assert daemon._stream_facts(NOW + 2, caught_up, idle) == {}
+    assert STREAM_FACT in daemon._stream_facts(NOW + 1 + STREAM_HEARTBEAT_S, caught_up, idle)  # heartbeat
