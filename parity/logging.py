@@ -82,8 +82,13 @@ def redact_value(value: Any, key: str | None = None) -> Any:
         return {k: redact_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
-    if isinstance(value, bytes | bytearray | int | float | bool | Decimal | orjson.Fragment) or value is None:
-        return value  # a Fragment is JSON parity built itself (a key document): written as is
+    if isinstance(value, orjson.Fragment):
+        # JSON parity built itself (a key document): written as is, unless it looks like a secret.
+        text = orjson.dumps(value).decode()
+        masked = redact_text(text)
+        return value if masked == text else masked
+    if isinstance(value, bytes | bytearray | int | float | bool | Decimal) or value is None:
+        return value
     # Objects are rendered to text by the JSON renderer anyway; render here so their text is checked.
     return redact_text(str(value))
 

@@ -61,3 +61,14 @@ def test_a_log_line_shows_a_key_exactly_as_the_drift_record_does() -> None:
     assert '"key":' + key_document(key) in line
     assert "2.1E+2" not in line
     assert json.loads(line)["amount"] == 10
+
+
+def test_a_key_that_looks_like_a_secret_is_still_masked_in_logs() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # the shape of an AWS secret access key
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    try:
+        structlog.get_logger("parity.test").warning("drift", key=key_fragment({"token": secret}))
+    finally:
+        structlog.reset_defaults()
+    assert secret not in stream.getvalue()
