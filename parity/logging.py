@@ -10,12 +10,15 @@ a connection error's message is exactly where a password tends to show up.
 
 from __future__ import annotations
 
+import json as stdjson
 import logging
 import re
 import sys
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -79,7 +82,12 @@ def redact_value(value: Any, key: str | None = None) -> Any:
         return {k: redact_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
-    if isinstance(value, bytes | bytearray | int | float | bool) or value is None:
+    if isinstance(value, orjson.Fragment):
+        # JSON parity built itself (a key document): written as is, unless it looks like a secret.
+        text = orjson.dumps(value).decode()
+        masked = redact_text(text)
+        return value if masked == text else masked
+    if isinstance(value, bytes | bytearray | int | float | bool | Decimal) or value is None:
         return value
     # Objects are rendered to text by the JSON renderer anyway; render here so their text is checked.
     return redact_text(str(value))
@@ -90,6 +98,32 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     for key in list(event_dict):
         event_dict[key] = redact_value(event_dict[key], key)
     return event_dict
+
+
+def _log_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A number stays a number, in the plain digits the drift records use (210, not 2.1E+2).
+        from parity.core.values import number_text
+
+        return orjson.Fragment(number_text(value)) if value.is_finite() else str(value)
+    return repr(value)
+
+
+def _stdlib_default(value: Any) -> Any:
+    if isinstance(value, orjson.Fragment):
+        return stdjson.loads(orjson.dumps(value))
+    if isinstance(value, Decimal):
+        return str(value)
+    return repr(value)
+
+
+def render_json(event_dict: EventDict, **_ignored: Any) -> str:
+    """One compact JSON line, written by orjson as the drift log and topic are, so a key shows
+    the same text in a log line as in drift.jsonl (`parity.core.keys.key_document`)."""
+    try:
+        return orjson.dumps(event_dict, default=_log_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits: never lose the line
+        return stdjson.dumps(event_dict, default=_stdlib_default, separators=(",", ":"), ensure_ascii=False)
 
 
 def _processors() -> list[Processor]:
@@ -118,7 +152,7 @@ def configure_logging(level: str | int = "info", json: bool = True, stream: Text
     number = _level_number(level)
     out = stream if stream is not None else sys.stderr
     renderer: Processor = (
-        structlog.processors.JSONRenderer(sort_keys=False)
+        structlog.processors.JSONRenderer(serializer=render_json)
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )

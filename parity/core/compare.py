@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import base64
 import enum
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 from parity.core.normalize import DROP
-from parity.core.values import Item, Value
+from parity.core.values import Item, Value, number_text
 
 if TYPE_CHECKING:
     from parity.core.mapping import ItemMapper
 
-__all__ = ["AttributeDiff", "Match", "Mismatch", "MismatchKind", "compare", "display"]
+__all__ = ["AttributeDiff", "Match", "Mismatch", "MismatchKind", "compare", "display", "display_pair"]
 
 ABSENT: Final = "<absent>"
 REDACTED: Final = "<redacted>"
 _MAX_DISPLAY = 200
+_CONTEXT = 40  # characters shown either side of the first difference of two long strings
+_SHORT_ESCAPES: Final = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 class MismatchKind(enum.StrEnum):
@@ -77,9 +80,83 @@ def _same_or_false(a: Value, b: Value) -> bool:
 
 
 def display(value: Value) -> str:
-    """Short, unambiguous text of a value for reports: strings are quoted, numbers are not."""
+    """Short, unambiguous text of a value for reports: strings are quoted, numbers are not, and
+    characters that print as nothing or as something else (controls, zero-width and format
+    characters, combining marks, non-ASCII spaces) are escaped as code points."""
     text = _display(value)
     return text if len(text) <= _MAX_DISPLAY else text[: _MAX_DISPLAY - 3] + "..."
+
+
+def display_pair(expected: Value, actual: Value) -> tuple[str, str]:
+    """Expected and actual text of one differing attribute, made so that the difference shows.
+
+    Two strings that differ first at a non-ASCII character (NFC vs NFD, a Cyrillic 'а' for a
+    Latin 'a') show every non-ASCII character as a code point on both sides. Long values are not
+    cut to the same prefix (which would look equal): each side shows its length, the offset of the
+    first difference and the text around it."""
+    if isinstance(expected, str) and isinstance(actual, str):
+        return _string_pair(expected, actual)
+    a, b = _display(expected), _display(actual)
+    if len(a) <= _MAX_DISPLAY and len(b) <= _MAX_DISPLAY:
+        return a, b
+    at = _first_difference(a, b)
+    return _window(a, at, _raw), _window(b, at, _raw)
+
+
+def _string_pair(a: str, b: str) -> tuple[str, str]:
+    at = _first_difference(a, b)
+    ascii_only = not (a[at : at + 1].isascii() and b[at : at + 1].isascii())
+    ea, eb = _quoted(a, ascii_only), _quoted(b, ascii_only)
+    if len(ea) <= _MAX_DISPLAY and len(eb) <= _MAX_DISPLAY:
+        return ea, eb
+
+    def part(text: str) -> str:
+        return '"' + _escaped(text, ascii_only) + '"'
+
+    return _window(a, at, part), _window(b, at, part)
+
+
+def _first_difference(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _raw(text: str) -> str:
+    return text
+
+
+def _window(text: str, at: int, render: Callable[[str], str]) -> str:
+    start = max(0, at - _CONTEXT)
+    end = min(len(text), at + _CONTEXT)
+    shown = ("…" if start else "") + render(text[start:end]) + ("…" if end < len(text) else "")
+    return f"{shown} ({len(text)} chars, first difference at offset {at})"
+
+
+def _quoted(text: str, ascii_only: bool = False) -> str:
+    return '"' + _escaped(text, ascii_only) + '"'
+
+
+def _escaped(text: str, ascii_only: bool) -> str:
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # the common case: nothing to escape
+    return "".join(_escape_char(ch, ascii_only) for ch in text)
+
+
+def _escape_char(ch: str, ascii_only: bool) -> str:
+    short = _SHORT_ESCAPES.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    if 0x20 <= code < 0x7F:
+        return ch
+    # Letters, digits, punctuation and symbols print as themselves; controls, format characters
+    # (zero-width space, BOM), combining marks and separators other than ' ' do not.
+    if code >= 0x80 and not ascii_only and unicodedata.category(ch)[0] in "LNPS":
+        return ch
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _display(value: Value) -> str:
@@ -88,9 +165,10 @@ def _display(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _quoted(value)
     if isinstance(value, Decimal):
-        return str(value)
+        # Plain digits as in the key documents and DynamoDB's own text (210, not 2.1E+2).
+        return number_text(value) if value.is_finite() else str(value)
     if isinstance(value, bytes):
         return "b64:" + base64.b64encode(value).decode("ascii")
     if isinstance(value, list):
@@ -159,7 +237,7 @@ def compare(
             continue
         if rule.tolerance is not None and _within(rule.tolerance, ev, av):  # type: ignore[arg-type]
             continue  # raw values within the tolerance
-        diffs.append(AttributeDiff(name, _shown(en, rule.redact), _shown(an, rule.redact)))
+        diffs.append(_diff(name, en, an, rule.redact))
     if not diffs:
         return MATCH
     kind = MismatchKind.VALUE_MISMATCH
@@ -175,9 +253,17 @@ class _Nothing:
 _NOTHING: Final = _Nothing()
 
 
-def _shown(value: object, redact: bool) -> str:
-    if value is _NOTHING:
-        return ABSENT
+def _diff(name: str, expected: object, actual: object, redact: bool) -> AttributeDiff:
     if redact:
-        return REDACTED
-    return display(value)  # type: ignore[arg-type]
+        # Nothing of a redacted value is shown, not even its length or where it differs.
+        return AttributeDiff(
+            name, ABSENT if expected is _NOTHING else REDACTED, ABSENT if actual is _NOTHING else REDACTED
+        )
+    if expected is _NOTHING or actual is _NOTHING:
+        return AttributeDiff(
+            name,
+            ABSENT if expected is _NOTHING else display(expected),  # type: ignore[arg-type]
+            ABSENT if actual is _NOTHING else display(actual),  # type: ignore[arg-type]
+        )
+    shown_expected, shown_actual = display_pair(expected, actual)  # type: ignore[arg-type]
+    return AttributeDiff(name, shown_expected, shown_actual)

@@ -82,13 +82,13 @@ def readiness(daemon: Daemon, probe: ReachabilityProbe) -> Iterable[Check]:
 
 
 def live_status(daemon: Daemon) -> dict[str, Any]:
-    status = collect_status(daemon.config, daemon.state)
-    pending: dict[str, int] = {}
-    for c in daemon.pipeline.rechecks.checks():
-        pending[c.source] = pending.get(c.source, 0) + 1
-    for name, row in status["tables"].items():
-        row["pending_rechecks"] = pending.get(name, 0)
-    status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in daemon.source.lag().items()}
+    # The daemon's current stream snapshot instead of the stored one: the same document as
+    # `parity status --json`, fresher. (Read from the HTTP thread, like the lag below always was.)
+    lag = daemon.source.lag()
+    now = time.time()
+    stream = daemon.stream_snapshot(now, lag, about_to_commit=False)
+    status = collect_status(daemon.config, daemon.state, now=now, stream=stream)
+    status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items()}
     status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
     status["ready"] = daemon.ready()
     status["schema_drift"] = daemon.pipeline.schema_drift()

@@ -21,6 +21,7 @@ import structlog
 
 from parity.core.config import ParityConfig
 from parity.core.errors import StoreError
+from parity.core.keys import key_fragment
 from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
 from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
 from parity.daemon.source import KafkaSource
@@ -28,6 +29,9 @@ from parity.daemon.state import StateStore
 from parity.daemon.steps import BatchResult, Pipeline
 
 log = structlog.get_logger("parity.daemon")
+
+STREAM_FACT = "stream"  # the state-store fact `parity status` reads (see stream_snapshot)
+STREAM_HEARTBEAT_S = 5.0  # an idle daemon still refreshes it this often: `parity status` sees it live
 
 
 class Telemetry:
@@ -87,6 +91,13 @@ class Daemon:
         self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
         self.snapshot_rows: dict[str, int] = dict(state.facts().get("snapshot_rows", {}))
         self.snapshot_done: set[str] = set(state.facts().get("snapshot_done", []))
+        # For `parity status` (a separate process): what this daemon consumed and still holds.
+        self.started_at = clock()
+        self.committed: dict[tuple[str, int], int] = {}
+        previous = state.facts().get(STREAM_FACT) or {}
+        self.last_event_at: float | None = previous.get("last_event_at")
+        self.last_event_source_at: float | None = previous.get("last_event_source_at")
+        self._stream_written: tuple[float, Any] = (0.0, None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -112,6 +123,11 @@ class Daemon:
             self._commit()
         except Exception as exc:  # shutting down anyway; the offsets are simply re-read
             log.warning("final commit failed", error=str(exc))
+        try:  # tell `parity status` the stream is no longer watched (not merely quiet)
+            now = self.clock()
+            self.state.set_fact(STREAM_FACT, {**self.stream_snapshot(now, self.source.lag()), "stopped_at": now})
+        except Exception as exc:
+            log.warning("final stream snapshot failed", error=str(exc))
         self.source.close()
         log.info("stopped")
 
@@ -126,6 +142,11 @@ class Daemon:
             self._emit_outbox()
             records = self.source.poll_batch(d.batch_max_events, d.batch_max_wait_ms / 1000)
             now = self.clock()
+            if records:
+                self.last_event_at = now
+                stamps = [r.timestamp_ms for r in records if r.timestamp_ms]
+                if stamps:
+                    self.last_event_source_at = max(self.last_event_source_at or 0.0, max(stamps) / 1000)
             self._dynamo_trouble = False
             result = self.pipeline.process(records, now) if records else BatchResult()
             lag = self.source.lag()
@@ -138,7 +159,7 @@ class Daemon:
                 # out during it. Redo the batch from the committed offsets, so every check gets
                 # a full grace period after the outage (no false drift), and nothing is skipped.
                 raise DynamoUnavailable("DynamoDB was unreachable during the batch; redoing it")
-            self._persist(result)
+            self._persist(result, self._stream_facts(now, lag, result))
             self._commit()
             self.telemetry.batch(result, self.pipeline)
             self.telemetry.consumer_lag(lag)
@@ -195,14 +216,64 @@ class Daemon:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def _persist(self, result: BatchResult) -> None:
+    def stream_snapshot(
+        self, now: float, lag: dict[tuple[str, int], int], *, about_to_commit: bool = True
+    ) -> dict[str, Any]:
+        """Pending checks per table and, per assigned partition, the committed offset, position,
+        high watermark and lag: what `parity status` needs to say whether the stream is drained.
+        With `about_to_commit` (the loop writes the snapshot just before committing) the offsets
+        being committed count as committed; the HTTP thread passes False and leaves the ledger
+        alone, which only the loop may walk."""
+        pending: dict[str, int] = {}
+        for c in self.pipeline.rechecks.checks():
+            pending[c.source] = pending.get(c.source, 0) + 1
+        committed = dict(self.committed)
+        if about_to_commit:
+            committed.update(self.pipeline.ledger.committable())
+        partitions: dict[str, dict[str, int | None]] = {}
+        for tp in sorted(self.source.assigned):
+            high = self.source.high_watermarks.get(tp)
+            n = lag.get(tp)
+            position = self.source.positions.get(tp)
+            if position is None and high is not None and n is not None:
+                position = high - n
+            partitions[f"{tp[0]}[{tp[1]}]"] = {
+                "committed": committed.get(tp),
+                "position": position,
+                "high_watermark": high,
+                "lag": n,  # None: unknown (nothing fetched yet, or the broker's watermark is behind)
+            }
+        return {
+            "written_at": now,
+            "started_at": self.started_at,
+            "stopped_at": None,
+            "ready": self.ready(),
+            "last_error": self.health.last_error,
+            "last_event_at": self.last_event_at,
+            "last_event_source_at": self.last_event_source_at,
+            "pending_rechecks": pending,
+            "partitions": partitions,
+        }
+
+    def _stream_facts(self, now: float, lag: dict[tuple[str, int], int], result: BatchResult) -> dict[str, Any]:
+        # Written with every batch that counted something (same transaction, no extra fsync); an
+        # idle loop writes only when the picture changed or every few seconds, as a heartbeat.
+        snapshot = self.stream_snapshot(now, lag)
+        state = {k: v for k, v in snapshot.items() if k != "written_at"}
+        last_at, last_state = self._stream_written
+        if result.outcomes or result.drift or state != last_state or now - last_at >= STREAM_HEARTBEAT_S:
+            self._stream_written = (now, state)
+            return {STREAM_FACT: snapshot}
+        return {}
+
+    def _persist(self, result: BatchResult, facts: dict[str, Any] | None = None) -> None:
         if result.dead_letters:
             self.dead_letters.send([(None, dl.to_json()) for dl in result.dead_letters])
             self.dead_letters.flush()
         for source, n in result.snapshot_rows.items():
             self.snapshot_rows[source] = self.snapshot_rows.get(source, 0) + n
         self.snapshot_done |= result.snapshot_done
-        new = self.state.record_batch(dict(result.outcomes), result.drift)
+        new = self.state.record_batch(dict(result.outcomes), result.drift, facts)
         if result.snapshot_rows or result.snapshot_done:
             self.state.set_fact("snapshot_rows", self.snapshot_rows)
             self.state.set_fact("snapshot_done", sorted(self.snapshot_done))
@@ -217,7 +288,8 @@ class Daemon:
                     "drift",
                     table=d.source,
                     kind=d.kind,
-                    key=d.key if not _redacted_key(self, d.source) else "<redacted>",
+                    # The very text drift.jsonl has, so the key can be grepped across both.
+                    key=key_fragment(d.key) if not _redacted_key(self, d.source) else "<redacted>",
                 )
             self._emit_outbox()
 
@@ -238,6 +310,7 @@ class Daemon:
         if offsets:
             self.source.commit(offsets)
             self.pipeline.ledger.mark_committed(offsets)
+            self.committed.update(offsets)
 
     def _on_revoke(self, tps: list[tuple[str, int]]) -> None:
         # Commit what is resolved before the partitions move; pending checks are re-read there.
@@ -248,6 +321,8 @@ class Daemon:
         except Exception as exc:
             log.warning("commit on revoke failed", error=str(exc))
         self.pipeline.revoke(tps)
+        for tp in tps:
+            self.committed.pop(tp, None)
 
 
 def _redacted_key(daemon: Daemon, source: str) -> bool:

@@ -72,6 +72,10 @@ class KafkaSource:
         self.assigned: set[TP] = set()
         self.positions: dict[TP, int] = {}
         self.watermark_behind: set[TP] = set()  # partitions whose reported end is below our position
+        self.high_watermarks: dict[TP, int] = {}  # as last seen by lag()
+        # Where consumption starts on a partition nothing has been read from since assignment
+        # (its committed offset), so an idle, fully consumed partition has a known lag of 0.
+        self._start: dict[TP, int | None] = {}
         self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -87,6 +91,8 @@ class KafkaSource:
         for tp in tps:
             self.assigned.discard(tp)
             self.positions.pop(tp, None)
+            self.high_watermarks.pop(tp, None)
+            self._start.pop(tp, None)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
         msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
@@ -118,12 +124,15 @@ class KafkaSource:
         out: dict[TP, int] = {}
         for tp in self.assigned:
             try:
-                _low, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+                low, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
             except KafkaException:
                 continue
             if high is None or high == OFFSET_INVALID or high < 0:
                 continue
+            self.high_watermarks[tp] = high
             pos = self.positions.get(tp)
+            if pos is None:
+                pos = self._start_position(tp, low, high)
             if pos is None:
                 continue
             if high < pos:
@@ -138,6 +147,21 @@ class KafkaSource:
             self.watermark_behind.discard(tp)
             out[tp] = high - pos
         return out
+
+    def _start_position(self, tp: TP, low: int | None, high: int) -> int | None:
+        if tp not in self._start:
+            try:
+                [part] = self.consumer.committed([TopicPartition(*tp)], timeout=5)
+                self._start[tp] = part.offset if part.offset >= 0 else None
+            except (KafkaException, ValueError):
+                return None  # asked again on the next call
+        start = self._start[tp]
+        if start is None:
+            # Nothing committed: consumption starts at the earliest offset (auto.offset.reset).
+            if low is not None and low >= 0:
+                return low
+            return 0 if high == 0 else None
+        return start
 
     def close(self) -> None:
         with contextlib.suppress(KafkaException, RuntimeError):

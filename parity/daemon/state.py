@@ -4,10 +4,13 @@
   twice. It is also an outbox: a record is written here first, then emitted to the JSON lines
   file and the drift topic, then marked emitted; records not yet emitted at start-up are emitted
   again, so a crash between the two steps loses nothing.
-- `outcomes`: per table and outcome, how many events ended that way (for `parity status`).
+- `outcomes`: per table and outcome, how many events ended that way (for `parity status`), under
+  the event's own table name even when it is not configured (`<unknown>` when no table is known),
+  so the counts add up to every record consumed.
 - `graveyard`: the LSN of the last delete per key in shadow mode, so that replaying an old
   create after a delete cannot bring the item back.
-- `facts`: small named values (snapshot progress, truncate marks, last reconcile summary).
+- `facts`: small named values (snapshot progress, truncate marks, last reconcile summary, and
+  `stream`: the daemon's view of its partitions and pending checks, for `parity status`).
 
 Every batch writes in one transaction before offsets are committed. A failed write raises
 `StoreError`; the daemon then stops committing and reports not ready.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +30,7 @@ from typing import Any
 import orjson
 
 from parity.core.errors import StoreError
+from parity.core.keys import key_fragment
 from parity.core.values import number_text
 
 
@@ -39,7 +43,11 @@ def _plain(value: Any) -> Any:
 
 
 def key_json(key: dict[str, Any]) -> str:
-    """A DynamoDB key as stable JSON text (numbers in plain digits): the key's identity in reports."""
+    """A DynamoDB key's *identity* text in the state store (drift dedupe, the shadow graveyard, the
+    drift topic's message key). Numbers are quoted digits here, and stay so: stores written by
+    earlier versions hold this form, and a new form would make a stored key a different key (a
+    re-delivered drift counted twice, a graveyard entry missed). What people and tools read is
+    `parity.core.keys.key_document`, where a number is a JSON number."""
     return orjson.dumps(key, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
 
 _SCHEMA = """
@@ -78,7 +86,7 @@ class DriftRecord:
             {
                 "table": self.source,
                 "target": self.target,
-                "key": self.key,
+                "key": key_fragment(self.key),
                 "kind": self.kind,
                 "diffs": self.diffs,
                 "lsn": self.lsn,
@@ -121,10 +129,23 @@ class StateStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"state store {self.path}: {exc}") from exc
 
-    def record_batch(self, outcomes: dict[tuple[str, str], int], drift: Iterable[DriftRecord]) -> list[DriftRecord]:
-        """Add outcome counts and confirmed drift in one transaction; return the drift that is new."""
+    def record_batch(
+        self,
+        outcomes: dict[tuple[str, str], int],
+        drift: Iterable[DriftRecord],
+        facts: Mapping[str, Any] | None = None,
+    ) -> list[DriftRecord]:
+        """Add outcome counts and confirmed drift in one transaction; return the drift that is new.
+        `facts` are written in the same transaction, so a reader never sees outcome counts of one
+        batch with the stream snapshot (pending checks, lag) of another."""
         new: list[DriftRecord] = []
         with self.transaction() as db:
+            for name, value in (facts or {}).items():
+                db.execute(
+                    "INSERT INTO facts(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (name, orjson.dumps(value, default=str).decode()),
+                )
             for (source, outcome), n in outcomes.items():
                 db.execute(
                     "INSERT INTO outcomes(source, outcome, n) VALUES (?, ?, ?) "

@@ -1,7 +1,23 @@
-"""`parity status`: per-table counts from the daemon's state store (works with the daemon stopped)."""
+"""`parity status`: per-table counts from the daemon's state store (works with the daemon stopped).
+
+The counts add up: every record the daemon consumed ends in one outcome, counted under its own
+table, including tables that are not in the configuration (dead letters of another table's
+events, `<unknown>` when no table can be named). So per table and in `totals`
+
+    consumed = sum(outcomes) + pending_rechecks
+
+and, once the stream is drained, `consumed` is every record read from the topics (more after a
+crash: delivery is at-least-once, a replayed record is counted again).
+
+`stream` is the daemon's own snapshot, written to the state store with each batch and at least
+every few seconds while idle (`parity.daemon.run.Daemon.stream_snapshot`), with its age. A script
+can wait for `stream.drained`: true only when the snapshot is recent (the daemon is live), no check
+is pending, and every assigned partition has a known lag of 0.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -9,21 +25,41 @@ from rich.console import Console
 from rich.table import Table
 
 from parity.core.config import ParityConfig
-from parity.daemon.run import state_path
+from parity.daemon.run import STREAM_FACT, STREAM_HEARTBEAT_S, state_path
 from parity.daemon.state import StateStore
 
 RESOLVED = ("match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "skipped", "truncate")
+# A snapshot older than this says the daemon is not live: several missed heartbeats, or one batch
+# stuck that long (DynamoDB or Kafka unreachable; /readyz tells which).
+LIVE_WITHIN_S = 6 * STREAM_HEARTBEAT_S
 
 
-def collect_status(config: ParityConfig, state: StateStore | None = None) -> dict[str, Any]:
+def collect_status(
+    config: ParityConfig,
+    state: StateStore | None = None,
+    *,
+    now: float | None = None,
+    stream: dict[str, Any] | None = None,
+    live_within_s: float = LIVE_WITHIN_S,
+) -> dict[str, Any]:
+    """`stream` overrides the stored snapshot (the live /status passes the daemon's current one)."""
+    now = time.time() if now is None else now
     path = state_path(config)
     if state is None:
         if not path.exists():
-            return {"state": str(path), "tables": {t.source: _empty(t.source, t.mode) for t in config.tables}}
+            empty = {t.source: _empty(t.source, t.mode) for t in config.tables}
+            return {
+                "state": str(path),
+                "tables": empty,
+                "totals": _totals(empty),
+                "stream": _stream(None, now, live_within_s),
+            }
         state = StateStore(path)
     counts = state.outcome_counts()
     drift = state.drift_by_kind()
     facts = state.facts()
+    snapshot = stream if stream is not None else facts.get(STREAM_FACT)
+    pending = (snapshot or {}).get("pending_rechecks", {})
     snap_rows = facts.get("snapshot_rows", {})
     snap_done = set(facts.get("snapshot_done", []))
     tables: dict[str, Any] = {}
@@ -33,12 +69,6 @@ def collect_status(config: ParityConfig, state: StateStore | None = None) -> dic
         row = _empty(t.source, t.mode)
         row.update(
             {
-                "outcomes": c,
-                "verified": c.get("match", 0),
-                "drift": c.get("drift", 0),
-                "dead_letters": c.get("dead_letter", 0),
-                "applied": c.get("applied", 0),
-                "stale_skipped": c.get("stale_skipped", 0),
                 "drift_ratio": (c.get("drift", 0) / verdicts) if verdicts else 0.0,
                 "drift_by_kind": drift.get(t.source, {}),
                 "snapshot_rows": snap_rows.get(t.source, 0),
@@ -46,12 +76,129 @@ def collect_status(config: ParityConfig, state: StateStore | None = None) -> dic
                 "truncated_at": facts.get(f"truncated:{t.source}"),
             }
         )
-        tables[t.source] = row
-    return {"state": str(path), "tables": tables, "last_reconcile": facts.get("last_reconcile")}
+        tables[t.source] = _counted(row, c, pending.get(t.source, 0))
+    # Events of tables that are not configured are consumed too: without them the totals would
+    # not add up to the records read.
+    for source in sorted(set(counts) - set(tables)):
+        row = _empty(source, None)
+        row["configured"] = False
+        tables[source] = _counted(row, counts[source], pending.get(source, 0))
+    return {
+        "state": str(path),
+        "tables": tables,
+        "totals": _totals(tables),
+        "stream": _stream(snapshot, now, live_within_s),
+        "last_reconcile": facts.get("last_reconcile"),
+    }
 
 
-def _empty(source: str, mode: str) -> dict[str, Any]:
-    return {"table": source, "mode": mode, "verified": 0, "drift": 0, "dead_letters": 0, "outcomes": {}}
+def _empty(source: str, mode: str | None) -> dict[str, Any]:
+    return {
+        "table": source,
+        "mode": mode,
+        "configured": True,
+        "consumed": 0,
+        "resolved": 0,
+        "pending_rechecks": 0,
+        "verified": 0,
+        "drift": 0,
+        "dead_letters": 0,
+        "outcomes": {},
+    }
+
+
+def _counted(row: dict[str, Any], outcomes: dict[str, int], pending: int) -> dict[str, Any]:
+    resolved = sum(outcomes.values())
+    row.update(
+        {
+            "outcomes": dict(sorted(outcomes.items())),
+            "resolved": resolved,
+            "pending_rechecks": pending,
+            "consumed": resolved + pending,
+            "verified": outcomes.get("match", 0),
+            "drift": outcomes.get("drift", 0),
+            "dead_letters": outcomes.get("dead_letter", 0),
+            "applied": outcomes.get("applied", 0),
+            "stale_skipped": outcomes.get("stale_skipped", 0),
+        }
+    )
+    return row
+
+
+def _totals(tables: dict[str, Any]) -> dict[str, Any]:
+    outcomes: dict[str, int] = {}
+    for row in tables.values():
+        for name, n in row["outcomes"].items():
+            outcomes[name] = outcomes.get(name, 0) + n
+    resolved = sum(outcomes.values())
+    pending = sum(row["pending_rechecks"] for row in tables.values())
+    return {
+        "consumed": resolved + pending,
+        "resolved": resolved,
+        "pending_rechecks": pending,
+        "outcomes": dict(sorted(outcomes.items())),
+        "invariant": "consumed = sum(outcomes) + pending_rechecks, per table and in total",
+    }
+
+
+def _stream(snapshot: dict[str, Any] | None, now: float, live_within_s: float) -> dict[str, Any]:
+    if not snapshot:
+        # The same fields as below, so a script can read them before the daemon's first batch.
+        return {
+            "snapshot_at": None,
+            "snapshot_age_s": None,
+            "daemon_live": False,
+            "daemon_started_at": None,
+            "daemon_stopped_at": None,
+            "daemon_ready": None,
+            "last_error": None,
+            "last_event_at": None,
+            "last_event_source_at": None,
+            "pending_rechecks": 0,
+            "consumer_lag_total": 0,
+            "partitions": {},
+            "drained": False,
+            "not_drained_because": ["no stream snapshot: the daemon has not run with this state directory"],
+        }
+    age = max(0.0, now - float(snapshot["written_at"]))
+    stopped = snapshot.get("stopped_at") is not None
+    live = not stopped and age <= live_within_s
+    partitions: dict[str, dict[str, Any]] = snapshot.get("partitions", {})
+    pending = sum(snapshot.get("pending_rechecks", {}).values())
+    lags = [p.get("lag") for p in partitions.values()]
+    reasons: list[str] = []
+    if stopped:
+        reasons.append("the daemon stopped")
+    elif not live:
+        reasons.append(
+            f"the snapshot is {age:.0f}s old (live within {live_within_s:.0f}s): the daemon is not running or stuck"
+        )
+    if pending:
+        reasons.append(f"{pending} pending rechecks")
+    if not partitions:
+        reasons.append("no partitions assigned")
+    unknown = sorted(name for name, p in partitions.items() if p.get("lag") is None)
+    if unknown:
+        reasons.append(f"lag unknown on {', '.join(unknown)}")
+    behind = {name: p["lag"] for name, p in partitions.items() if p.get("lag")}
+    if behind:
+        reasons.append("lag on " + ", ".join(f"{name}: {n}" for name, n in sorted(behind.items())))
+    return {
+        "snapshot_at": snapshot["written_at"],
+        "snapshot_age_s": round(age, 3),
+        "daemon_live": live,
+        "daemon_started_at": snapshot.get("started_at"),
+        "daemon_stopped_at": snapshot.get("stopped_at"),
+        "daemon_ready": snapshot.get("ready"),
+        "last_error": snapshot.get("last_error"),
+        "last_event_at": snapshot.get("last_event_at"),
+        "last_event_source_at": snapshot.get("last_event_source_at"),
+        "pending_rechecks": pending,
+        "consumer_lag_total": sum(n for n in lags if n is not None),
+        "partitions": partitions,
+        "drained": not reasons,
+        "not_drained_because": reasons,
+    }
 
 
 def print_status(config: ParityConfig, *, as_json: bool) -> None:
@@ -63,26 +210,52 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
     for col in (
         "table",
         "mode",
+        "consumed",
         "verified",
         "drift",
         "drift ratio",
+        "pending",
         "applied",
         "stale skipped",
         "dead letters",
+        "other",
         "snapshot",
     ):
         table.add_column(col, justify="left" if col in ("table", "mode") else "right")
+    shown = ("match", "drift", "applied", "stale_skipped", "dead_letter")
     for t in status["tables"].values():
         snap = f"{t.get('snapshot_rows', 0)}" + (" done" if t.get("snapshot_done") else "")
+        other = sum(n for k, n in t["outcomes"].items() if k not in shown)
         table.add_row(
             t["table"],
-            t["mode"],
+            t["mode"] or "not configured",
+            str(t["consumed"]),
             str(t["verified"]),
             str(t["drift"]),
             f"{t.get('drift_ratio', 0.0):.4%}",
+            str(t["pending_rechecks"]),
             str(t.get("applied", 0)),
             str(t.get("stale_skipped", 0)),
             str(t["dead_letters"]),
-            snap,
+            str(other),
+            snap if t["configured"] else "",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    totals, stream = status["totals"], status["stream"]
+    console.print(
+        f"consumed {totals['consumed']} = resolved {totals['resolved']} + pending {totals['pending_rechecks']}"
+        + (f"; other = {_others(totals['outcomes'], shown)}" if _others(totals["outcomes"], shown) else "")
+    )
+    if stream["snapshot_at"] is None:
+        console.print("stream: " + "; ".join(stream["not_drained_because"]))
+        return
+    state = "drained" if stream["drained"] else "not drained: " + "; ".join(stream["not_drained_because"])
+    console.print(
+        f"stream: {state} (daemon {'live' if stream['daemon_live'] else 'not live'}, "
+        f"snapshot {stream['snapshot_age_s']:.0f}s old, lag {stream['consumer_lag_total']})"
+    )
+
+
+def _others(outcomes: dict[str, int], shown: tuple[str, ...]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in outcomes.items() if k not in shown)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import structlog
 
-from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, same
+from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, display_pair, same
 from parity.core.config import ColumnRule, ParityConfig, TableMapping
 from parity.core.errors import DecodeError, MappingError
 from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Row, Skip, Tombstone, decode_record
@@ -216,7 +216,7 @@ class Pipeline:
             return verdict
         # Columns added by schema drift under the `compare` rule: compared as plain values.
         diffs = tuple(
-            AttributeDiff(a, display(v), display(actual[a]) if a in actual else "<absent>")
+            AttributeDiff(a, *display_pair(v, actual[a])) if a in actual else AttributeDiff(a, display(v), "<absent>")
             for a, v in expected.items()
             if a not in known and (a not in actual or not same(v, actual[a]))
         )

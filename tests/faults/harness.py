@@ -22,9 +22,9 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from parity.core.config import ParityConfig
+from parity.core.keys import key_document
 from parity.daemon.main import ReachabilityProbe, readiness
 from parity.daemon.run import Daemon
-from parity.daemon.state import key_json
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.daemon.wiring import build_daemon
 from parity.metrics.catalog import Metrics
@@ -36,7 +36,7 @@ FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
 
 def expected_drift(app: PaymentsApp) -> list[tuple[str, str, str]]:
     return sorted(
-        (d.source, json.dumps(json.loads(key_json(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
+        (d.source, json.dumps(json.loads(key_document(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from parity.daemon.state import key_json
+from parity.core.keys import key_document
 from parity.workload import PaymentsApp
 from tests.conftest import unique
 from tests.integration.verify_harness import (
@@ -37,7 +37,7 @@ FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
 
 def _expected(app: PaymentsApp) -> list[tuple[str, str, str]]:
     return sorted(
-        (d.source, json.dumps(json.loads(key_json(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
+        (d.source, json.dumps(json.loads(key_document(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
     )
 
 

@@ -14,9 +14,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from parity.core.config import TableMapping
+from parity.core.keys import key_document
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
-from parity.daemon.state import key_json
 from tests.conftest import unique
 from tests.integration.verify_harness import (
     DaemonThread,
@@ -85,7 +85,7 @@ def _mirror(conn: Any, client: Any, mappings: list[TableMapping], corrupt_one: b
                 victim = next(a for a in item if a not in m.keys and a not in m.indexes and a not in m.constants)
                 item[victim] = "CORRUPTED"
                 expected.append(
-                    (m.source, json.dumps(json.loads(key_json(mapper.key(row))), sort_keys=True), "value_mismatch")
+                    (m.source, json.dumps(json.loads(key_document(mapper.key(row))), sort_keys=True), "value_mismatch")
                 )
             else:
                 item = _noise(item, m)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display
+from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, display_pair
 
 from .mapping_helpers import mapper
 
@@ -168,7 +168,8 @@ def test_compare_never_raises_for_odd_data(m: Any, expected: dict[str, Any]) -> 
         (None, "null"),
         (True, "true"),
         ('say "hi"', '"say \\"hi\\""'),
-        (D("1E+2"), "1E+2"),
+        (D("1E+2"), "100"),  # plain digits, as key documents and DynamoDB show numbers
+        (D("1.5E-7"), "1.5E-7"),
         (b"\x01", "b64:AQ=="),
         ([D(1), "a"], '[1, "a"]'),
         (frozenset({"b", "a"}), '<<"a", "b">>'),
@@ -177,3 +178,82 @@ def test_compare_never_raises_for_odd_data(m: Any, expected: dict[str, Any]) -> 
 )
 def test_display(value: Any, text: str) -> None:
     assert display(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("a\tb", '"a\\tb"'),
+        ("line\n", '"line\\n"'),
+        ("zero\u200bwidth", '"zero\\u200bwidth"'),
+        ("bom\ufeff", '"bom\\ufeff"'),
+        ("nb\u00a0sp", '"nb\\u00a0sp"'),
+        ("Jose\u0301", '"Jose\\u0301"'),  # a combining mark prints on the letter before it
+        ("Jos\u00e9", '"Jos\u00e9"'),  # a precomposed letter is visible as itself
+        ("\x00", '"\\u0000"'),
+        ("\U0001d400", '"\U0001d400"'),  # a visible letter beyond the BMP
+        ("\U000e0001", '"\\U000e0001"'),  # an invisible tag character
+    ],
+)
+def test_display_escapes_what_prints_as_nothing(value: str, text: str) -> None:
+    assert display(value) == text
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        ("Jos\u00e9", "Jose\u0301"),  # NFC vs NFD
+        ("abc", "abc "),  # trailing space
+        ("a\tb", "a    b"),  # tab vs spaces
+        ("ab", "a\u200bb"),  # zero-width space
+        ("\u0430bc", "abc"),  # Cyrillic a vs Latin a
+    ],
+)
+def test_a_pair_that_prints_alike_is_shown_differently(expected: str, actual: str) -> None:
+    shown_expected, shown_actual = display_pair(expected, actual)
+    assert shown_expected != shown_actual
+    assert shown_expected.isascii() and shown_actual.isascii()
+
+
+def test_nfc_and_nfd_show_their_code_points_on_both_sides() -> None:
+    assert display_pair("Jos\u00e9", "Jose\u0301") == ('"Jos\\u00e9"', '"Jose\\u0301"')
+
+
+def test_a_pair_differing_in_ascii_keeps_readable_letters() -> None:
+    assert display_pair("Jos\u00e9 A", "Jos\u00e9 B") == ('"Jos\u00e9 A"', '"Jos\u00e9 B"')
+
+
+def test_long_strings_show_lengths_and_the_first_difference_with_context() -> None:
+    common = "x" * 4000
+    expected, actual = display_pair(common + "A" + "y" * 999, common + "B" + "y" * 10)
+    assert expected == '…"' + "x" * 40 + "A" + "y" * 39 + '"… (5000 chars, first difference at offset 4000)'
+    assert actual == '…"' + "x" * 40 + "B" + "y" * 10 + '" (4011 chars, first difference at offset 4000)'
+
+
+def test_a_long_string_that_is_a_prefix_of_the_other() -> None:
+    expected, actual = display_pair("z" * 300, "z" * 300 + "\u200b")
+    assert expected.endswith('"zzzz" (300 chars, first difference at offset 300)'.replace("zzzz", "z" * 40))
+    assert actual.endswith('\\u200b" (301 chars, first difference at offset 300)')
+
+
+def test_long_lists_are_not_cut_to_the_same_prefix() -> None:
+    a = [D(i) for i in range(200)]
+    b = [*a[:150], D(-1), *a[151:]]
+    shown_a, shown_b = display_pair(a, b)
+    assert shown_a != shown_b
+    assert "150" in shown_a and "-1" in shown_b
+
+
+def test_compare_shows_nfc_vs_nfd_as_code_points(m: Any, expected: dict[str, Any]) -> None:
+    result = compare(m, {**expected, "Status": "Jos\u00e9"}, {**expected, "Status": "Jose\u0301"})
+    assert result == Mismatch(
+        MismatchKind.VALUE_MISMATCH, (AttributeDiff("Status", '"Jos\\u00e9"', '"Jose\\u0301"'),)
+    )
+
+
+def test_a_redacted_column_shows_neither_value_nor_length(m: Any, expected: dict[str, Any]) -> None:
+    long_a, long_b = "4111" * 100, "4111" * 100 + "\u200b"
+    result = compare(m, {**expected, "Card": long_a}, {**expected, "Card": long_b})
+    assert result == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Card", "<redacted>", "<redacted>"),))
+    missing = compare(m, {**expected, "Card": long_a}, {k: v for k, v in expected.items() if k != "Card"})
+    assert missing == Mismatch(MismatchKind.VALUE_MISMATCH, (AttributeDiff("Card", "<redacted>", "<absent>"),))

@@ -3,7 +3,7 @@ watermark is below what was already consumed (tansu after a restart, see RELIABI
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -37,3 +37,23 @@ def test_lag_is_the_distance_to_the_watermark_and_unknown_when_the_watermark_is_
     consumer.high[("t", 2)] = 12  # the broker's watermark recovered
     assert source.lag()[("t", 2)] == 2
     assert source.watermark_behind == set()
+
+
+class _CommittedConsumer(_Consumer):
+    committed_offsets: ClassVar[dict[tuple[str, int], int]] = {("t", 0): 7, ("t", 1): 3}
+
+    def committed(self, tps: list[TopicPartition], timeout: float = 0) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.committed_offsets.get((tp.topic, tp.partition), -1001))
+                for tp in tps]
+
+
+def test_a_partition_with_nothing_read_since_assignment_has_its_lag_from_the_committed_offset() -> None:
+    # After a restart with everything consumed, no record arrives: without this the lag stayed
+    # unknown forever and `parity status` could never say the stream is drained.
+    source = KafkaSource(bootstrap_servers="x:1", group_id="g", topics=["t"], consumer_factory=_CommittedConsumer)
+    consumer = source.consumer
+    source._assigned(consumer, [TopicPartition("t", p) for p in range(4)])
+    consumer.high.update({("t", 0): 7, ("t", 1): 5, ("t", 2): 0, ("t", 3): 9})
+    # t-2: empty and never committed: nothing to read. t-3: never committed, starts at the low mark 0.
+    assert source.lag() == {("t", 0): 0, ("t", 1): 2, ("t", 2): 0, ("t", 3): 9}
+    assert source.high_watermarks == {("t", 0): 7, ("t", 1): 5, ("t", 2): 0, ("t", 3): 9}
