@@ -286,7 +286,45 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 
+_UNIT_MICROS: Final = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_TIMESPEC: Final = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+
+
+def _truncated(moment: dt.datetime, unit: str) -> dt.datetime:
+    step = _UNIT_MICROS[unit]
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % step)
+
+
+def _iso_at(unit: str) -> Callable[[dt.datetime], str]:
+    timespec = _TIMESPEC[unit]
+
+    def convert(value: dt.datetime) -> str:
+        moment = _truncated(value, unit)
+        if moment.tzinfo is None:
+            return moment.isoformat(timespec=timespec)
+        return moment.astimezone(_UTC).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+    return convert
+
+
+def _at_precision(rule: ColumnRule, unit: str) -> Converter:
+    """A timestamp written as the mapping describes it: truncated to `precision` (as normalize
+    compares it) and, for ISO text, always with that many fraction digits, so that what the daemon
+    applies and what repair writes is what the target is said to hold (not microseconds, nor a
+    bare seconds form when the fraction happens to be zero)."""
+    iso = _iso_at(unit)
+    if rule.type == "timestamp_iso":
+        return lambda v: iso(_as_datetime(v))
+    if rule.type in ("timestamp_epoch_s", "timestamp_epoch_ms"):
+        epoch = _epoch(3 if rule.type == "timestamp_epoch_ms" else 0)
+        return lambda v: epoch(_truncated(_as_datetime(v), unit))
+    auto = _CONVERTERS[rule.type]
+    return lambda v: iso(v) if isinstance(v, dt.datetime) else auto(v)
+
+
 def converter(rule: ColumnRule) -> Converter:
+    if rule.precision is not None and (rule.type.startswith("timestamp_") or rule.type == "auto"):
+        return _at_precision(rule, rule.precision)
     return _CONVERTERS[rule.type]
 
 
