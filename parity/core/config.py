@@ -82,7 +82,7 @@ class ColumnRule(_Frozen):
     time_unit: Literal["ms", "us", "ns"] | None = None
     exclude: bool = False  # the column exists but is not part of the item
     tolerance: float | None = Field(default=None, ge=0)  # absolute tolerance for floating values
-    precision: Precision | None = None  # timestamps compared (and hashed) truncated to this unit
+    precision: Precision | None = None  # timestamps written, compared and hashed truncated to this unit
     null_as: Literal["absent", "null"] = "absent"  # how NULL is written; compare treats both alike
     empty_string_as_null: bool = False
     redact: bool = False  # never show this column's values in reports, drift records or logs

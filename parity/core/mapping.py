@@ -620,11 +620,17 @@ class TargetRouter:
         self._constant_names = frozenset(n for m in mappings for n in m.constants)
 
     def route(self, item: Mapping[str, Value]) -> TableMapping | None:
-        """The mapping `item` belongs to; None = unmapped (no mapping produces such an item).
+        """The mapping `item` belongs to judged by the item alone; None = unmapped.
 
         When the item carries a constant attribute of these mappings (EntityType), the constants
         decide (an unknown EntityType is unmapped); otherwise, or to break a tie, the key
-        templates do: every key attribute must fit, and the most literal template wins."""
+        templates do: every key attribute must fit, and the most literal template wins.
+
+        This is the whole rule only where no Postgres row is at hand. Where one is (the
+        reconciler's drill-down and recheck), the row comes first: a key that a Postgres row
+        maps to belongs to that row's table whatever the item's discriminator says, so an item
+        with one entity's key and another's EntityType is one value_mismatch of the row's table,
+        not also an unexpected item of the other (docs/reconciler.md, "One key, one finding")."""
         mapper = self.mapper_for(item)
         return mapper.mapping if mapper is not None else None
 

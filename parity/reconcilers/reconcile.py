@@ -413,9 +413,10 @@ class Reconciler:
         n = len(selected)
         routed = [ddb.tally.rows(m) for m in range(n)]
         unroutable = NotCompared()
-        unroutable.add(UNROUTABLE, None, ddb.tally.unmapped)
-        for kb in ddb.tally.unmapped_sample:
-            unroutable.add(UNROUTABLE, orjson.loads(kb), 0)
+        if ddb.tally.unmapped:
+            unroutable.add(UNROUTABLE, None, ddb.tally.unmapped)
+            for kb in ddb.tally.unmapped_sample:
+                unroutable.add(UNROUTABLE, orjson.loads(kb), 0)
         other_tables = ddb.tally.other_tables
         for c in candidates:  # the key's owner is the table whose row maps to it (module docstring)
             if c.item_at is None or c.item_at == c.owner or not c.pg_side:
