@@ -10,9 +10,14 @@ Per DynamoDB table (several Postgres tables share one in a single-table design):
    fingerprints present on one side only, or with different row hashes, are candidates.
    The bucket count grows with the table (about 32 rows per bucket, `config.reconcile.buckets`
    is the minimum), so with drift under 0.1 % the drill-down holds a few percent of the records.
+   Candidates of all mappings of the DynamoDB table are merged by key: one key, one candidate,
+   owned by the table whose Postgres row maps to it (even if the item's EntityType names another
+   table or none), else by the table the item routes to (`DrillDown`, docs/reconciler.md).
 4. Recheck: after the grace period, re-read each candidate from both sides (Postgres by primary
-   key, DynamoDB consistent reads), compare with `core.compare`; a key that matches in any of
-   the rounds was in flight. Only drift that persists is reported.
+   key, DynamoDB consistent reads), decide its owner again from the current rows and compare
+   with `core.compare`; a key that matches in any of the rounds was in flight. Only drift that
+   persists is reported, once per key. A candidate whose row does not map is not compared.
+5. Coverage: rows and items that could not be compared are counted by reason (`coverage.py`).
 """
 
 from __future__ import annotations
