@@ -9,6 +9,7 @@ columns masked) and, on the DynamoDB side, by the item's key.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import uuid
@@ -62,7 +63,7 @@ def json_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
+        return base64.b64encode(bytes(value)).decode("ascii")  # as key templates render binary
     return str(value)
 
 

@@ -3,6 +3,7 @@ repair conditions and the schedule's waits."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -302,3 +303,16 @@ def test_timestamps_are_mapped_at_the_rule_precision() -> None:
     assert converter(ColumnRule(type="timestamp_epoch_s", precision="ms"))(micro) == Decimal("1704067201.234")
     assert converter(ColumnRule(precision="ms"))(micro) == "2024-01-01T00:00:01.234Z"  # auto, timestamp hinted
     assert converter(ColumnRule(type="timestamp_iso"))(micro) == "2024-01-01T00:00:01.234567Z"  # no precision
+
+
+def test_report_keys_are_typed_and_redacted_key_columns_masked() -> None:
+    from parity.reconcilers.coverage import json_value, primary_key_json, typed_primary_key
+
+    m = mapping(primary_key=["id", "name"], keys={"PK": "ACC#{id}#{name}"},
+                columns={"id": {}, "name": {"redact": True}, "balance": {"type": "number"}})
+    assert primary_key_json(m, {"id": 7, "name": "Ada"}) == {"id": 7, "name": "<redacted>"}
+    assert typed_primary_key(m, {"id": "7", "name": "Ada"}, {"id"}) == {"id": 7, "name": "<redacted>"}
+    assert typed_primary_key(m, None, {"id"}) is None
+    assert json_value(Decimal("10")) == 10 and json_value(Decimal("1.5")) == 1.5
+    assert json_value(Decimal("0.1000000000000000000000001")) == "0.1000000000000000000000001"  # no double holds it
+    assert json_value(dt.date(2024, 1, 2)) == "2024-01-02"
