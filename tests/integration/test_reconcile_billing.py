@@ -165,6 +165,14 @@ def test_a_key_of_one_entity_with_the_discriminator_of_another_is_one_finding_wi
     assert report["targets"][target]["unmapped"]["count"] == 0
     assert report["tables"][bill]["items_scanned"] == report["tables"][bill]["rows_postgres"]
 
+    # Checking the bill table alone gives the same findings; the other tables' items are counted.
+    only = Reconciler(config, dynamo=store, dsn=pg.dsn).run(tables=[bill])
+    assert [(d["key"]["PK"]["S"], d["kind"]) for d in only["tables"][bill]["drift"]] == [
+        ("BAN#1001", "value_mismatch"), ("BAN#1002", "value_mismatch")]
+    t = only["targets"][target]
+    assert t["items_compared"] + t["items_not_compared"] + t["items_other_tables"] == t["items_scanned"]
+    assert t["items_scanned"] == report["targets"][target]["items_scanned"] and t["items_other_tables"] > 0
+
     path = write_report(report, tmp_path / "reports")
     raw = yaml.safe_load((EXAMPLES / "billing-single-table.yaml").read_text())
     raw["defaults"]["target"] = target
