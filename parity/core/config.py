@@ -96,7 +96,7 @@ class ColumnRule(_Frozen):
     time_unit: Literal["ms", "us", "ns"] | None = None
     exclude: bool = False  # the column exists but is not part of the item
     tolerance: float | None = Field(default=None, ge=0)  # absolute tolerance for floating values
-    precision: Precision | None = None  # timestamps compared (and hashed) truncated to this unit
+    precision: Precision | None = None  # timestamps written, compared and hashed truncated to this unit
     # How NULL is written. Compare treats NULL and absent alike, except on a set column whose empty
     # array is written as the other one (module docstring).
     null_as: Literal["absent", "null"] = "absent"

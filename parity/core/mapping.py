@@ -284,7 +284,45 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 
+_UNIT_MICROS: Final = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_TIMESPEC: Final = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+
+
+def _truncated(moment: dt.datetime, unit: str) -> dt.datetime:
+    step = _UNIT_MICROS[unit]
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % step)
+
+
+def _iso_at(unit: str) -> Callable[[dt.datetime], str]:
+    timespec = _TIMESPEC[unit]
+
+    def convert(value: dt.datetime) -> str:
+        moment = _truncated(value, unit)
+        if moment.tzinfo is None:
+            return moment.isoformat(timespec=timespec)
+        return moment.astimezone(_UTC).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+    return convert
+
+
+def _at_precision(rule: ColumnRule, unit: str) -> Converter:
+    """A timestamp written as the mapping describes it: truncated to `precision` (as normalize
+    compares it) and, for ISO text, always with that many fraction digits, so that what the daemon
+    applies and what repair writes is what the target is said to hold (not microseconds, nor a
+    bare seconds form when the fraction happens to be zero)."""
+    iso = _iso_at(unit)
+    if rule.type == "timestamp_iso":
+        return lambda v: iso(_as_datetime(v))
+    if rule.type in ("timestamp_epoch_s", "timestamp_epoch_ms"):
+        epoch = _epoch(3 if rule.type == "timestamp_epoch_ms" else 0)
+        return lambda v: epoch(_truncated(_as_datetime(v), unit))
+    auto = _CONVERTERS[rule.type]
+    return lambda v: iso(v) if isinstance(v, dt.datetime) else auto(v)
+
+
 def converter(rule: ColumnRule) -> Converter:
+    if rule.precision is not None and (rule.type.startswith("timestamp_") or rule.type == "auto"):
+        return _at_precision(rule, rule.precision)
     return _CONVERTERS[rule.type]
 
 
@@ -594,11 +632,17 @@ class TargetRouter:
         self._constant_names = frozenset(n for m in mappings for n in m.constants)
 
     def route(self, item: Mapping[str, Value]) -> TableMapping | None:
-        """The mapping `item` belongs to; None = unmapped (no mapping produces such an item).
+        """The mapping `item` belongs to judged by the item alone; None = unmapped.
 
         When the item carries a constant attribute of these mappings (EntityType), the constants
         decide (an unknown EntityType is unmapped); otherwise, or to break a tie, the key
-        templates do: every key attribute must fit, and the most literal template wins."""
+        templates do: every key attribute must fit, and the most literal template wins.
+
+        This is the whole rule only where no Postgres row is at hand. Where one is (the
+        reconciler's drill-down and recheck), the row comes first: a key that a Postgres row
+        maps to belongs to that row's table whatever the item's discriminator says, so an item
+        with one entity's key and another's EntityType is one value_mismatch of the row's table,
+        not also an unexpected item of the other (docs/reconciler.md, "One key, one finding")."""
         mapper = self.mapper_for(item)
         return mapper.mapping if mapper is not None else None
 

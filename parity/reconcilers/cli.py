@@ -1,4 +1,6 @@
-"""`parity reconcile` and `parity repair`. Exit codes: 0 clean, 1 drift found / writes failed, 2 usage."""
+"""`parity reconcile` and `parity repair`. Exit codes: 0 clean; 1 drift found or something not
+compared (reconcile), a write failed (repair); 2 usage, configuration, or a report repair refuses;
+3 a reconcile run could not finish."""
 
 from __future__ import annotations
 

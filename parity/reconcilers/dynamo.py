@@ -4,7 +4,8 @@ Every page passes `Limit` (DynamoDB Local spends time proportional to the rest o
 a page without it), an optional `ConsistentRead`, and waits on a shared read-rate limiter (RCU/s)
 fed by the capacity each page reports. Items are decoded with `parity.core.values` (plain type
 dispatch) and routed through the `TargetRouter`: a single-table design holds items of several
-Postgres tables, and items that fit no mapping are counted as unmapped with a sample of keys.
+Postgres tables, and items that fit no mapping are counted as unmapped with a sample of keys (and spilled with their
+fingerprint, like items of mappings this run does not check, for the drill-down's ownership rule).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from parity.core.mapping import ItemMapper, TargetRouter
 from parity.core.ratelimit import TokenBucket
 from parity.core.values import Item, item_from_wire, item_to_wire
 from parity.daemon.dynamo import DynamoStore
-from parity.reconcilers.tally import UNMAPPED, SideTally, SpillWriter, key_bytes, key_fingerprint, key_to_json
+from parity.reconcilers.tally import (
+    OTHER_TABLE,
+    UNMAPPED,
+    SideTally,
+    SpillWriter,
+    key_bytes,
+    key_fingerprint,
+    key_to_json,
+)
 
 # (segment, LastEvaluatedKey as JSON-ready wire or None when finished, spill offset, items in page)
 PageCallback = Callable[[int, dict[str, Any] | None, int, int], None]
@@ -119,6 +128,7 @@ class SegmentScanner:
     def _page(self, page: list[dict[str, Any]], tally: SideTally, lock: threading.Lock, writer: SpillWriter) -> None:
         records: list[tuple[int, int, int]] = []
         unmapped: list[bytes] = []
+        other_tables = 0
         route = self.router.mapper_for
         route_index = self.route_index
         write = writer.write
@@ -126,14 +136,19 @@ class SegmentScanner:
             item = item_from_wire(wire)
             mapper = route(item)
             if mapper is None:
+                # With its fingerprint: the drill-down finds it if a Postgres row maps to its key
+                # (then the row's table owns it, whatever the item's discriminator says).
                 key = {n: item[n] for n in self.key_names if n in item}
                 kb = key_bytes(key)
-                write(UNMAPPED, 0, 0, kb)
+                write(UNMAPPED, key_fingerprint(key), 0, kb)
                 unmapped.append(kb)
                 continue
             index = route_index.get(id(mapper))
-            if index is None:
-                continue  # belongs to a mapping this run does not check (--table)
+            if index is None:  # belongs to a mapping this run does not check (--table)
+                key = {n: item[n] for n in self.key_names if n in item}
+                write(OTHER_TABLE, key_fingerprint(key), 0, key_bytes(key))
+                other_tables += 1
+                continue
             try:
                 key = {n: item[n] for n in mapper.key_attributes}
             except KeyError:  # pragma: no cover - routing already parsed the key
@@ -147,6 +162,7 @@ class SegmentScanner:
                 tally.add(index, fp, h)
             for kb in unmapped:
                 tally.add_unmapped(kb)
+            tally.other_tables += other_tables
 
 
 def _lek_json(last: Mapping[str, Any] | None) -> dict[str, Any] | None:

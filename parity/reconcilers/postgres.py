@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -34,7 +35,9 @@ from parity.core.config import TableMapping, template_fields
 from parity.core.digest import MASK, row_hash
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
-from parity.reconcilers.tally import SideTally, SpillWriter, key_bytes, key_fingerprint
+from parity.core.values import Item
+from parity.reconcilers.coverage import NUMERIC_TYPE_OIDS, NotCompared, primary_key_json, reason_of
+from parity.reconcilers.tally import FAILED, SideTally, SpillWriter, key_bytes, key_fingerprint, key_to_json
 
 FETCH_ROWS = 5000
 
@@ -125,7 +128,6 @@ class PartitionReader:
         writer: SpillWriter,
         *,
         on_batch: BatchCallback | None = None,
-        errors: list[str] | None = None,
     ) -> int:
         query = partition_query(self.mapper.mapping, part, parts)
         rows_read = 0
@@ -141,7 +143,7 @@ class PartitionReader:
                     batch = cur.fetchmany(FETCH_ROWS)
                     if not batch:
                         break
-                    self._batch(batch, tally, lock, writer, errors)
+                    self._batch(batch, tally, lock, writer)
                     rows_read += len(batch)
                     if on_batch is not None:
                         on_batch(len(batch), writer.flush())
@@ -154,7 +156,6 @@ class PartitionReader:
         tally: SideTally,
         lock: threading.Lock,
         writer: SpillWriter,
-        errors: list[str] | None,
     ) -> None:
         names = self.names
         mapper = self.mapper
@@ -162,14 +163,18 @@ class PartitionReader:
         index = self.index
         write = writer.write
         records: list[tuple[int, int]] = []
+        failed: list[bytes] = []
         for values in batch:
             row = dict(zip(names, values, strict=True))
             try:
                 item = mapper.item(row)
             except MappingError as exc:
-                # A row that cannot become an item: reported, not fatal for the run.
-                if errors is not None and len(errors) < 20:
-                    errors.append(f"{mapper.mapping.source}: {exc}")
+                # A row that cannot become an item is not compared: counted by reason (spilled, so
+                # a resumed run counts it too), never fatal for the run. With its key, the
+                # drill-down can tell its DynamoDB item apart from drift (reconcile.py).
+                payload, failed_key = self._failed(row, exc)
+                write(index | FAILED, 0 if failed_key is None else key_fingerprint(failed_key), 0, payload)
+                failed.append(payload)
                 continue
             key = {n: item[n] for n in mapper.key_attributes}
             fp = key_fingerprint(key)
@@ -179,6 +184,29 @@ class PartitionReader:
         with lock:
             for fp, h in records:
                 tally.add(index, fp, h)
+            for payload in failed:
+                tally.add_failed(index, payload)
+
+    def _failed(self, row: Mapping[str, Any], exc: MappingError) -> tuple[bytes, Item | None]:
+        try:
+            key = self.mapper.key(row)
+        except MappingError:
+            key = None  # the key itself cannot be rendered: no DynamoDB item can be this row's
+        payload = {
+            "reason": reason_of(str(exc)),
+            "primary_key": primary_key_json(self.mapper.mapping, row),
+            "key": key_to_json(key) if key is not None else None,
+        }
+        return orjson.dumps(payload), key
+
+
+def numeric_key_columns(dsn: str, mapping: TableMapping) -> frozenset[str]:
+    """Primary-key columns of a numeric type, so that reports give their values as JSON numbers."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in mapping.primary_key)
+    query = sql.SQL("SELECT {} FROM {} LIMIT 0").format(columns, sql.Identifier(mapping.schema, mapping.table))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query)
+        return frozenset(d.name for d in cur.description or () if d.type_code in NUMERIC_TYPE_OIDS)
 
 
 class RowLookup:
@@ -229,22 +257,22 @@ class PartitionResult:
     counts: bytes
     totals: bytes
     offset: int
-    errors: tuple[str, ...]
+    not_compared: NotCompared
 
 
 def read_partition(task: PartitionTask) -> PartitionResult:
     """Read one partition (in whatever process runs this); digests come back as raw arrays."""
     tally = SideTally(task.mappings, task.buckets)
     writer = SpillWriter(Path(task.spill_path))
-    errors: list[str] = []
     try:
         rows = PartitionReader(task.dsn, ItemMapper(task.mapping), task.index).read(
-            task.snapshot, task.part, task.parts, tally, threading.Lock(), writer, errors=errors
+            task.snapshot, task.part, task.parts, tally, threading.Lock(), writer
         )
     finally:
         offset = writer.close()
     return PartitionResult(
-        rows, tally.counts[task.index].tobytes(), tally.totals[task.index].tobytes(), offset, tuple(errors)
+        rows, tally.counts[task.index].tobytes(), tally.totals[task.index].tobytes(), offset,
+        tally.not_compared[task.index],
     )
 
 
@@ -252,6 +280,7 @@ def merge_partition(tally: SideTally, index: int, result: PartitionResult) -> No
     counts, totals = array("Q"), array("Q")
     counts.frombytes(result.counts)
     totals.frombytes(result.totals)
+    tally.not_compared[index].merge(result.not_compared)
     c, t = tally.counts[index], tally.totals[index]
     for b, n in enumerate(counts):
         if n:

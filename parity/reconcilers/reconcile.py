@@ -10,14 +10,20 @@ Per DynamoDB table (several Postgres tables share one in a single-table design):
    fingerprints present on one side only, or with different row hashes, are candidates.
    The bucket count grows with the table (about 32 rows per bucket, `config.reconcile.buckets`
    is the minimum), so with drift under 0.1 % the drill-down holds a few percent of the records.
+   Candidates of all mappings of the DynamoDB table are merged by key: one key, one candidate,
+   owned by the table whose Postgres row maps to it (even if the item's EntityType names another
+   table or none), else by the table the item routes to (`DrillDown`, docs/reconciler.md).
 4. Recheck: after the grace period, re-read each candidate from both sides (Postgres by primary
-   key, DynamoDB consistent reads), compare with `core.compare`; a key that matches in any of
-   the rounds was in flight. Only drift that persists is reported.
+   key, DynamoDB consistent reads), decide its owner again from the current rows and compare
+   with `core.compare`; a key that matches in any of the rounds was in flight. Only drift that
+   persists is reported, once per key. A candidate whose row does not map is not compared.
+5. Coverage: rows and items that could not be compared are counted by reason (`coverage.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -38,6 +44,14 @@ from parity.core.mapping import ItemMapper, TargetRouter
 from parity.core.values import Item
 from parity.daemon.dynamo import DynamoStore, key_tuple
 from parity.reconcilers.checkpoint import Checkpoint
+from parity.reconcilers.coverage import (
+    PG_ROW_UNMAPPABLE,
+    UNROUTABLE,
+    NotCompared,
+    primary_key_json,
+    reason_of,
+    typed_primary_key,
+)
 from parity.reconcilers.dynamo import ReadLimiter, SegmentScanner
 from parity.reconcilers.postgres import (
     PartitionReader,
@@ -46,10 +60,20 @@ from parity.reconcilers.postgres import (
     estimated_rows,
     exported_snapshot,
     merge_partition,
+    numeric_key_columns,
     read_partition,
 )
-from parity.reconcilers.report import DriftEntry, drift_entry, table_report
+from parity.reconcilers.report import (
+    DriftEntry,
+    drift_entry,
+    drift_total,
+    not_compared_total,
+    table_report,
+    target_report,
+)
 from parity.reconcilers.tally import (
+    FAILED,
+    OTHER_TABLE,
     UNMAPPED,
     SideTally,
     SpillWriter,
@@ -199,7 +223,6 @@ class Reconciler:
             },
             "targets": {},
             "tables": {},
-            "mapping_errors": [],
         }
         for group in target_groups(self.config, tables):
             try:
@@ -216,7 +239,8 @@ class Reconciler:
                 raise ReconcileError(f"reconcile of {group.table} failed: {type(exc).__name__}: {exc}") from exc
         report["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
         report["duration_s"] = round(time.monotonic() - started, 3)
-        report["drift_total"] = sum(sum(t["drift_counts"].values()) for t in report["tables"].values())
+        report["drift_total"] = drift_total(report)
+        report["not_compared_total"] = not_compared_total(report)
         return report
 
     def _checkpoint(self, group: TargetGroup, segments: int, workers: int, resume: bool) -> Checkpoint:
@@ -252,7 +276,6 @@ class Reconciler:
         router = TargetRouter(group.mappings)
         pg = _Side(SideTally(len(selected), buckets))
         ddb = _Side(SideTally(len(selected), buckets))
-        errors: list[str] = []
 
         ddb_units = [f"ddb-{s}" for s in range(segments)]
         pg_units = [(f"pg-{m}-{p}", m, p) for m in range(len(selected)) for p in range(workers)]
@@ -322,7 +345,7 @@ class Reconciler:
             writer = SpillWriter(cp.spill_path(name))
             try:
                 readers[m].read(snapshot, p, workers, pg.tally, pg.lock, writer,
-                                on_batch=lambda n, _off: self.progress.advance(n), errors=errors)
+                                on_batch=lambda n, _off: self.progress.advance(n))
             finally:
                 offset = writer.close()
             if not should_stop():
@@ -349,7 +372,6 @@ class Reconciler:
             result = pg_pool.submit(read_partition, task).result()
             with pg.lock:
                 merge_partition(pg.tally, m, result)
-                errors.extend(result.errors)
             self.progress.advance(result.rows)
             if not should_stop():
                 cp.update(name, offset=result.offset, done=True)
@@ -383,92 +405,248 @@ class Reconciler:
 
         # -- drill down and recheck ---------------------------------------------------------------
         mismatched = [mismatched_buckets(pg.tally, ddb.tally, m) for m in range(len(selected))]
-        candidates: list[list[tuple[int, bytes]]] = [[] for _ in selected]
+        plan = DrillDown(len(selected))
         if any(mismatched):
-            expected = self._collect(cp, [n for n, _, _ in pg_units], mismatched, buckets)
-            actual = self._collect(cp, ddb_units, mismatched, buckets)
-            candidates = [drift_candidates(expected[m], actual[m]) for m in range(len(selected))]
+            plan = self._collect(cp, [n for n, _, _ in pg_units], ddb_units, mismatched, buckets)
+        candidates = plan.candidates()
         wait_s = self.settings.grace_period_s - (time.monotonic() - scanned_at)
-        if any(candidates) and wait_s > 0:
+        if candidates and wait_s > 0:
             self._sleep(wait_s)
-        drift = [
-            self._recheck(group.table, mapper, [orjson.loads(k) for _, k in cands], errors) if cands else []
-            for mapper, cands in zip(selected, candidates, strict=True)
-        ]
+        outcomes = self._recheck(group.table, router, selected, candidates) if candidates else []
+
+        # -- coverage and the report --------------------------------------------------------------
+        n = len(selected)
+        routed = [ddb.tally.rows(m) for m in range(n)]
+        unroutable = NotCompared()
+        if ddb.tally.unmapped:
+            unroutable.add(UNROUTABLE, None, ddb.tally.unmapped)
+            for kb in ddb.tally.unmapped_sample:
+                unroutable.add(UNROUTABLE, orjson.loads(kb), 0)
+        other_tables = ddb.tally.other_tables
+        for c in candidates:  # the key's owner is the table whose row maps to it (module docstring)
+            if c.item_at is None or c.item_at == c.owner or not c.pg_side:
+                continue
+            routed[c.owner] += 1
+            if c.item_at == UNMAPPED:
+                unroutable.remove(UNROUTABLE, orjson.loads(c.key))
+            elif c.item_at == OTHER_TABLE:
+                other_tables -= 1
+            else:
+                routed[c.item_at] -= 1
+        drift: list[list[DriftEntry]] = [[] for _ in range(n)]
+        items_not_compared = [NotCompared() for _ in range(n)]
+        resolved = [0] * n
+        hinted = [0] * n
+        for c, outcome in zip(candidates, outcomes, strict=True):
+            hinted[c.owner] += 1
+            if isinstance(outcome, DriftEntry):
+                drift[outcome_index(selected, outcome.source)].append(outcome)
+            elif isinstance(outcome, Unmappable):
+                items_not_compared[outcome.index].add(PG_ROW_UNMAPPABLE + outcome.reason, outcome.sample)
+            else:
+                resolved[c.owner] += 1
 
         duration = time.monotonic() - started
-        report["targets"][group.table] = {
-            "items_scanned": sum(ddb.tally.rows(m) for m in range(len(selected))) + ddb.tally.unmapped,
-            "unmapped": {"count": ddb.tally.unmapped, "sample": [orjson.loads(k) for k in ddb.tally.unmapped_sample]},
-            "run_dir": str(cp.run_dir),
-        }
+        tables: dict[str, Any] = {}
         for m, mapper in enumerate(selected):
             source = mapper.mapping.source
             entry = table_report(
                 target=group.table,
-                rows_postgres=pg.tally.rows(m),
-                items_dynamodb=ddb.tally.rows(m),
+                rows_compared=pg.tally.rows(m),
+                rows_not_compared=pg.tally.not_compared[m],
+                items_scanned=routed[m],
+                items_not_compared=items_not_compared[m],
                 duration_s=duration,
-                candidates=len(candidates[m]),
+                candidates=hinted[m],
+                resolved_in_flight=resolved[m],
                 drift=drift[m],
             )
+            tables[source] = entry
             report["tables"][source] = entry
             if self.metrics is not None:
                 self.metrics.reconcile_finished(
                     source, ok=True, duration_s=duration,
-                    rows_compared=entry["rows_postgres"] + entry["items_dynamodb"],
+                    rows_compared=entry["rows_compared"] + entry["items_compared"],
                     drift_by_kind=entry["drift_counts"], now_unix=time.time(),
                 )
-        report["mapping_errors"].extend(errors)
+        report["targets"][group.table] = target_report(
+            items_scanned=sum(ddb.tally.rows(m) for m in range(n)) + ddb.tally.unmapped + ddb.tally.other_tables,
+            tables=tables,
+            unroutable=unroutable,
+            items_other_tables=other_tables,
+            run_dir=str(cp.run_dir),
+        )
         cp.set(complete=True)
         for name in [*ddb_units, *(n for n, _, _ in pg_units)]:
             cp.spill_path(name).unlink(missing_ok=True)
 
     def _collect(
-        self, cp: Checkpoint, units: Iterable[str], mismatched: list[set[int]], buckets: int
-    ) -> list[dict[int, tuple[int, bytes]]]:
-        """Records of the mismatched buckets only, from one side's spill files."""
-        out: list[dict[int, tuple[int, bytes]]] = [{} for _ in mismatched]
-        for name in units:
-            limit = int(cp.unit(name).get("offset", 0))
-            for m, fp, h, key in read_spill(cp.spill_path(name), limit=limit):
-                if m != UNMAPPED and mismatched[m] and fp % buckets in mismatched[m]:
-                    out[m][fp] = (h, key)
-        return out
+        self, cp: Checkpoint, pg_units: Iterable[str], ddb_units: Iterable[str], mismatched: list[set[int]],
+        buckets: int,
+    ) -> DrillDown:
+        """Records of the mismatched buckets only, from both sides' spill files."""
+        plan = DrillDown(len(mismatched))
+        anywhere = set().union(*mismatched)  # an owner's bucket may be clean for the item's mapping
+        for side, units in ((plan.expected, pg_units), (plan.actual, ddb_units)):
+            for name in units:
+                limit = int(cp.unit(name).get("offset", 0))
+                for m, fp, h, key in read_spill(cp.spill_path(name), limit=limit):
+                    b = fp % buckets
+                    if m in (UNMAPPED, OTHER_TABLE):
+                        if b in anywhere:
+                            plan.elsewhere[fp] = (m, key)
+                    elif m & FAILED:
+                        if b in anywhere and fp:
+                            data = orjson.loads(key)
+                            if data.get("key") is not None:
+                                plan.failed[fp] = (m & ~FAILED, orjson.dumps(data["key"], option=orjson.OPT_SORT_KEYS))
+                    elif mismatched[m] and b in mismatched[m]:
+                        side[m][fp] = (h, key)
+        return plan
 
     def _recheck(
-        self, table: str, mapper: ItemMapper, keys: list[dict[str, Any]], errors: list[str]
-    ) -> list[DriftEntry]:
-        """Re-read candidates from both sides; drift is what mismatches in every round."""
+        self, table: str, router: TargetRouter, selected: list[ItemMapper], candidates: list[Candidate]
+    ) -> list[DriftEntry | Unmappable | None]:
+        """Re-read candidates from both sides; drift is what mismatches in every round.
+
+        The owner of a key is decided again from the current rows: the table one of whose rows
+        maps to the key (the drill-down's owner first), else the table the item routes to."""
         lookup = RowLookup(self.dsn)
-        pending = keys
-        results: dict[int, tuple[Mismatch, Item | None]] = {}
+        by_source = {m.mapping.source: i for i, m in enumerate(selected)}
+        numeric = {m.mapping.source: numeric_key_columns(self.dsn, m.mapping) for m in selected}
+        key_attributes = router.mappers[0].key_attributes
+        keys_json = [orjson.loads(c.key) for c in candidates]
+        items = [key_from_json(k) for k in keys_json]
+        outcomes: list[DriftEntry | Unmappable | None] = [None] * len(candidates)
+        pending = list(range(len(candidates)))
         for round_ in range(RECHECK_ROUNDS):
             if round_:
                 self._sleep(min(1.0, max(0.2, self.settings.grace_period_s)))
-            items = [key_from_json(k) for k in pending]
-            pks = [mapper.primary_key_from_item(k) for k in items]
-            found = [pk for pk in pks if pk is not None]
-            rows_iter = iter(lookup.rows(mapper.mapping, found))
-            rows = [next(rows_iter) if pk is not None else None for pk in pks]
-            actual = self.dynamo.batch_get(table, mapper.key_attributes, items, consistent=True)
-            still: list[dict[str, Any]] = []
-            results = {}
-            for key_json, key, row in zip(pending, items, rows, strict=True):
+            keys = [items[i] for i in pending]
+            actual = self.dynamo.batch_get(table, key_attributes, keys, consistent=True)
+            rows = _rows_by_key(lookup, router.mappers, keys)
+            still: list[int] = []
+            for i, key, found in zip(pending, keys, rows, strict=True):
+                got = actual.get(key_tuple(key_attributes, key))
+                hint = selected[candidates[i].owner].mapping.source
+                owner, row = _owner(router, hint, found, got)
+                outcomes[i] = None
+                if owner is None or owner.mapping.source not in by_source:
+                    continue  # nothing on either side, an item of no mapping, or another table's key
+                index = by_source[owner.mapping.source]
+                mapper = selected[index]
                 try:
                     expected = mapper.item(row) if row is not None else None
                 except MappingError as exc:
-                    errors.append(f"{mapper.mapping.source}: {exc}")
+                    if got is not None:  # the row is counted already; its item could not be compared
+                        sample = {"key": keys_json[i], "primary_key": primary_key_json(mapper.mapping, row or {})}
+                        outcomes[i] = Unmappable(index, reason_of(str(exc)), sample)
+                        still.append(i)
                     continue
-                got = actual.get(key_tuple(mapper.key_attributes, key))
                 outcome = compare(mapper, expected, got)
                 if isinstance(outcome, Mismatch):
-                    results[len(still)] = (outcome, got)
-                    still.append(key_json)
+                    entry = drift_entry(mapper, keys_json[i], outcome, got)
+                    typed = typed_primary_key(mapper.mapping, entry.primary_key, numeric[mapper.mapping.source])
+                    outcomes[i] = dataclasses.replace(entry, primary_key=typed)
+                    still.append(i)
             pending = still
             if not pending:
                 break
-        return [drift_entry(mapper, key, *results[i]) for i, key in enumerate(pending)]
+        return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Unmappable:
+    """A candidate whose DynamoDB item exists but whose Postgres row does not map: not compared."""
+
+    index: int
+    reason: str
+    sample: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A key found in a mismatched bucket, with the table it is attributed to before the recheck:
+    the table whose Postgres row maps to it (compared or failed), else the one its item routed to."""
+
+    key: bytes
+    owner: int
+    pg_side: bool  # a Postgres row of `owner` maps to the key
+    item_at: int | None  # where the scan counted the item: a mapping index, UNMAPPED, OTHER_TABLE; None: no item
+
+
+@dataclass
+class DrillDown:
+    """The records of mismatched buckets, by side and mapping, and the uncompared ones near them."""
+
+    mappings: int
+    expected: list[dict[int, tuple[int, bytes]]] = field(init=False)
+    actual: list[dict[int, tuple[int, bytes]]] = field(init=False)
+    failed: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # fp -> (mapping, key) rows that failed
+    elsewhere: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # fp -> (UNMAPPED | OTHER_TABLE, key)
+
+    def __post_init__(self) -> None:
+        self.expected = [{} for _ in range(self.mappings)]
+        self.actual = [{} for _ in range(self.mappings)]
+
+    def candidates(self) -> list[Candidate]:
+        """One candidate per key, however many mappings saw it differ (one key, one finding)."""
+        fps: set[int] = set()
+        for m in range(self.mappings):
+            fps.update(fp for fp, _ in drift_candidates(self.expected[m], self.actual[m]))
+        out: list[Candidate] = []
+        for fp in sorted(fps):
+            pg = next((m for m in range(self.mappings) if fp in self.expected[m]), None)
+            key = self.expected[pg][fp][1] if pg is not None else None
+            if pg is None and fp in self.failed:
+                pg, key = self.failed[fp]
+            at = next((m for m in range(self.mappings) if fp in self.actual[m]), None)
+            if at is not None:
+                key = key or self.actual[at][fp][1]
+            elif fp in self.elsewhere:
+                at = self.elsewhere[fp][0]
+            owner = pg if pg is not None else at
+            if owner is None or owner in (UNMAPPED, OTHER_TABLE) or key is None:
+                continue  # pragma: no cover - a candidate comes from a mapping's own records
+            out.append(Candidate(key, owner, pg is not None, at))
+        return out
+
+
+def outcome_index(selected: Sequence[ItemMapper], source: str) -> int:
+    return next(i for i, m in enumerate(selected) if m.mapping.source == source)
+
+
+def _rows_by_key(
+    lookup: RowLookup, mappers: Sequence[ItemMapper], keys: Sequence[Item]
+) -> list[list[tuple[ItemMapper, dict[str, Any]]]]:
+    """Per key, every (mapper, current row) of a mapping whose key templates fit it and whose row exists."""
+    found: list[list[tuple[ItemMapper, dict[str, Any]]]] = [[] for _ in keys]
+    for mapper in mappers:
+        fits = [(j, pk) for j, key in enumerate(keys) if (pk := mapper.primary_key_from_item(key)) is not None]
+        if not fits:
+            continue
+        rows = lookup.rows(mapper.mapping, [pk for _, pk in fits])
+        for (j, _), row in zip(fits, rows, strict=True):
+            if row is not None:
+                found[j].append((mapper, row))
+    return found
+
+
+def _owner(
+    router: TargetRouter, hint: str, found: Sequence[tuple[ItemMapper, dict[str, Any]]], got: Item | None
+) -> tuple[ItemMapper | None, dict[str, Any] | None]:
+    """The routing rule: a key a current Postgres row maps to belongs to that row's table, whatever
+    the item's discriminator says; a key no row maps to belongs to the table the item routes to."""
+    if found:
+        routed = router.mapper_for(got) if got is not None else None
+        for preferred in (hint, routed.mapping.source if routed is not None else None):
+            for mapper, row in found:
+                if mapper.mapping.source == preferred:
+                    return mapper, row
+        return found[0]
+    if got is None:
+        return None, None
+    return router.mapper_for(got), None
 
 
 def write_report(report: dict[str, Any], report_dir: Path) -> Path:

@@ -11,6 +11,7 @@
 - `unexpected_in_target`: DeleteItem only with `--delete-unexpected`, only if Postgres still has no
   row, conditional on every (non-redacted) attribute the report saw.
 A failed condition means the item changed since the report: skipped and counted, never forced.
+A report with two findings for one target key is refused before any write (one key, one action).
 Writes go through a token bucket (the table's `write_rate_limit`, else `rate`). The dry run prints
 each write exactly as it would be sent (redacted attribute values masked).
 """
@@ -115,6 +116,7 @@ class Repairer:
         delete_unexpected: bool = False,
         echo: Callable[[str], None] = print,
     ) -> dict[str, int]:
+        _one_finding_per_key(report, self.config)
         outcome = {"put": 0, "updated": 0, "deleted": 0, "skipped_changed": 0, "skipped_source_gone": 0,
                    "skipped_source_exists": 0, "skipped_unexpected": 0, "failed": 0}
         verb = "" if execute else "would "
@@ -193,6 +195,27 @@ class Repairer:
                         outcome["failed"] += 1
                         echo(f"fail {source} {_text(entry['key'])}: {exc}")
         return outcome
+
+
+def _one_finding_per_key(report: Mapping[str, Any], config: ParityConfig) -> None:
+    """Refuse a report with two findings for one item (an older reconcile wrote a key with a wrong
+    discriminator under two tables): their writes would race, the result depending on the order."""
+    seen: dict[tuple[str, bytes], list[str]] = {}
+    for source, table_report in sorted((report.get("tables") or {}).items()):
+        try:
+            table = table_report.get("target") or config.table(source).write_table
+        except KeyError:
+            continue  # named by run() below
+        for entry in table_report.get("drift", []):
+            key = orjson.dumps(entry["key"], option=orjson.OPT_SORT_KEYS)
+            seen.setdefault((table, key), []).append(f"{entry['kind']} of {source}")
+    twice = {k: v for k, v in seen.items() if len(v) > 1}
+    if twice:
+        lines = [f"{table} {key.decode()}: {', '.join(found)}" for (table, key), found in sorted(twice.items())]
+        raise RepairError(
+            f"the report has more than one finding for {len(twice)} key(s); repair one finding per key "
+            f"(re-run reconcile, which reports each key once): " + "; ".join(lines)
+        )
 
 
 def _text(key: Mapping[str, Any]) -> str:

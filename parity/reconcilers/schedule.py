@@ -72,7 +72,7 @@ class ReconcileSchedule:
 
     def _run(self) -> dict[str, Any] | None:
         from parity.reconcilers.reconcile import Reconciler, write_report
-        from parity.reconcilers.report import drift_total
+        from parity.reconcilers.report import drift_total, not_compared_total
 
         store, owned = self._store()
         started = time.time()
@@ -86,6 +86,7 @@ class ReconcileSchedule:
                 "finished_at": report["finished_at"],
                 "duration_s": report["duration_s"],
                 "drift_total": drift_total(report),
+                "not_compared_total": not_compared_total(report),
                 "report": str(path),
                 "tables": {s: t["drift_counts"] for s, t in report["tables"].items()},
             }

@@ -31,9 +31,15 @@ import orjson
 
 from parity.core.digest import MASK, key_bucket
 from parity.core.values import Item, Value, from_wire, to_wire
+from parity.reconcilers.coverage import NotCompared
 
 FINGERPRINT_SPACE = 1 << 64
 UNMAPPED = 0xFFFF  # mapping index of an item no mapping claims
+OTHER_TABLE = 0xFFFE  # an item of a mapping this run does not check (--table)
+# A Postgres row that failed to map: FAILED | mapping index. Its record's key is a JSON payload
+# {"reason", "primary_key", "key" (wire JSON, or null when the key itself cannot be rendered)}
+# and its fingerprint that of the key (0 without one); it is counted, never digested.
+FAILED = 0x8000
 _RECORD = struct.Struct("<QQHI")  # fingerprint, row hash, mapping index, key length
 _CHUNK = 1 << 22
 UNMAPPED_SAMPLE = 20
@@ -78,11 +84,14 @@ class SideTally:
     totals: list[array[int]] = field(init=False)
     unmapped: int = 0
     unmapped_sample: list[bytes] = field(default_factory=list)
+    other_tables: int = 0
+    not_compared: list[NotCompared] = field(init=False)  # per mapping: rows that failed to map
 
     def __post_init__(self) -> None:
         zeros = bytes(8 * self.buckets)
         self.counts = [array("Q", zeros) for _ in range(self.mappings)]
         self.totals = [array("Q", zeros) for _ in range(self.mappings)]
+        self.not_compared = [NotCompared() for _ in range(self.mappings)]
 
     def add(self, mapping: int, fingerprint: int, row_hash: int) -> None:
         b = fingerprint % self.buckets
@@ -95,6 +104,10 @@ class SideTally:
         if len(self.unmapped_sample) < UNMAPPED_SAMPLE:
             self.unmapped_sample.append(key)
 
+    def add_failed(self, mapping: int, payload: bytes) -> None:
+        data = orjson.loads(payload)
+        self.not_compared[mapping].add(data["reason"], data["primary_key"])
+
     def rows(self, mapping: int) -> int:
         return sum(self.counts[mapping])
 
@@ -106,6 +119,9 @@ class SideTally:
                 if oc[b]:
                     c[b] += oc[b]
                     t[b] = (t[b] + ot[b]) & MASK
+        for mine, theirs in zip(self.not_compared, other.not_compared, strict=True):
+            mine.merge(theirs)
+        self.other_tables += other.other_tables
         self.unmapped += other.unmapped
         room = UNMAPPED_SAMPLE - len(self.unmapped_sample)
         self.unmapped_sample.extend(other.unmapped_sample[: max(0, room)])
@@ -178,6 +194,10 @@ def tally_spill(path: Path, tally: SideTally, *, limit: int | None = None) -> in
     for mapping, fingerprint, row_hash, key in read_spill(path, limit=limit):
         if mapping == UNMAPPED:
             tally.add_unmapped(key)
+        elif mapping == OTHER_TABLE:
+            tally.other_tables += 1
+        elif mapping & FAILED:
+            tally.add_failed(mapping & ~FAILED, key)
         else:
             tally.add(mapping, fingerprint, row_hash)
         n += 1

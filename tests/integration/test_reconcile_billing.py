@@ -112,3 +112,109 @@ def test_drift_in_each_entity_type_is_routed_to_its_source_table(billing: Any, p
     assert done["updated"] == 6 and done["put"] == 0
     after = Reconciler(config, dynamo=store, dsn=pg.dsn).run()
     assert after["drift_total"] == 0
+
+
+def _get(store: DynamoStore, target: str, pk: str, sk: str) -> dict[str, Any]:
+    got = store.call("GetItem", TableName=target, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
+    return dict(got["Item"])
+
+
+def _findings(report: dict[str, Any], pk: str, sk: str) -> list[tuple[str, str]]:
+    return [
+        (source, d["kind"])
+        for source, t in report["tables"].items()
+        for d in t["drift"]
+        if d["key"] == {"PK": {"S": pk}, "SK": {"S": sk}}
+    ]
+
+
+def test_a_key_of_one_entity_with_the_discriminator_of_another_is_one_finding_with_one_action(
+    billing: Any, pg: Any, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from parity.cli import app
+    from parity.reconcilers.reconcile import write_report
+
+    config, store, _schema, target = billing
+    # Low-level writes, not through parity's mapper: the bill BAN#1001/BILL#1 now says it is a
+    # CHARGE; the bill BAN#1002/BILL#1 says SESSION (no mapping has it); BAN#1003/BILL#99 is a
+    # bill key with no Postgres row, labelled CHARGE.
+    swapped = _get(store, target, "BAN#1001", "BILL#1")
+    swapped["EntityType"] = {"S": "CHARGE"}
+    store.call("PutItem", TableName=target, Item=swapped)
+    unknown = _get(store, target, "BAN#1002", "BILL#1")
+    unknown["EntityType"] = {"S": "SESSION"}
+    store.call("PutItem", TableName=target, Item=unknown)
+    store.call("PutItem", TableName=target, Item={
+        "PK": {"S": "BAN#1003"}, "SK": {"S": "BILL#99"}, "EntityType": {"S": "CHARGE"}, "amount": {"N": "1"}})
+
+    report = Reconciler(config, dynamo=store, dsn=pg.dsn).run()
+
+    bill = next(m.source for m in config.tables if m.table == "bill")
+    charge = next(m.source for m in config.tables if m.table == "charge")
+    # The Postgres row decides whose key it is: one value_mismatch of the bill, nothing else.
+    assert _findings(report, "BAN#1001", "BILL#1") == [(bill, "value_mismatch")]
+    assert _findings(report, "BAN#1002", "BILL#1") == [(bill, "value_mismatch")]
+    # No row has the key: the item's own discriminator routes it.
+    assert _findings(report, "BAN#1003", "BILL#99") == [(charge, "unexpected_in_target")]
+    diffs = {d["key"]["PK"]["S"]: [x["attribute"] for x in d["diffs"]] for d in report["tables"][bill]["drift"]}
+    assert diffs == {"BAN#1001": ["EntityType"], "BAN#1002": ["EntityType"]}
+    assert report["drift_total"] == 3
+    # The SESSION-labelled bill is compared (and drifted), not also counted as unroutable.
+    assert report["targets"][target]["unmapped"]["count"] == 0
+    assert report["tables"][bill]["items_scanned"] == report["tables"][bill]["rows_postgres"]
+
+    # Checking the bill table alone gives the same findings; the other tables' items are counted.
+    only = Reconciler(config, dynamo=store, dsn=pg.dsn).run(tables=[bill])
+    assert [(d["key"]["PK"]["S"], d["kind"]) for d in only["tables"][bill]["drift"]] == [
+        ("BAN#1001", "value_mismatch"), ("BAN#1002", "value_mismatch")]
+    t = only["targets"][target]
+    assert t["items_compared"] + t["items_not_compared"] + t["items_other_tables"] == t["items_scanned"]
+    assert t["items_scanned"] == report["targets"][target]["items_scanned"] and t["items_other_tables"] > 0
+
+    path = write_report(report, tmp_path / "reports")
+    raw = yaml.safe_load((EXAMPLES / "billing-single-table.yaml").read_text())
+    raw["defaults"]["target"] = target
+    raw["tables"] = [{**t, "source": m.source} for t, m in zip(raw["tables"], config.tables, strict=True)]
+    raw["postgres"]["dsn"] = pg.dsn
+    raw["dynamodb"]["endpoint"] = store.client.meta.endpoint_url
+    raw["kafka"]["bootstrap_servers"] = "127.0.0.1:1"
+    config_path = tmp_path / "parity.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["repair", "--config", str(config_path), "--report", str(path),
+                                      "--dry-run", "--delete-unexpected"])
+    assert result.exit_code == 0, result.output
+    actions = [line for line in result.stdout.splitlines() if line.startswith("would ")]
+    assert len([a for a in actions if '"BAN#1001"' in a]) == 1, actions
+    assert [a.split(" ")[1] for a in actions if '"BAN#1001"' in a] == ["UPDATE"]
+    assert [a.split(" ")[1] for a in actions if '"BAN#1003"' in a] == ["DELETE"]
+    assert len(actions) == 3
+
+    done = Repairer(config, dynamo=store, dsn=pg.dsn, rate=200).run(
+        report, execute=True, delete_unexpected=True, echo=lambda _: None)
+    assert (done["updated"], done["deleted"], done["failed"]) == (2, 1, 0)
+    assert _get(store, target, "BAN#1001", "BILL#1")["EntityType"] == {"S": "BILL"}
+    assert Reconciler(config, dynamo=store, dsn=pg.dsn).run()["drift_total"] == 0
+
+
+def test_repair_refuses_a_report_with_two_findings_for_one_key(billing: Any, pg: Any) -> None:
+    from parity.reconcilers.repair import RepairError
+
+    config, store, _schema, target = billing
+    bill = next(m.source for m in config.tables if m.table == "bill")
+    charge = next(m.source for m in config.tables if m.table == "charge")
+    key = {"PK": {"S": "BAN#1001"}, "SK": {"S": "BILL#1"}}
+    # The shape an older version wrote: the same key under two tables.
+    report = {"tables": {
+        bill: {"target": target, "drift": [{"kind": "value_mismatch", "key": key, "diffs": [],
+                                            "seen": {"EntityType": {"S": "CHARGE"}}}]},
+        charge: {"target": target, "drift": [{"kind": "unexpected_in_target", "key": key, "diffs": [],
+                                              "seen": {"EntityType": {"S": "CHARGE"}}}]},
+    }}
+    lines: list[str] = []
+    with pytest.raises(RepairError, match="BAN#1001") as err:
+        Repairer(config, dynamo=store, dsn=pg.dsn).run(report, execute=False, delete_unexpected=True,
+                                                       echo=lines.append)
+    assert bill in str(err.value) and charge in str(err.value)
+    assert not [line for line in lines if line.startswith("would ")]

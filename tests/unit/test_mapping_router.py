@@ -153,3 +153,24 @@ def test_a_router_serves_one_dynamodb_table(billing: ParityConfig) -> None:
     other = billing.tables[0].model_copy(update={"target": "Other"})
     with pytest.raises(ValueError, match="one DynamoDB table"):
         TargetRouter([billing.tables[1], other])
+
+
+def test_with_a_postgres_row_at_hand_the_row_decides_whose_key_it_is(billing: ParityConfig,
+                                                                      router: TargetRouter) -> None:
+    # The reconciler's rule (docs/reconciler.md, "One key, one finding"): an item with the bill's
+    # key and the charge's EntityType belongs to the bill table when a bill row maps to the key.
+    from parity.reconcilers.reconcile import _owner
+
+    bill = next(m for m in router.mappers if m.mapping.source == "billing.bill")
+    row = ROWS["billing.bill"]
+    item = {**_item(bill.mapping), "EntityType": "CHARGE"}
+    assert router.mapper_for(item) is not None and router.mapper_for(item).mapping.source == "billing.charge"
+    owner, found_row = _owner(router, "billing.charge", [(bill, row)], item)
+    assert owner is bill and found_row is row
+    # No row maps to the key: the item's own routing decides (the discriminator first).
+    owner, found_row = _owner(router, "billing.bill", [], item)
+    assert owner is not None and owner.mapping.source == "billing.charge" and found_row is None
+    # Neither a row nor an item: nothing to report.
+    assert _owner(router, "billing.bill", [], None) == (None, None)
+    # An unknown discriminator on a key no row maps to: no table's.
+    assert _owner(router, "billing.bill", [], {**item, "EntityType": "SESSION"}) == (None, None)

@@ -3,6 +3,7 @@ repair conditions and the schedule's waits."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -12,19 +13,29 @@ from parity.core.compare import AttributeDiff, Mismatch, MismatchKind
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.digest import key_bucket
 from parity.core.mapping import ItemMapper
-from parity.reconcilers.reconcile import ReconcileError, bucket_count, drift_candidates, target_groups
+from parity.reconcilers.coverage import NotCompared, reason_of
+from parity.reconcilers.reconcile import DrillDown, ReconcileError, bucket_count, drift_candidates, target_groups
 from parity.reconcilers.repair import condition, update
 from parity.reconcilers.report import (
     DriftEntry,
     drift_entry,
     exit_code,
+    not_compared_total,
     summary_lines,
     table_report,
+    target_report,
     wire_from_json,
     wire_json,
 )
 from parity.reconcilers.schedule import ReconcileSchedule
-from parity.reconcilers.tally import SideTally, key_fingerprint, key_from_json, key_to_json, mismatched_buckets
+from parity.reconcilers.tally import (
+    UNMAPPED,
+    SideTally,
+    key_fingerprint,
+    key_from_json,
+    key_to_json,
+    mismatched_buckets,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -159,18 +170,80 @@ def test_table_report_counts_kinds_and_in_flight_and_sorts_keys() -> None:
         DriftEntry("s.t", "missing_in_target", {"PK": {"S": "c"}}, {"id": "c"}),
         DriftEntry("s.t", "value_mismatch", {"PK": {"S": "a"}}, {"id": "a"}),
     ]
-    t = table_report(target="T", rows_postgres=100, items_dynamodb=99, duration_s=2.0, candidates=5, drift=entries)
+    t = table_report(target="T", rows_compared=100, rows_not_compared=NotCompared(), items_scanned=99,
+                     items_not_compared=NotCompared(), duration_s=2.0, candidates=5, resolved_in_flight=2,
+                     drift=entries)
     assert t["drift_counts"] == {"missing_in_target": 1, "value_mismatch": 2}
     assert t["resolved_in_flight"] == 2
     assert t["rows_per_s"] == 99.5
     assert [d["key"]["PK"]["S"] for d in t["drift"]] == ["c", "a", "b"]
-    report = {"run_id": "r", "duration_s": 2.0, "targets": {"T": {"items_scanned": 99,
-              "unmapped": {"count": 1, "sample": [{"PK": {"S": "X#1"}}]}}}, "tables": {"s.t": t}}
+    unroutable = NotCompared()
+    unroutable.add("fits no mapping", {"PK": {"S": "X#1"}})
+    target = target_report(items_scanned=100, tables={"s.t": t}, unroutable=unroutable, items_other_tables=0,
+                           run_dir="d")
+    report = {"run_id": "r", "duration_s": 2.0, "targets": {"T": target}, "tables": {"s.t": t}}
     assert exit_code(report) == 1
     text = "\n".join(summary_lines(report))
-    assert "1 missing_in_target, 2 value_mismatch" in text and "1 unmapped (e.g. PK=X#1)" in text
-    clean = table_report(target="T", rows_postgres=1, items_dynamodb=1, duration_s=1, candidates=0, drift=[])
+    assert "1 missing_in_target, 2 value_mismatch" in text and "1 not compared: fits no mapping (e.g. PK=X#1)" in text
+    clean = table_report(target="T", rows_compared=1, rows_not_compared=NotCompared(), items_scanned=1,
+                         items_not_compared=NotCompared(), duration_s=1, candidates=0, resolved_in_flight=0,
+                         drift=[])
     assert exit_code({"tables": {"s.t": clean}}) == 0
+
+
+def test_anything_not_compared_fails_the_run_and_the_figures_add_up() -> None:
+    rows = NotCompared()
+    for i in (11, 12, 13):
+        rows.add("column 'amount' (attribute 'amount'): number <value> does not fit DynamoDB", {"id": i})
+    rows.add("key attribute 'SK' is an empty string", {"id": 31})
+    items = NotCompared()
+    items.add("its Postgres row does not map", {"key": {"PK": {"S": "T#11"}}, "primary_key": {"id": 11}})
+    t = table_report(target="T", rows_compared=196, rows_not_compared=rows, items_scanned=197,
+                     items_not_compared=items, duration_s=1.0, candidates=1, resolved_in_flight=0, drift=[])
+    assert (t["rows_postgres"], t["rows_compared"], t["rows_not_compared"]) == (200, 196, 4)
+    assert (t["items_scanned"], t["items_compared"], t["items_not_compared"]) == (197, 196, 1)
+    assert [(g["count"], g["sample"]) for g in t["rows_not_compared_by_reason"]] == [
+        (3, [{"id": 11}, {"id": 12}, {"id": 13}]), (1, [{"id": 31}])]
+    target = target_report(items_scanned=199, tables={"s.t": t}, unroutable=NotCompared(),
+                           items_other_tables=2, run_dir="d")
+    assert target["items_compared"] + target["items_not_compared"] + target["items_other_tables"] == 199
+    report = {"targets": {"T": target}, "tables": {"s.t": t}}
+    assert not_compared_total(report) == 5 and exit_code(report) == 1
+    text = "\n".join(summary_lines(report))
+    assert "4 of 200 rows not compared" in text and "(e.g. id=11; id=12; id=13)" in text
+    assert "1 of 197 items not compared" in text and "PK=T#11" in text
+
+
+def test_a_reason_drops_the_row_specific_part() -> None:
+    big = "1" * 41
+    assert reason_of(f"column 'secret' (attribute 'secret'): number {big} does not fit DynamoDB (38 significant "
+                     "digits, magnitude 1E-130..9.99E+125)") == (
+        "column 'secret' (attribute 'secret'): number <value> does not fit DynamoDB (38 significant digits, "
+        "magnitude 1E-130..9.99E+125)")
+    assert reason_of("item is 512000 bytes, over DynamoDB's 409600 byte limit") == (
+        "item is <n> bytes, over DynamoDB's 409600 byte limit")
+    assert reason_of("column 'n' (attribute 'n'): ValueError: invalid literal for int(): 'x9'") == (
+        "column 'n' (attribute 'n'): ValueError")
+    assert reason_of("SK: cannot format column 'd' with '%Y': bad value 77") == "SK: cannot format column 'd' with '%Y'"
+    assert reason_of("key attribute 'SK' is an empty string") == "key attribute 'SK' is an empty string"
+
+
+def test_drill_down_gives_one_candidate_per_key_owned_by_the_table_whose_row_maps_to_it() -> None:
+    plan = DrillDown(2)
+    k1, k2, k3, k4 = (b'{"PK":{"S":"%d"}}' % i for i in (1, 2, 3, 4))
+    plan.expected[0] = {1: (10, k1), 3: (30, k3), 4: (40, k4)}  # rows of mapping 0
+    plan.actual[1] = {1: (11, k1), 2: (20, k2)}  # key 1's item routed (by its discriminator) to mapping 1
+    plan.elsewhere[3] = (UNMAPPED, k3)  # key 3's item routed nowhere
+    plan.failed[5] = (1, b'{"PK":{"S":"5"}}')  # a row of mapping 1 that failed to map
+    plan.actual[0] = {5: (50, b'{"PK":{"S":"5"}}')}  # ... whose item routed to mapping 0
+    got = {c.key: (c.owner, c.pg_side, c.item_at) for c in plan.candidates()}
+    assert got == {
+        k1: (0, True, 1),  # one candidate, not one per mapping
+        k2: (1, False, 1),  # no row: the item's own routing decides
+        k3: (0, True, UNMAPPED),
+        k4: (0, True, None),  # missing
+        b'{"PK":{"S":"5"}}': (1, True, 0),
+    }
 
 
 # --- repair --------------------------------------------------------------------------------------
@@ -212,3 +285,34 @@ def test_schedule_waits_interval_plus_jitter_and_runs_single_flight() -> None:
         assert schedule.run_once() is None  # a run is in flight: no second one
     finally:
         schedule._flight.release()
+
+
+def test_timestamps_are_mapped_at_the_rule_precision() -> None:
+    import datetime as dt
+
+    from parity.core.config import ColumnRule
+    from parity.core.mapping import converter
+
+    utc = dt.UTC
+    micro = dt.datetime(2024, 1, 1, 0, 0, 1, 234567, tzinfo=utc)
+    whole = dt.datetime(2024, 1, 1, 0, 0, 2, tzinfo=utc)
+    iso_ms = converter(ColumnRule(type="timestamp_iso", precision="ms"))
+    assert (iso_ms(micro), iso_ms(whole)) == ("2024-01-01T00:00:01.234Z", "2024-01-01T00:00:02.000Z")
+    assert converter(ColumnRule(type="timestamp_iso", precision="s"))(micro) == "2024-01-01T00:00:01Z"
+    assert converter(ColumnRule(type="timestamp_epoch_ms", precision="ms"))(micro) == Decimal(1704067201234)
+    assert converter(ColumnRule(type="timestamp_epoch_s", precision="ms"))(micro) == Decimal("1704067201.234")
+    assert converter(ColumnRule(precision="ms"))(micro) == "2024-01-01T00:00:01.234Z"  # auto, timestamp hinted
+    assert converter(ColumnRule(type="timestamp_iso"))(micro) == "2024-01-01T00:00:01.234567Z"  # no precision
+
+
+def test_report_keys_are_typed_and_redacted_key_columns_masked() -> None:
+    from parity.reconcilers.coverage import json_value, primary_key_json, typed_primary_key
+
+    m = mapping(primary_key=["id", "name"], keys={"PK": "ACC#{id}#{name}"},
+                columns={"id": {}, "name": {"redact": True}, "balance": {"type": "number"}})
+    assert primary_key_json(m, {"id": 7, "name": "Ada"}) == {"id": 7, "name": "<redacted>"}
+    assert typed_primary_key(m, {"id": "7", "name": "Ada"}, {"id"}) == {"id": 7, "name": "<redacted>"}
+    assert typed_primary_key(m, None, {"id"}) is None
+    assert json_value(Decimal("10")) == 10 and json_value(Decimal("1.5")) == 1.5
+    assert json_value(Decimal("0.1000000000000000000000001")) == "0.1000000000000000000000001"  # no double holds it
+    assert json_value(dt.date(2024, 1, 2)) == "2024-01-02"
