@@ -12,7 +12,9 @@ from parity.core.config import ParityConfig
 from parity.daemon.run import state_path
 from parity.daemon.state import StateStore
 
-RESOLVED = ("match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "skipped", "truncate")
+RESOLVED = (
+    "match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "not_compared", "skipped", "truncate"
+)
 
 
 def collect_status(config: ParityConfig, state: StateStore | None = None) -> dict[str, Any]:
