@@ -33,10 +33,10 @@ from typing import Any
 import orjson
 import structlog
 
+from parity.core.columns import COLUMN_MISSING
 from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, same
 from parity.core.config import ColumnRule, ParityConfig, TableMapping
 from parity.core.errors import DecodeError, MappingError
-from parity.core.columns import COLUMN_MISSING
 from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Row, Skip, Tombstone, decode_record
 from parity.core.ledger import OffsetLedger, TopicPartition
 from parity.core.mapping import ItemMapper, converter
@@ -308,10 +308,10 @@ class Pipeline:
         if row is not None:
             expected, key = mapper.item_and_key(row)
             unavailable = tuple(mapper.unavailable(row))
-            missing = mapper.missing(row)
-            if missing:
+            absent = mapper.missing(row)
+            if absent:
                 seen_missing = self._columns_missing.setdefault(mapping.source, set())
-                for col in missing:
+                for col in absent:
                     if col not in seen_missing:
                         seen_missing.add(col)
                         log.warning(
@@ -351,7 +351,7 @@ class Pipeline:
             key = mapper.key(source_row)
             expected = None
             unavailable = ()
-            missing = ()
+            absent = ()
         target = mapping.write_table
         return Work(
             record=rec,
@@ -366,7 +366,7 @@ class Pipeline:
             lsn=event.lsn or 0,
             event_ts=ts,
             consumed_at=now,
-            missing=missing,
+            missing=absent,
         )
 
     def collapse(self, works: list[Work], result: BatchResult) -> list[Work]:

@@ -132,8 +132,9 @@ def test_a_column_dropped_mid_stream_makes_later_events_not_compared(
     assert _missing_lines(logs) == [(source, "transaction_reference")]
     labels = {"table": source, "column": "transaction_reference", "reason": "column_missing"}
     assert registry.get_sample_value(METRIC, labels) == 6
-    assert registry.get_sample_value("parity_events_total", {"table": source, "op": "c", "outcome": "not_compared"}) == 5
-    assert registry.get_sample_value("parity_events_total", {"table": source, "op": "u", "outcome": "not_compared"}) == 1
+    events = "parity_events_total"
+    assert registry.get_sample_value(events, {"table": source, "op": "c", "outcome": "not_compared"}) == 5
+    assert registry.get_sample_value(events, {"table": source, "op": "u", "outcome": "not_compared"}) == 1
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
