@@ -6,8 +6,8 @@ Local. The DynamoDB items are written here with boto3, by hand, not through pari
 - A mapped column dropped while the daemon runs: events after the drop are `not_compared`
   (never `match`), one log line per (table, column), counted per column in the metric.
 - A config naming a column the table does not have (`amont`): its events are `not_compared`,
-  `parity config check --live` names the field and exits 2, and without `--live` the check is
-  the static one it always was.
+  `parity config check --live` names the field and exits 2, without `--live` the check is the
+  static one it always was, and `parity reconcile` refuses with the same text.
 """
 
 from __future__ import annotations
@@ -170,6 +170,11 @@ def test_a_typo_column_is_never_a_match_and_config_check_live_names_it(
         in out
     ), out
     assert pg.dsn not in out and "password" not in out.lower(), out
+
+    # --- the reconciler refuses, with the same text, instead of comparing without the column -----------
+    rec = _cli("reconcile", "--config", str(dep.config_path), "--once")
+    assert rec.returncode == 2, rec.stdout + rec.stderr
+    assert f"tables[0].columns.amont: column does not exist in {source} (did you mean 'amount'?)" in rec.stderr
 
     # --- the daemon: no event of this table is a match ---------------------------------------------
     bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
