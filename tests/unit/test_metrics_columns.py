@@ -47,3 +47,12 @@ def test_telemetry_counts_a_batch_per_column_and_the_event_once() -> None:
     assert registry.get_sample_value("parity_events_total", events) == 2
     # Not a verdict: the drift ratio's denominator does not grow.
     assert registry.get_sample_value("parity_verdicts_total", {"table": T, "outcome": "match"}) == 0
+
+
+def test_the_status_document_names_the_columns_not_compared() -> None:
+    from parity.metrics.status import status_from_registry
+
+    registry = CollectorRegistry()
+    m = Metrics(registry, tables=[T], columns={T: ["id", "owner"]})
+    m.column_not_compared(T, "owner", "column_missing", 4)
+    assert status_from_registry(registry)["tables"][T]["columns_not_compared"] == {"owner": 4}
