@@ -191,3 +191,39 @@ def test_a_typo_column_is_never_a_match_and_config_check_live_names_it(
     assert _missing_lines(logs) == [(source, "amont")]
     labels = {"table": source, "column": "amont", "reason": "column_missing"}
     assert registry.get_sample_value(METRIC, labels) == 3
+
+
+def test_shadow_mode_does_not_apply_an_event_without_a_dropped_column(
+    pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
+) -> None:
+    """Shadow mode: a write without the column would leave that attribute silently stale, so the
+    event is not applied: `not_compared`, and the item keeps its last applied state."""
+    suffix = unique("colshadow")
+    dep = deploy_example(
+        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
+        table_overrides={**FAST_GRACE, "mode": "shadow"},
+    )
+    source = dep.config.tables[0].source
+    table, target = dep.names["payments"], dep.names["Payments"]
+    bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
+    client = dynamodb.client()
+    runner, registry = _daemon(dep)
+    with structlog.testing.capture_logs() as logs, pg.connect() as conn, runner:
+        conn.autocommit = True
+        for pid in (1, 2):
+            _insert(conn, table, pid)
+        assert _settle(dep, bridge, kafka, runner, at_least=2) == {"applied": 2}
+        conn.execute(f"ALTER TABLE public.{table} DROP COLUMN transaction_reference")
+        _insert(conn, table, 3, with_reference=False)
+        conn.execute(f"UPDATE public.{table} SET amount = 99.00 WHERE payment_id = 1")
+        counts = _settle(dep, bridge, kafka, runner, at_least=4)
+
+    assert counts == {"applied": 2, "not_compared": 2}, counts
+    assert _missing_lines(logs) == [(source, "transaction_reference")]
+    labels = {"table": source, "column": "transaction_reference", "reason": "column_missing"}
+    assert registry.get_sample_value(METRIC, labels) == 2
+    key = {"CustomerId": {"N": "101"}, "PaymentDateId": {"S": "2024-03-01T12:00:00Z#1"}}
+    item = client.get_item(TableName=target, Key=key, ConsistentRead=True)["Item"]
+    assert item["Amount"] == {"N": "11.5"} and item["TransactionReference"] == {"S": "ref-1"}
+    key3 = {"CustomerId": {"N": "103"}, "PaymentDateId": {"S": "2024-03-01T12:00:00Z#3"}}
+    assert "Item" not in client.get_item(TableName=target, Key=key3, ConsistentRead=True)
