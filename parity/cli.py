@@ -33,11 +33,20 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
 
 
 @config_app.command("check")
-def config_check(files: Annotated[list[Path], typer.Argument(help="Configuration files to validate.")]) -> None:
-    """Validate configuration files; print one line per file. Exit 2 if any is invalid."""
+def config_check(
+    files: Annotated[list[Path], typer.Argument(help="Configuration files to validate.")],
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Also connect to Postgres (postgres.dsn) and check that every mapped "
+                     "table and column exists."),
+    ] = False,
+) -> None:
+    """Validate configuration files; print one line per file. Exit 2 if any is invalid (with --live:
+    also if a mapped table or column does not exist), 1 if Postgres cannot be reached."""
     from parity.config_loader import load_config
 
     failed = False
+    unreachable = False
     for f in files:
         try:
             cfg = load_config(f)
@@ -45,10 +54,40 @@ def config_check(files: Annotated[list[Path], typer.Argument(help="Configuration
             typer.echo(str(exc), err=True)
             failed = True
             continue
+        if live:
+            errors, problem = _live_errors(cfg, f.name)
+            if problem is not None:
+                typer.echo(f"{f.name}: cannot check against the database: {problem}", err=True)
+                unreachable = True
+                continue
+            if errors:
+                for line in errors:
+                    typer.echo(line, err=True)
+                failed = True
+                continue
         modes = ", ".join(f"{t.source}->{t.write_table} ({t.mode})" for t in cfg.tables)
         typer.echo(f"{f.name}: ok: {len(cfg.tables)} table(s): {modes}")
     if failed:
         raise typer.Exit(2)
+    if unreachable:
+        raise typer.Exit(1)
+
+
+def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
+    """(errors, None), or ([], why the database could not be asked). Uses doctor's connection
+    (read-only, timeouts) and column probe; the DSN and its password are never printed."""
+    import psycopg
+
+    from parity.doctor import _first_line, _pg_connect
+    from parity.doctor.checks_postgres import live_column_errors
+
+    try:
+        with _pg_connect(cfg)() as conn:
+            return live_column_errors(conn, cfg, where), None
+    except psycopg.Error as exc:
+        text = f"{type(exc).__name__}: {_first_line(exc)}"
+        secret = cfg.postgres.dsn.get_secret_value()
+        return [], text.replace(secret, "<postgres.dsn>") if secret else text
 
 
 @app.command()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from parity.core.columns import compared_columns, missing_columns
 from parity.core.config import SET_TYPES, ColumnRule, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import UNAVAILABLE
@@ -465,6 +466,8 @@ class ItemMapper:
         self._converters = {col: converter(mapping.rule(col)) for col in mapping.columns}
         self.key_columns: frozenset[str] = frozenset(c for t in self._keys for c in t.columns)
         self.key_attributes: tuple[str, ...] = tuple(mapping.keys)
+        self.compared_columns = compared_columns(mapping, (c for t in self._indexes for c in t.columns))
+        self._compared_set = frozenset(self.compared_columns)
         self.plan = ComparisonPlan(mapping)
 
     def __repr__(self) -> str:
@@ -522,6 +525,13 @@ class ItemMapper:
         if _size_bound(item) > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:
             raise MappingError(f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES} byte limit")
         return item, key
+
+    def missing(self, row: Mapping[str, Any]) -> tuple[str, ...]:
+        """Columns the mapping compares that `row` does not carry at all (not even as TOAST):
+        the table has no such column (see `parity.core.columns`)."""
+        if row.keys() >= self._compared_set:  # the per-event common case, as one set operation in C
+            return ()
+        return missing_columns(self.compared_columns, row)
 
     def unavailable(self, row: Mapping[str, Any]) -> list[str]:
         """Attributes whose value is not in the event (TOAST), so cannot be verified from it."""

@@ -92,6 +92,7 @@ def live_status(daemon: Daemon) -> dict[str, Any]:
     status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
     status["ready"] = daemon.ready()
     status["schema_drift"] = daemon.pipeline.schema_drift()
+    status["columns_missing"] = daemon.pipeline.columns_missing()
     return status
 
 
@@ -102,6 +103,7 @@ def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
         registry,
         version=parity_version(),
         tables=[t.source for t in config.tables],
+        columns={t.source: list(t.columns) for t in config.tables},
         drift_window_s=config.daemon.drift_window_s,
     )
     telemetry = PrometheusTelemetry(metrics)

@@ -28,7 +28,9 @@ from parity.core.config import ParityConfig
 from parity.daemon.run import STREAM_FACT, STREAM_HEARTBEAT_S, state_path
 from parity.daemon.state import StateStore
 
-RESOLVED = ("match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "skipped", "truncate")
+RESOLVED = (
+    "match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "not_compared", "skipped", "truncate"
+)
 # A snapshot older than this says the daemon is not live: several missed heartbeats, or one batch
 # stuck that long (DynamoDB or Kafka unreachable; /readyz tells which).
 LIVE_WITHIN_S = 6 * STREAM_HEARTBEAT_S

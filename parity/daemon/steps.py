@@ -7,6 +7,9 @@ Every record ends in exactly one outcome, counted per source table:
   superseded     a newer event for the same key arrived before this one was decided
   duplicate      same key and an LSN not newer than one already seen (a redelivery)
   unverified     the recheck store was full: reported, never silently dropped
+  not_compared   the event lacks a mapped column altogether (reason `column_missing`: dropped from
+                 the table, or misspelt in the mapping): neither compared nor applied, counted per
+                 column, logged once per (table, column); see parity.core.columns
   dead_letter    could not be decoded or mapped: sent to the dead-letter topic with a reason
   skipped        heartbeats, transaction metadata, tombstones, snapshot rows under policy `skip`
   truncate       a TRUNCATE: counted and the table is marked for reconciliation
@@ -30,6 +33,7 @@ from typing import Any
 import orjson
 import structlog
 
+from parity.core.columns import COLUMN_MISSING
 from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, display_pair, same
 from parity.core.config import ColumnRule, ParityConfig, TableMapping
 from parity.core.errors import DecodeError, MappingError
@@ -89,6 +93,7 @@ class Work:
     lsn: int
     event_ts: float
     consumed_at: float
+    missing: tuple[str, ...] = ()  # mapped columns the event does not carry at all: not_compared
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ class BatchResult:
     snapshot_done: set[str] = field(default_factory=set)
     shadow_writes: int = 0
     truncate_deleted: dict[str, int] = field(default_factory=dict)  # table -> items deleted by a TRUNCATE
+    not_compared: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (table, column, reason)
 
     def count(self, source: str, outcome: str, n: int = 1, op: str = "unknown") -> None:
         self.outcomes[(source, outcome)] += n
@@ -183,6 +189,7 @@ class Pipeline:
         self.caught_up: Callable[[TopicPartition], bool] = lambda tp: False
         self._columns_seen: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
+        self._columns_missing: dict[str, set[str]] = {}  # every mapped column events lacked, per table
         self._known_attrs = {
             t.source: frozenset(self.mappers[t.source].plan.rules)
             | frozenset(t.ignore_attributes)
@@ -204,6 +211,10 @@ class Pipeline:
     def schema_drift(self) -> dict[str, list[str]]:
         """Source columns seen in events but absent from the mapping (for status and logs)."""
         return {t: sorted(c) for t, c in self._schema_drift.items()}
+
+    def columns_missing(self) -> dict[str, list[str]]:
+        """Mapped columns that events arrived without (for status and logs)."""
+        return {t: sorted(c) for t, c in self._columns_missing.items()}
 
     def verdict(
         self, mapper: ItemMapper, expected: Item | None, actual: Item | None, unavailable: tuple[str, ...]
@@ -285,7 +296,7 @@ class Pipeline:
                 result.count(mapping.source, "dead_letter", op=event.op.value)
                 continue
             works.append(work)
-            if ahead is not None and mapping.mode == "verify":
+            if ahead is not None and mapping.mode == "verify" and not work.missing:
                 last = self._last_lsn.get(work.key_id)
                 if last is None or work.lsn > last or event.snapshot:  # else a duplicate: no read
                     ahead.offer(work.target, mapping, work.key, work.key_id)
@@ -297,6 +308,19 @@ class Pipeline:
         if row is not None:
             expected, key = mapper.item_and_key(row)
             unavailable = tuple(mapper.unavailable(row))
+            absent = mapper.missing(row)
+            if absent:
+                seen_missing = self._columns_missing.setdefault(mapping.source, set())
+                for col in absent:
+                    if col not in seen_missing:
+                        seen_missing.add(col)
+                        log.warning(
+                            "mapped column not in the events of its table: they are not compared",
+                            table=mapping.source,
+                            column=col,
+                            reason=COLUMN_MISSING,
+                            mode=mapping.mode,
+                        )
             extra = self._unmapped_columns(mapping, row)
             if extra:
                 seen = self._schema_drift.setdefault(mapping.source, set())
@@ -327,6 +351,7 @@ class Pipeline:
             key = mapper.key(source_row)
             expected = None
             unavailable = ()
+            absent = ()
         target = mapping.write_table
         return Work(
             record=rec,
@@ -341,6 +366,7 @@ class Pipeline:
             lsn=event.lsn or 0,
             event_ts=ts,
             consumed_at=now,
+            missing=absent,
         )
 
     def collapse(self, works: list[Work], result: BatchResult) -> list[Work]:
@@ -398,6 +424,14 @@ class Pipeline:
         return result
 
     def _dispatch(self, works: list[Work], now: float, result: BatchResult, ahead: ReadAhead) -> None:
+        for w in works:
+            if w.missing:
+                # Comparing the rest would call the event a match with an attribute unchecked;
+                # applying it (shadow) would leave that attribute silently stale. Neither: counted.
+                result.count(w.mapping.source, "not_compared", op=w.event.op.value)
+                for col in w.missing:
+                    result.not_compared[(w.mapping.source, col, COLUMN_MISSING)] += 1
+        works = [w for w in works if not w.missing]
         verify = [w for w in works if w.mapping.mode == "verify"]
         shadow = [w for w in works if w.mapping.mode == "shadow"]
         if verify:

@@ -57,6 +57,8 @@ class PrometheusTelemetry(Telemetry):
             m.observe_verdict_latency(table, latency)
         for dl in result.dead_letters:
             m.dead_letter(dl.source or "<unknown>", dl.reason_class)
+        for (table, column, reason), n in result.not_compared.items():
+            m.column_not_compared(table, column, reason, n)
         for table, rows in result.snapshot_rows.items():
             shadow = pipeline.config.table(table).mode == "shadow"
             self.snapshot_rows[table] = self.snapshot_rows.get(table, 0) + rows

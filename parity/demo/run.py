@@ -177,6 +177,7 @@ class DemoRun:
         create_topics(AdminClient({"bootstrap.servers": bootstrap}), cfg.topics(), 4)
         registry = CollectorRegistry()
         metrics = Metrics(registry, version=parity_version(), tables=[t.source for t in cfg.tables],
+                          columns={t.source: list(t.columns) for t in cfg.tables},
                           drift_window_s=cfg.daemon.drift_window_s)
         daemon = build_daemon(cfg, telemetry=PrometheusTelemetry(metrics))
         probe = ReachabilityProbe(cfg).start()  # the same wiring as `parity run` (daemon/main.py)

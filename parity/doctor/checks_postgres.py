@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from parity.core.columns import absent_column_errors
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.mapping import ItemMapper
 from parity.doctor.report import Check, fail, ok, warn
@@ -178,6 +179,33 @@ def _columns(conn: psycopg.Connection[Any], oid: int) -> dict[str, Column]:
         (oid,),
     ).fetchall()
     return {str(r[0]): Column(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), bool(r[5])) for r in rows}
+
+
+def table_columns(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str] | None:
+    """The live columns of `schema.table` in order; None when there is no such table."""
+    row = conn.execute(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
+        (schema, table),
+    ).fetchone()
+    return None if row is None else list(_columns(conn, row[0]))
+
+
+def live_column_errors(conn: psycopg.Connection[Any], config: ParityConfig, where: str,
+                       mappings: Sequence[TableMapping] | None = None) -> list[str]:
+    """One line per mapped table or column the database does not have, naming the field of the
+    configuration file (`where`): the live half of `parity config check --live`, also the
+    reconciler's preflight. A mapped column the table lacks would otherwise never be compared."""
+    errors: list[str] = []
+    for i, m in enumerate(config.tables):
+        if mappings is not None and m not in mappings:
+            continue
+        existing = table_columns(conn, m.schema, m.table)
+        if existing is None:
+            errors.append(f"{where}: tables[{i}].source: table {m.source} does not exist")
+        else:
+            errors.extend(absent_column_errors(m, i, existing, where=where))
+    return errors
 
 
 def _index_columns(conn: psycopg.Connection[Any], oid: int, flag: str) -> tuple[str, ...]:

@@ -4,9 +4,11 @@ Rules the catalog keeps (and tests/unit/test_metrics_catalog.py checks):
 - every name starts with `parity_`, uses base units (`_seconds`, `_bytes`, `_ratio`), counters end
   in `_total`;
 - labels are bounded: a table, a topic and partition, an operation, an op code, an outcome or a
-  kind from a fixed set. Never a key or a value: a label per key would grow without bound and
-  would leak data into the monitoring system. Label values from a fixed set are checked here, so a
-  typo fails loudly in the caller's test instead of creating a new series.
+  kind from a fixed set, or a column named by the table's mapping (registered per table, so a
+  column the configuration does not name is refused). Never a key or a value: a label per key
+  would grow without bound and would leak data into the monitoring system. Label values from a
+  fixed set are checked here, so a typo fails loudly in the caller's test instead of creating a
+  new series.
 
 Adapters receive a `Metrics` built on a registry they are given (a fresh `CollectorRegistry` in
 tests, read back with `registry.get_sample_value`).
@@ -36,6 +38,7 @@ EVENT_OUTCOMES: Final = (
     "superseded",
     "duplicate",
     "unverified",
+    "not_compared",
     "dead_letter",
     "skipped",
     "truncate",
@@ -67,10 +70,12 @@ DYNAMO_ERROR_KINDS: Final = (
     "connection",
 )
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
+# Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
+NOT_COMPARED_REASONS: Final = ("column_missing",)
 
 # Label names allowed anywhere in the catalog (a test holds the catalog to this list).
 ALLOWED_LABELS: Final = frozenset(
-    {"table", "op", "outcome", "kind", "operation", "partition", "topic", "reason", "version"}
+    {"table", "op", "outcome", "kind", "operation", "partition", "topic", "reason", "version", "column"}
 )
 
 # Seconds. CDC lag runs from milliseconds (healthy streaming) to many minutes (a backlog or a
@@ -142,7 +147,7 @@ class Metrics:
 
     `tables` (source tables, schema.table) pre-creates every per-table series at zero, so a rate()
     over them exists from the first scrape and an absent series means a broken exporter, not an
-    idle table.
+    idle table. `columns` (table -> the columns its mapping names) bounds the `column` label.
     """
 
     def __init__(
@@ -151,6 +156,7 @@ class Metrics:
         *,
         version: str = "0.0.0",
         tables: Iterable[str] = (),
+        columns: Mapping[str, Iterable[str]] | None = None,
         drift_window_s: float = 300.0,
     ) -> None:
         # `*_created` series double the exposition size and no dashboard or alert uses them.
@@ -164,6 +170,7 @@ class Metrics:
         self._last_drift_kinds: dict[str, set[str]] = {}
         self._backfill_done: set[str] = set()
         self._dynamo_seen: set[tuple[str, str]] = set()
+        self._columns: dict[str, frozenset[str]] = {t: frozenset(c) for t, c in (columns or {}).items()}
 
         self.build_info = self._gauge(
             "parity_build_info", "Always 1; the version label says which parity runs.", ("version",)
@@ -225,6 +232,13 @@ class Metrics:
             "parity_dead_letters_total",
             "Records sent to the dead-letter topic, by reason class.",
             ("table", "reason"),
+        )
+        self.columns_not_compared = self._counter(
+            "parity_columns_not_compared_total",
+            "Events whose mapped column could not be compared (or applied), by column and reason "
+            "(column_missing: the event does not carry the column at all, e.g. it was dropped or the "
+            "mapping misspells it). Each such event's outcome is not_compared.",
+            ("table", "column", "reason"),
         )
 
         # --- DynamoDB -----------------------------------------------------------------------------
@@ -419,6 +433,14 @@ class Metrics:
     def dead_letter(self, table: str, reason: str) -> None:
         self.dead_letters.labels(table=table, reason=_one_of(reason, DEAD_LETTER_REASONS, "reason")).inc()
 
+    def column_not_compared(self, table: str, column: str, reason: str, count: int = 1) -> None:
+        # The column label is bounded by the configuration: only columns the table's mapping names.
+        if column not in self._columns.get(table, frozenset()):
+            raise ValueError(f"column {column!r} is not a mapped column of {table!r}")
+        self.columns_not_compared.labels(
+            table=table, column=column, reason=_one_of(reason, NOT_COMPARED_REASONS, "reason")
+        ).inc(count)
+
     # ----- DynamoDB -------------------------------------------------------------------------------
 
     def dynamo_request(self, table: str, operation: str, duration_s: float, error_kind: str | None = None) -> None:
@@ -528,6 +550,7 @@ __all__ = [
     "DYNAMO_ERROR_KINDS",
     "DYNAMO_OPERATIONS",
     "EVENT_OUTCOMES",
+    "NOT_COMPARED_REASONS",
     "OPS",
     "RECONCILE_OUTCOMES",
     "SHADOW_OUTCOMES",

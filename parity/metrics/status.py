@@ -42,6 +42,7 @@ def status_from_registry(
                 "drift_by_kind": {},
                 "shadow_apply": {},
                 "reconcile_last_run_drift": {},
+                "columns_not_compared": {},
             },
         )
 
@@ -57,6 +58,8 @@ def status_from_registry(
                 table(t)["drift_by_kind"][s.labels["kind"]] = int(s.value)
             elif s.name == "parity_shadow_apply_total" and t:
                 table(t)["shadow_apply"][s.labels["outcome"]] = int(s.value)
+            elif s.name == "parity_columns_not_compared_total" and t:
+                table(t)["columns_not_compared"][s.labels["column"]] = int(s.value)
             elif s.name == "parity_reconcile_last_run_drift_keys" and t:
                 table(t)["reconcile_last_run_drift"][s.labels["kind"]] = int(s.value)
             elif s.name in _PER_TABLE_GAUGES and t:

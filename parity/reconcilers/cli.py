@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
                     typer.echo(f"error: {exc}", err=True)
-                    raise typer.Exit(2 if "not a mapped table" in str(exc) else 3) from None
+                    config_error = isinstance(exc, ConfigError) or "not a mapped table" in str(exc)
+                    raise typer.Exit(2 if config_error else 3) from None
                 path = write_report(report, Path(cfg.reconcile.report_dir))
                 if as_json:
                     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

@@ -31,9 +31,9 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from parity.core.config import TableMapping, template_fields
+from parity.core.config import ParityConfig, TableMapping, template_fields
 from parity.core.digest import MASK, row_hash
-from parity.core.errors import MappingError
+from parity.core.errors import ConfigError, MappingError
 from parity.core.mapping import ItemMapper
 from parity.core.values import Item
 from parity.reconcilers.coverage import NUMERIC_TYPE_OIDS, NotCompared, primary_key_json, reason_of
@@ -74,6 +74,18 @@ def row_query(mapping: TableMapping) -> sql.Composed:
         sql.SQL("{c} = {p}").format(c=sql.Identifier(c), p=sql.Placeholder()) for c in mapping.primary_key
     )
     return sql.SQL("SELECT {columns} FROM {table} WHERE {where}").format(columns=columns, table=table, where=where)
+
+
+def check_mapped_columns(dsn: str, config: ParityConfig, mappings: Sequence[TableMapping]) -> None:
+    """Refuse to reconcile a table whose mapping names a column it does not have: its SELECT would
+    fail on an obscure error, and the attribute would be compared nowhere. Same text as
+    `parity config check --live` (the file name is not known here)."""
+    from parity.doctor.checks_postgres import live_column_errors
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        errors = live_column_errors(conn, config, "<config>", mappings)
+    if errors:
+        raise ConfigError("; ".join(errors))
 
 
 def estimated_rows(dsn: str, mappings: Sequence[TableMapping]) -> int:

@@ -57,6 +57,7 @@ from parity.reconcilers.postgres import (
     PartitionReader,
     PartitionTask,
     RowLookup,
+    check_mapped_columns,
     estimated_rows,
     exported_snapshot,
     merge_partition,
@@ -270,6 +271,7 @@ class Reconciler:
         self, group: TargetGroup, report: dict[str, Any], segments: int, workers: int, resume: bool
     ) -> None:
         started = time.monotonic()
+        check_mapped_columns(self.dsn, self.config, group.selected)  # fail loudly, before any read
         cp = self._checkpoint(group, segments, workers, resume)
         segments, workers, buckets = cp.data["segments"], cp.data["workers"], cp.data["buckets"]
         selected = [ItemMapper(m) for m in group.selected]

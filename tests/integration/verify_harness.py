@@ -115,8 +115,8 @@ def create_topics(kafka: Any, topics: list[str], partitions: int = 4) -> None:
 
 
 class DaemonThread:
-    def __init__(self, config: ParityConfig) -> None:
-        self.daemon: Daemon = build_daemon(config)
+    def __init__(self, config: ParityConfig, telemetry: Any | None = None) -> None:
+        self.daemon: Daemon = build_daemon(config, telemetry=telemetry)
         self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
 
     def __enter__(self) -> DaemonThread:

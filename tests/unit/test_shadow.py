@@ -431,3 +431,18 @@ def test_truncate_apply_deletes_the_tables_items_in_stream_order_and_buries_them
 def test_truncate_apply_is_refused_outside_shadow_mode() -> None:
     with pytest.raises(ConfigError, match="truncate"):
         _config(truncate="apply", mode="verify")
+
+
+def test_an_event_without_a_mapped_column_is_not_applied_but_counted_not_compared() -> None:
+    """A partial write would leave the attribute silently stale in the shadow copy: not applied."""
+    h = Harness()
+    h.process([h.record("c", 100, after=_row())])
+    calls = len(h.table.calls)
+    row = _row(name="new")
+    del row["big"]  # the column was dropped from the table (or the mapping misspells it)
+    result = h.process([h.record("u", 200, after=row)])
+    assert _outcomes(result) == {"not_compared": 1}
+    assert result.not_compared == {(SOURCE, "big", "column_missing"): 1}
+    assert len(h.table.calls) == calls  # nothing written
+    item = h.table.get("A#1")
+    assert item is not None and item["name"] == {"S": "ann"} and item["_parity_version"] == {"N": "100"}
