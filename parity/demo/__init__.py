@@ -26,8 +26,9 @@ def register(app: typer.Typer) -> None:
             ".parity/demo"),
     ) -> None:
         """Start the local stack, run an application with injected drift, verify it live, reconcile,
-        and score what parity found. Exit 0 only when exactly the injected drift was reported
-        (1: not exact, 2: usage, 3: the stack could not run, 130: interrupted)."""
+        and score what parity found. Exit 0 only when exactly the injected drift was reported and
+        every event and row is accounted for (1: not exact or not accounted for, 2: usage, 3: the
+        stack could not run, 130: interrupted)."""
         from parity.demo.deploy import DemoSettings
 
         if lag_ms / 1000 >= grace:
@@ -102,5 +103,5 @@ def run_cli(settings: Any, *, keep: bool, as_json: bool) -> int:
         if live is not None:
             live.stop()
         signal.signal(signal.SIGTERM, previous)
-    return 0 if result["exact"] else 1
+    return 0 if result["exact"] and result["accounted"] else 1
 

@@ -40,6 +40,15 @@ def print_summary(result: dict[str, Any], out: Console) -> None:
     for note in result.get("notes", []):
         out.print(f"[yellow]note:[/yellow] {note}")
     out.print(f"stream: {result['stream']['events']} events decided, {result['stream']['drift']} confirmed drift")
+    acc = result.get("accounting", {})
+    out.print(f"accounting: {acc.get('records_on_topics')} records on the topics, {acc.get('consumed')} consumed, "
+              + ("every one with an outcome" if acc.get("adds_up") else "[red]the counts do not add up[/red]"))
+    cov = rec.get("coverage")
+    if cov is not None:
+        rows = sum(t["rows_in_postgres"] or 0 for t in cov["tables"].values())
+        compared = sum(t["rows_compared"] for t in cov["tables"].values())
+        out.print(f"coverage: {compared} of {rows} Postgres rows compared, {cov['not_compared_total']} rows or "
+                  "items not compared" + ("" if cov["adds_up"] else " [red](the counts do not add up)[/red]"))
     out.print(f"HTML report: {result['report_html']}   ({result['duration_s']}s in all)")
     if result["exact"]:
         out.print("[bold green]exact: every injected drift was detected with the right kind, and nothing else[/]")

@@ -76,6 +76,7 @@ def test_demo_reports_exactly_the_injected_drift(state_dir: Path) -> None:
     billing = result["workload"]["injected_billing"]
     assert billing >= 1
     assert result["reconcile"]["drift_total"] == payments + billing
+    assert_accounted(result)
     # The HTML report stands alone: inline SVG charts, no script, nothing fetched.
     html = Path(result["report_html"]).read_text()
     assert html.count("<svg") >= 3
@@ -96,4 +97,22 @@ def test_demo_without_drift_reports_none(state_dir: Path) -> None:
     assert result["reconcile"]["drift_total"] == 0
     outcomes = result["stream"]["outcomes"]["public.payments"]
     assert outcomes["match"] >= 100  # the seeded rows were verified, and the workload's changes too
+    assert_accounted(result)
+    assert result["reconcile"]["coverage"]["not_compared_total"] == 0
     assert_stopped(state_dir)
+
+
+def assert_accounted(result: dict[str, Any]) -> None:
+    """Every event and every row ended in a named, counted outcome, against counts parity did not
+    make (the broker's watermarks, count(*) in Postgres)."""
+    acc = result["accounting"]
+    assert acc["adds_up"] is True, acc
+    assert acc["records_on_topics"] == acc["consumed"] > 0
+    for source, t in acc["tables"].items():
+        assert t["consumed"] == t["outcomes"] + t["pending_rechecks"], source
+        assert t["pending_rechecks"] == 0, source
+    cov = result["reconcile"]["coverage"]
+    assert cov["adds_up"] is True, cov
+    for source, t in cov["tables"].items():
+        assert t["rows_in_postgres"] == t["rows_compared"] + t["rows_not_compared"] > 0, source
+    assert result["accounted"] is True
