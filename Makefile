@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+# requirements.lock: the image's dependencies, hashed. The tool is pinned and lives in its own venv.
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_VENV := .venv-lock
 
-.PHONY: all prereqs venv test test-unit lint typecheck demo bench clean
+.PHONY: all prereqs venv test test-unit lint typecheck demo bench lock clean
 
 all: test
 
@@ -16,8 +20,13 @@ prereqs:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,devstack]'
+	$(PY) -m pip install --quiet -e '.[dev,devstack,msk]'
 	@touch $(STAMP)
+
+# The benchmark alone uses kafka-python: its extra is installed for `make bench` only.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,devstack,msk,bench]'
+	@touch $(BENCH_STAMP)
 
 venv: $(STAMP)
 
@@ -37,8 +46,17 @@ test: prereqs $(STAMP) lint
 demo: prereqs $(STAMP)
 	$(VENV)/bin/parity demo
 
-bench: prereqs $(STAMP)
+bench: prereqs $(BENCH_STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
+# Regenerate requirements.lock after changing a runtime pin (tests/unit/test_deploy_files.py fails
+# until the lock agrees with pyproject.toml). Needs the package registry; commit the result.
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)'
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	  --strip-extras --extra msk --all-build-deps --no-emit-index-url --no-emit-find-links \
+	  --no-emit-trusted-host --output-file requirements.lock pyproject.toml
+
 clean:
-	rm -rf $(VENV) .parity .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) .parity .mypy_cache .ruff_cache .pytest_cache

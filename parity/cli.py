@@ -116,14 +116,27 @@ def status(
 
 def _mount_subcommands() -> None:
     """Sub-commands living in their own modules; imported here, at start-up of the CLI only."""
-    from parity import demo, doctor
-    from parity.devstack.cli import app as dev_app
+    from parity import doctor
     from parity.reconcilers import cli as reconcile_cli
 
-    app.add_typer(dev_app, name="dev")
     reconcile_cli.register(app)
     doctor.register(app)
-    demo.register(app)
+    # The container image leaves the local stack and the demo out (.dockerignore): mount them only
+    # where they are installed. Any other import error still surfaces.
+    try:
+        from parity.devstack.cli import app as dev_app
+    except ModuleNotFoundError as exc:
+        if exc.name != "parity.devstack":
+            raise
+    else:
+        app.add_typer(dev_app, name="dev")
+    try:
+        import parity.demo as demo
+    except ModuleNotFoundError as exc:
+        if exc.name != "parity.demo":
+            raise
+    else:
+        demo.register(app)
 
 
 _mount_subcommands()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from parity.core.config import DynamoConfig, KafkaConfig
+from parity.kafka_auth import client_options
 
 
 def dynamodb_client(cfg: DynamoConfig) -> Any:
@@ -34,6 +35,6 @@ def kafka_producer(cfg: KafkaConfig) -> Any:
             "acks": "all",
             "linger.ms": 5,
             "partitioner": "murmur2_random",
-            **cfg.options,
+            **client_options(cfg),
         }
     )

@@ -121,15 +121,38 @@ class ColumnRule(_Frozen):
         return self.type in SET_TYPES and {self.null_as, self.empty_set_as} == {"absent", "null"}
 
 
+class MskIamAuth(_Frozen):
+    """Amazon MSK IAM: SASL_SSL + OAUTHBEARER with a token signed from the AWS credentials of the
+    process (the `parity[msk]` extra; parity.kafka_auth builds the client settings)."""
+
+    type: Literal["msk_iam"]
+    region: str = Field(min_length=1)
+
+
+# Settings that msk_iam sets itself: a second source for them would contradict it or add a password.
+MSK_IAM_OWNS = ("security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password",
+                "sasl.oauthbearer.", "sasl.kerberos.", "oauth_cb")
+
+
 class KafkaConfig(_Frozen):
     bootstrap_servers: str
     topic_prefix: str
     group_id: str = "parity"
     # Passed to the Kafka client unchanged: security.protocol, sasl.*, ssl.* ...
     options: dict[str, str] = Field(default_factory=dict)
+    auth: Annotated[MskIamAuth, Field(discriminator="type")] | None = None
     drift_topic: str | None = "parity.drift"
     dead_letter_topic: str = "parity.dlq"
     session_timeout_ms: int = Field(default=10_000, ge=1000)
+
+    @model_validator(mode="after")
+    def _auth_owns_its_settings(self) -> KafkaConfig:
+        if self.auth is not None:
+            clash = sorted(k for k in self.options if k.startswith(MSK_IAM_OWNS))
+            if clash:
+                raise _PathError("options", f"{', '.join(clash)}: set by kafka.auth (type msk_iam); remove "
+                                            "them (no SASL password with IAM authentication)")
+        return self
 
     def topic_for(self, source: str) -> str:
         return f"{self.topic_prefix}.{source}"

@@ -44,7 +44,7 @@ class KafkaSource:
         bootstrap_servers: str,
         group_id: str,
         topics: Sequence[str],
-        options: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
         session_timeout_ms: int = 10_000,
         on_assign: Callable[[list[TP]], None] | None = None,
         on_revoke: Callable[[list[TP]], None] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from parity.clients import dynamodb_client, kafka_producer
 from parity.core.config import ParityConfig
@@ -11,6 +12,20 @@ from parity.daemon.run import Daemon, Telemetry, state_path
 from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
 from parity.daemon.source import KafkaSource
 from parity.daemon.state import StateStore
+from parity.kafka_auth import client_options
+
+
+def kafka_source(config: ParityConfig, **kwargs: Any) -> KafkaSource:
+    """The change-topic consumer, with the authentication of `kafka.auth` / `kafka.options`."""
+    k = config.kafka
+    return KafkaSource(
+        bootstrap_servers=k.bootstrap_servers,
+        group_id=k.group_id,
+        topics=config.topics(),
+        options=client_options(k),
+        session_timeout_ms=k.session_timeout_ms,
+        **kwargs,
+    )
 
 
 def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) -> Daemon:
@@ -21,13 +36,7 @@ def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) ->
         concurrency=config.daemon.dynamo_concurrency,
         observer=telemetry if isinstance(telemetry, DynamoObserver) else None,
     )
-    source = KafkaSource(
-        bootstrap_servers=k.bootstrap_servers,
-        group_id=k.group_id,
-        topics=config.topics(),
-        options=dict(k.options),
-        session_timeout_ms=k.session_timeout_ms,
-    )
+    source = kafka_source(config)
     producer = kafka_producer(k)
     shadow = None
     if any(t.mode == "shadow" for t in config.tables):

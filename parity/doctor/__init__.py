@@ -97,7 +97,9 @@ def _pg_connect(config: ParityConfig, timeout_s: float | None = None, *, session
 
 
 def _kafka_conf(config: ParityConfig) -> dict[str, Any]:
-    return {"bootstrap.servers": config.kafka.bootstrap_servers, "log_level": 0, **config.kafka.options}
+    from parity.kafka_auth import client_options
+
+    return {"bootstrap.servers": config.kafka.bootstrap_servers, "log_level": 0, **client_options(config.kafka)}
 
 
 @contextmanager

@@ -324,81 +324,380 @@ def test_an_injected_wrong_amount_is_a_value_mismatch() -> None:
 
 
 # --- IAM policies ---------------------------------------------------------------------------------------
+#
+# Every DynamoDB call site of the code is found by walking the syntax tree (file, enclosing function,
+# operation) and must be listed in NEEDED_BY with the policy files that must grant it. A policy must
+# grant exactly what its call sites need: a new call without a policy update fails, and so does a
+# policy that grants more than its mode uses. Layered files (shadow-truncate, repair-delete-unexpected)
+# are attached on top of their base and grant only what the base lacks.
 
 IAM = ROOT / "docs" / "iam"
 _ARN = re.compile(r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}(/index/[A-Za-z0-9_.-]{3,255})?")
 _WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
            "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"}
+_OPERATIONS = ("BatchGetItem", "GetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
+               "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable")
+_SNAKE = {re.sub(r"(?<!^)([A-Z])", r"_\1", op).lower(): op for op in _OPERATIONS}  # boto3 client methods
+
+# The DynamoDB policies, each standalone except where a base is named (attach both).
+DYNAMODB_POLICIES = {"verify": None, "shadow": None, "shadow-truncate": "shadow", "reconcile": None,
+                     "reconcile-repair": "reconcile", "repair-delete-unexpected": "reconcile-repair"}
+_READERS = frozenset({"verify", "shadow", "reconcile"})
+# (file, function, operation) -> the policies that must grant it. Empty: the doctor's permission
+# probes, which check on purpose what each mode needs (and report what is missing).
+NEEDED_BY: dict[tuple[str, str, str], frozenset[str]] = {
+    ("parity/daemon/dynamo.py", "DynamoStore._get_chunk", "BatchGetItem"): _READERS,
+    ("parity/daemon/dynamo.py", "DynamoStore.get", "GetItem"): _READERS,
+    # /readyz (reachability) and the doctor describe the mapped tables with the daemon's own role.
+    ("parity/doctor/checks_dynamodb.py", "describe", "DescribeTable"): _READERS,
+    ("parity/reconcilers/reconcile.py", "Reconciler._checkpoint", "DescribeTable"): frozenset({"reconcile"}),
+    ("parity/reconcilers/dynamo.py", "SegmentScanner.scan", "Scan"): frozenset({"reconcile"}),
+    ("parity/daemon/shadow.py", "ShadowApplier._transact", "UpdateItem"): frozenset({"shadow"}),
+    ("parity/daemon/shadow.py", "ShadowApplier._transact", "DeleteItem"): frozenset({"shadow"}),
+    ("parity/daemon/shadow.py", "ShadowApplier._apply_one", "UpdateItem"): frozenset({"shadow"}),
+    ("parity/daemon/shadow.py", "ShadowApplier._apply_one", "DeleteItem"): frozenset({"shadow"}),
+    # TRUNCATE with `truncate: apply` lists the target's items: the only Scan of shadow mode.
+    ("parity/daemon/shadow.py", "ShadowApplier.truncate", "Scan"): frozenset({"shadow-truncate"}),
+    ("parity/daemon/shadow.py", "ShadowApplier.truncate", "DeleteItem"): frozenset({"shadow"}),
+    ("parity/reconcilers/repair.py", "Repairer.run", "PutItem"): frozenset({"reconcile-repair"}),
+    ("parity/reconcilers/repair.py", "Repairer.run", "UpdateItem"): frozenset({"reconcile-repair"}),
+    # Repair deletes only `unexpected_in_target` items, and only with --delete-unexpected.
+    ("parity/reconcilers/repair.py", "Repairer.run", "DeleteItem"): frozenset({"repair-delete-unexpected"}),
+    **{("parity/doctor/checks_dynamodb.py", "probe_permissions", op): frozenset()
+       for op in ("GetItem", "BatchGetItem", "Scan", "UpdateItem", "DeleteItem")},
+}
+# Code that runs only against the local stack (demo, dev stack, the demo's workload) needs no policy.
+_LOCAL_ONLY = ("parity/devstack/", "parity/demo/", "parity/workload.py")
+
+
+def _policy(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((IAM / f"{name}.json").read_text())
+    return doc
 
 
 def _actions(policy: str) -> set[str]:
-    doc = json.loads((IAM / f"{policy}.json").read_text())
-    return {a for s in doc["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
+    return {a for s in _policy(policy)["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
+
+
+def _call_sites(root: Path = ROOT) -> set[tuple[str, str, str]]:
+    """(file, Class.function, operation) of every DynamoDB call in the package: `x.call("Scan", ...)`,
+    `operation, ... = "PutItem", ...`, and boto3 client methods (`client.describe_table(...)`, on a
+    name ending in `client`). The
+    items of a TransactWriteItems are authorized one by one (AWS: "Using IAM with DynamoDB
+    transactions"): it counts as the Put / Update / Delete the file builds (`{"Update": ...}`)."""
+    import ast
+
+    sites: set[tuple[str, str, str]] = set()
+    for path in sorted((root / "parity").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(_LOCAL_ONLY):
+            continue
+        text = path.read_text()
+
+        def visit(node: ast.AST, where: list[str], rel: str = rel, text: str = text) -> None:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                where = [*where, node.name]
+            found: str | None = None
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                first = node.args[0] if node.args else None
+                if node.func.attr == "call" and isinstance(first, ast.Constant) and first.value in _OPERATIONS:
+                    found = str(first.value)
+                elif (node.func.attr in _SNAKE and isinstance(node.func.value, ast.Name)
+                      and node.func.value.id.endswith("client")):
+                    found = _SNAKE[node.func.attr]
+            elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple) and node.value.elts
+                  and isinstance(node.targets[0], ast.Tuple) and isinstance(node.targets[0].elts[0], ast.Name)
+                  and node.targets[0].elts[0].id == "operation"):
+                first = node.value.elts[0]
+                if isinstance(first, ast.Constant) and first.value in _OPERATIONS:
+                    found = str(first.value)
+            if found is not None:
+                function = ".".join(where)
+                if found == "TransactWriteItems":
+                    for kind in ("Update", "Delete", "Put"):
+                        if f'{{"{kind}":' in text:
+                            sites.add((rel, function, f"{kind}Item"))
+                else:
+                    sites.add((rel, function, found))
+            for child in ast.iter_child_nodes(node):
+                visit(child, where)
+
+        visit(ast.parse(text), [])
+    return sites
+
+
+def _needed(policy: str) -> set[str]:
+    """What a policy must grant: its call sites' operations, less what its bases already grant."""
+    ops = {f"dynamodb:{op}" for (_f, _fn, op), policies in NEEDED_BY.items() if policy in policies}
+    base = DYNAMODB_POLICIES[policy]
+    while base is not None:
+        ops -= {f"dynamodb:{op}" for (_f, _fn, op), policies in NEEDED_BY.items() if base in policies}
+        base = DYNAMODB_POLICIES[base]
+    return ops
+
+
+def policy_problems(policy: str, granted: set[str]) -> list[str]:
+    """Why `granted` is not exactly what `policy` needs (empty: it is)."""
+    needed = _needed(policy)
+    problems = [f"{policy}: grants {a}, which none of its call sites needs" for a in sorted(granted - needed)]
+    problems += [f"{policy}: lacks {a}" for a in sorted(needed - granted)]
+    return problems
 
 
 @pytest.mark.parametrize("path", sorted(IAM.glob("*.json")), ids=lambda p: p.name)
-def test_iam_policies_are_valid_json_scoped_to_tables_and_indexes(path: Path) -> None:
+def test_iam_policies_are_valid_json_with_scoped_allows(path: Path) -> None:
     doc = json.loads(path.read_text())
     assert doc["Version"] == "2012-10-17"
-    assert doc["Statement"]
+    assert any(s["Effect"] == "Allow" for s in doc["Statement"])
     for statement in doc["Statement"]:
-        assert statement["Effect"] == "Allow" and statement["Sid"]
+        assert statement["Effect"] in ("Allow", "Deny") and statement["Sid"]
         assert isinstance(statement["Action"], list) and statement["Action"]
-        assert all("*" not in a for a in statement["Action"]), "no wildcard actions"
         assert isinstance(statement["Resource"], list) and statement["Resource"]
-        for arn in statement["Resource"]:
-            assert _ARN.fullmatch(arn), f"{path.name}: {arn} is not scoped to one table or index"
+        if statement["Effect"] == "Allow":
+            assert all("*" not in a for a in statement["Action"]), "no wildcard actions"
+            assert "*" not in statement["Resource"], f"{path.name}: an Allow on every resource"
+            for arn in statement["Resource"]:
+                if arn.startswith("arn:aws:dynamodb:"):
+                    assert _ARN.fullmatch(arn), f"{path.name}: {arn} is not scoped to one table or index"
 
 
-_OPERATIONS = ("BatchGetItem", "GetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
-               "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable")
+def test_every_iam_file_is_documented_and_known() -> None:
+    files = {p.stem for p in IAM.glob("*.json")}
+    assert files == set(DYNAMODB_POLICIES) | {"kms-dynamodb", "msk-consumer"}
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    for name in files:
+        assert f"(iam/{name}.json)" in deploy, f"docs/deploy.md does not link {name}.json"
 
 
-# A call site: `store.call("Scan", ...)` (the name may be on the next line) or `operation, ... = "PutItem"`;
-# not a mere mention such as a tuple of operation names.
-_CALLED = re.compile(r'(?:\.call\(\s*|\boperation(?:, \w+)* = )"(\w+)"')
+@pytest.mark.parametrize("policy", sorted(DYNAMODB_POLICIES))
+def test_dynamodb_policies_deny_requests_without_tls(policy: str) -> None:
+    doc = _policy(policy)
+    tls = [s for s in doc["Statement"]
+           if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert tls, f"{policy}: no Deny for requests without aws:SecureTransport"
+    assert tls[0]["Action"] == ["dynamodb:*"]
+    granted_on = {r for s in doc["Statement"] if s["Effect"] == "Allow" for r in s["Resource"]}
+    assert set(tls[0]["Resource"]) >= granted_on
 
 
-def _operations(*patterns: str) -> set[str]:
-    """DynamoDB operations the code names (`store.call("Scan", ...)`, `operation = "PutItem"`), plus
-    the one behind the store's `batch_get` helper."""
-    ops: set[str] = set()
-    for pattern in patterns:
-        for path in ROOT.glob(pattern):
-            text = path.read_text()
-            named = {op for op in _CALLED.findall(text) if op in _OPERATIONS}
-            if "TransactWriteItems" in named:
-                # No IAM action of that name: each item of a transaction is authorized by its own
-                # action (AWS: "Using IAM with DynamoDB transactions").
-                named.discard("TransactWriteItems")
-                named |= {f"{kind}Item" for kind in ("Update", "Delete", "Put") if f'{{"{kind}":' in text}
-            ops |= named
-            if ".batch_get(" in text:
-                ops.add("BatchGetItem")
-    return {f"dynamodb:{op}" for op in ops}
+def test_every_dynamodb_call_site_is_mapped_to_the_policies_that_need_it() -> None:
+    sites = _call_sites()
+    assert len(sites) >= 10, "found almost no DynamoDB call: the scan is broken"
+    unmapped = sorted(sites - set(NEEDED_BY))
+    assert not unmapped, f"new DynamoDB call sites: add them to NEEDED_BY and to the policies: {unmapped}"
+    stale = sorted(set(NEEDED_BY) - sites)
+    assert not stale, f"NEEDED_BY names call sites that are gone: {stale}"
 
 
-def test_verify_is_read_only_and_covers_what_the_daemon_reads() -> None:
-    verify = _actions("verify")
-    assert not verify & _WRITES
-    reads = _operations("parity/daemon/*.py") - _operations("parity/daemon/shadow.py")
-    assert reads, "found no DynamoDB call in the daemon"
-    assert reads <= verify
-    assert verify == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:DescribeTable"}
+@pytest.mark.parametrize("policy", sorted(DYNAMODB_POLICIES))
+def test_each_dynamodb_policy_grants_exactly_what_its_mode_calls(policy: str) -> None:
+    granted = _actions(policy)
+    base = DYNAMODB_POLICIES[policy]
+    if base is not None:
+        assert not granted & _actions(base), f"{policy} repeats what {base} grants"
+    assert policy_problems(policy, granted) == []
 
 
-def test_shadow_adds_exactly_the_writes_shadow_mode_makes() -> None:
-    shadow = _actions("shadow")
-    writes = _operations("parity/daemon/shadow.py")
-    assert writes, "found no DynamoDB call in shadow mode"
-    assert shadow - _actions("verify") == writes
+@pytest.mark.parametrize(("policy", "extra"), [("verify", "dynamodb:PutItem"), ("shadow", "dynamodb:Scan"),
+                                               ("reconcile-repair", "dynamodb:DeleteItem"),
+                                               ("reconcile", "dynamodb:Query")])
+def test_a_policy_granting_more_than_needed_is_refused(policy: str, extra: str) -> None:
+    assert policy_problems(policy, _actions(policy) | {extra}) == [
+        f"{policy}: grants {extra}, which none of its call sites needs"]
 
 
-def test_reconcile_is_read_only_and_repair_adds_only_writes() -> None:
-    reconcile = _actions("reconcile")
-    assert not reconcile & _WRITES
-    assert _operations("parity/reconcilers/*.py") - _WRITES <= reconcile
-    assert {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DescribeTable"} <= reconcile
-    repair = _actions("reconcile-repair")
-    assert repair - reconcile <= _WRITES and repair >= reconcile
-    assert _operations("parity/reconcilers/*.py") <= repair
+def test_the_least_privilege_splits() -> None:
+    assert not _actions("verify") & _WRITES and not _actions("reconcile") & _WRITES
+    assert "dynamodb:Scan" not in _actions("shadow")
+    assert _actions("shadow-truncate") == {"dynamodb:Scan"}
+    assert "dynamodb:DeleteItem" not in _actions("reconcile-repair")
+    assert _actions("repair-delete-unexpected") == {"dynamodb:DeleteItem"}
+
+
+def test_the_kms_policy_lets_dynamodb_use_the_key_and_nothing_else() -> None:
+    doc = _policy("kms-dynamodb")
+    (allow,) = [s for s in doc["Statement"] if s["Effect"] == "Allow"]
+    assert set(allow["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
+    assert all(re.fullmatch(r"arn:aws:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}", r) for r in allow["Resource"])
+    via = allow["Condition"]["StringEquals"]["kms:ViaService"]
+    assert via == "dynamodb.us-east-1.amazonaws.com" or set(via) == {"dynamodb.us-east-1.amazonaws.com"}
+
+
+def test_the_msk_policy_covers_what_the_daemon_does_on_the_cluster() -> None:
+    doc = _policy("msk-consumer")
+    allows = [s for s in doc["Statement"] if s["Effect"] == "Allow"]
+    by_action: dict[str, list[str]] = {}
+    for s in allows:
+        for a in s["Action"]:
+            assert a.startswith("kafka-cluster:")
+            by_action.setdefault(a, []).extend(s["Resource"])
+    # connect; read the change topics; join its group and commit offsets there; write drift and dead
+    # letters with the idempotent producer (enable.idempotence in parity.clients.kafka_producer)
+    assert set(by_action) == {"kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
+                              "kafka-cluster:WriteDataIdempotently",
+                              "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData",
+                              "kafka-cluster:WriteData", "kafka-cluster:DescribeGroup",
+                              "kafka-cluster:AlterGroup"}
+    for action in ("Connect", "DescribeCluster", "WriteDataIdempotently"):
+        assert all(":cluster/" in r for r in by_action[f"kafka-cluster:{action}"]), action
+    assert "enable.idempotence" in (ROOT / "parity" / "clients.py").read_text()
+    assert all(":group/" in r for r in by_action["kafka-cluster:AlterGroup"])
+    writes = by_action["kafka-cluster:WriteData"]
+    assert writes and all(r.endswith(("/parity.drift", "/parity.dlq")) for r in writes), writes
+    assert all(":topic/" in r for r in by_action["kafka-cluster:ReadData"])
+    assert not any(r.endswith("/*") and ":topic/" in r for r in writes), "no writes to every topic"
+
+
+# --- supply chain: runtime dependencies, the hash-locked image, non-root and read-only --------------------
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+LOCK = ROOT / "requirements.lock"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)")
+# What the image installs: the runtime dependencies and these extras (MSK IAM is a deployment need).
+IMAGE_EXTRAS = ("msk",)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(requirements: list[str]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for req in requirements:
+        m = _PIN.match(req)
+        assert m, f"{req!r} is not pinned with =="
+        pins[_canonical(m.group(1))] = m.group(3)
+    return pins
+
+
+def _lock() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of requirements.lock (pip-compile --generate-hashes format)."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    current: str | None = None
+    for raw in LOCK.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        assert not line.startswith("-") or line.startswith("--hash="), f"an option line in the lock: {line!r}"
+        m = _PIN.match(line)
+        if m:
+            current = _canonical(m.group(1))
+            assert current not in entries, f"{current} twice"
+            entries[current] = (m.group(3), [])
+            line = line[m.end():]
+        assert current is not None, line
+        entries[current][1].extend(re.findall(r"--hash=sha256:([0-9a-f]{64})", line))
+    return entries
+
+
+def test_runtime_dependencies_are_only_what_the_daemon_needs() -> None:
+    runtime = _pins(PYPROJECT["project"]["dependencies"])
+    assert "kafka-python" not in runtime, "kafka-python is the benchmark's: it belongs to the bench extra"
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "kafka-python" in _pins(extras["bench"])
+    assert _pins(extras["msk"]) == {"aws-msk-iam-sasl-signer-python": "1.0.2"}
+    # No module of the package imports kafka-python (`import kafka`); the benchmark alone does.
+    for path in (ROOT / "parity").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) kafka\b", path.read_text(), re.MULTILINE), path
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^bench: .*\$\(BENCH_STAMP\)", make, re.MULTILINE), "make bench needs the bench extra"
+    assert re.search(r"^\$\(BENCH_STAMP\):.*\n(\t.*\n)*?\t.*install .*\.\[[a-z,]*\bbench\b", make, re.MULTILINE)
+    assert not re.search(r"^\$\(STAMP\):.*\n(\t.*\n)*?\t.*install .*\.\[[a-z,]*\bbench\b", make, re.MULTILINE)
+
+
+def test_the_lock_holds_every_runtime_pin_at_the_same_version_with_hashes() -> None:
+    lock = _lock()
+    wanted = _pins(PYPROJECT["project"]["dependencies"])
+    for extra in IMAGE_EXTRAS:
+        wanted |= _pins(PYPROJECT["project"]["optional-dependencies"][extra])
+    for name, version in wanted.items():
+        assert name in lock, f"{name} is not in requirements.lock: regenerate it (make lock)"
+        assert lock[name][0] == version, f"{name}: pyproject pins {version}, the lock {lock[name][0]}"
+    assert lock["psycopg-binary"][0] == wanted["psycopg"]  # psycopg[binary]: the extra's package too
+    for name, (version, hashes) in lock.items():
+        assert hashes, f"{name}=={version} has no hash"
+    # Nothing of the dev stack, the test tools, the devstack or the benchmark.
+    others = set()
+    for extra in ("dev", "devstack", "bench"):
+        others |= set(_pins(PYPROJECT["project"]["optional-dependencies"][extra]))
+    assert not others & set(lock), sorted(others & set(lock))
+    # The build backend is hash-locked as well: the image builds without build isolation.
+    backend = _pins(PYPROJECT["build-system"]["requires"])
+    for name, version in backend.items():
+        assert lock.get(name, ("", []))[0] == version, f"build requirement {name}=={version} is not locked"
+
+
+def test_the_lock_names_how_it_is_generated_and_no_index() -> None:
+    text = LOCK.read_text()
+    assert "make lock" in text
+    assert "--index-url" not in text and "--extra-index-url" not in text and "--find-links" not in text
+    assert "://" not in text, "no URL in the lock"
+
+
+def _dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def test_the_image_installs_the_lock_with_hashes_and_the_project_without_dependencies() -> None:
+    text = _dockerfile()
+    runs = re.findall(r"^RUN (.*)$", text, re.MULTILINE)
+    installs = [r for r in runs if " install " in r]
+    assert any("--require-hashes" in r and "-r requirements.lock" in r and "--no-deps" in r for r in installs)
+    project = [r for r in installs if re.search(r"install\b.*\s\.(\s|$)", r)]
+    assert project and all("--no-deps" in r and "--no-build-isolation" in r for r in project), project
+    for r in installs:  # every install is either the hashed lock or the project itself
+        assert "-r requirements.lock" in r or r in project, r
+    assert re.search(r"^COPY requirements\.lock ", text, re.MULTILINE)
+
+
+def test_the_image_carries_no_dev_stack_demo_bench_or_tests() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in ("tests", "bench", "parity/devstack", "parity/demo", "parity/workload.py"):
+        assert path in ignored, f"{path} would be copied into the image"
+    copies = re.findall(r"^COPY (?!--from)(.*)$", _dockerfile(), re.MULTILINE)
+    sources = {s for c in copies for s in c.split()[:-1]}
+    assert sources <= {"pyproject.toml", "README.md", "requirements.lock", "parity"}, sources
+
+
+def test_the_cli_runs_without_the_dev_stack_and_the_demo(tmp_path: Path) -> None:
+    """As in the image: parity/devstack and parity/demo are absent, `parity --help` and `run` work."""
+    import subprocess
+
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class _Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('parity.devstack', 'parity.demo', 'parity.workload'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Absent())\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "parity.cli", "--help"], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "run" in result.stdout and "doctor" in result.stdout and "reconcile" in result.stdout
+    assert " demo " not in result.stdout and " dev " not in result.stdout
+
+
+PARITY_IMAGE_SERVICES = sorted(n for n, s in SERVICES.items() if str(s.get("image", "")).startswith("parity:"))
+
+
+@pytest.mark.parametrize("name", PARITY_IMAGE_SERVICES)
+def test_parity_containers_run_as_non_root_on_a_read_only_root_filesystem(name: str) -> None:
+    service = SERVICES[name]
+    assert service.get("read_only") is True, f"{name}: read_only: true"
+    user = str(service.get("user", ""))
+    assert user and user.split(":")[0] not in ("root", "0"), f"{name}: a non-root user"
+    assert user.split(":")[0] == "10001", "the image's parity user (Dockerfile USER)"
+    assert "/tmp" in [str(t).split(":")[0] for t in service.get("tmpfs", [])], f"{name}: a tmpfs for /tmp"
+
+
+def test_the_daemons_keep_their_state_on_a_volume_and_nothing_else_writable() -> None:
+    for name in (n for n, s in SERVICES.items() if s.get("command", [None])[0] == "run"):
+        service = SERVICES[name]
+        writable = [v for v in service["volumes"] if not v.endswith(":ro")]
+        assert [v.split(":")[1] for v in writable] == ["/var/lib/parity"], (name, writable)
+    assert _compose_config().daemon.state_dir.startswith("/var/lib/parity/")
+    assert re.search(r'^VOLUME \["/var/lib/parity"\]$', _dockerfile(), re.MULTILINE)
