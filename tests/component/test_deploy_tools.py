@@ -41,6 +41,20 @@ def test_docker_compose_validates_the_file() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_docker_compose_resolves_parity_containers_to_non_root_and_read_only() -> None:
+    """As docker-compose resolves the anchors: every service of the parity image keeps user,
+    read_only and the /tmp tmpfs (a service that overrides the anchor would lose them)."""
+    result = _compose("config")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    built = {n: s for n, s in services.items() if str(s.get("image", "")).startswith("parity:")}
+    assert {"parity-1", "parity-2", "workload", "connect-init", "dynamodb-init"} <= set(built)
+    for name, service in built.items():
+        assert service.get("read_only") is True, name
+        assert str(service.get("user")) == "10001:10001", name
+        assert "/tmp" in service.get("tmpfs", []), name
+
+
 def test_credentials_come_from_the_env_file_named_at_run_time(tmp_path: Path) -> None:
     example = (ROOT / ".env.example").read_text()
     env_file = tmp_path / "prod.env"
