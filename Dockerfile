@@ -1,5 +1,5 @@
 # parity daemon image. Build: docker build -t parity:0.1.0 .
-# Run:   docker run --rm -v "$PWD/compose:/etc/parity:ro" parity:0.1.0 run --config /etc/parity/parity.yaml
+# Run:   docker run --rm --read-only --tmpfs /tmp -v "$PWD/compose:/etc/parity:ro" parity:0.1.0 run --config /etc/parity/parity.yaml
 #
 # Two stages: the first installs the dependencies into a virtualenv (pip, wheels and caches stay
 # behind); the second copies only that virtualenv onto the same pinned base, so the venv's
