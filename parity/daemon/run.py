@@ -172,6 +172,10 @@ class Daemon:
         if self.health.failing_since is None:
             self.health.failing_since = now
         self._failures += 1
+        if kind == "DynamoUnavailable":
+            # Grace periods run from the source commit, but the application's dual writes queued
+            # behind this outage land only after it: the redone checks' grace starts no earlier.
+            self.pipeline.grace_floor = now
         self.telemetry.failure(kind)
         log.warning("batch failed; rewinding to committed offsets", error=kind, detail=message, attempt=self._failures)
         self._rewind()

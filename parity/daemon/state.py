@@ -69,6 +69,9 @@ class DriftRecord:
     first_seen: float
     confirmed_at: float
     op: str
+    # For re-reads of open drift (kept in the state store only, never in the drift sinks).
+    expected: dict[str, Any] | None = None
+    unavailable: tuple[str, ...] = ()
 
     def key_text(self) -> str:
         return key_json(self.key)
@@ -88,6 +91,23 @@ class DriftRecord:
             },
             default=_plain,
         )
+
+
+RESOLUTION_HOWS = ("newer_event", "reread", "repair", "reconcile")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Open drift of a key found healed: `how` is one of RESOLUTION_HOWS."""
+
+    source: str
+    target: str
+    key: dict[str, Any]
+    how: str
+    at: float
+
+    def key_text(self) -> str:
+        return key_json(self.key)
 
 
 class StateStore:
