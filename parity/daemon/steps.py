@@ -551,6 +551,32 @@ class Pipeline:
             return False
         return not target_ahead or now >= c.first_seen + 2 * c.grace_s
 
+    def reread_open(self, entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...]]], now: float,
+                    result: BatchResult) -> None:
+        """Re-read keys with open drift ((source, target, key, expected, unavailable) each): those
+        that now hold the drifted event's expected state are resolved (`reread`). A key with a
+        check pending is left to that check (its newer event decides)."""
+        todo = []
+        ahead = ReadAhead(self.dynamo)
+        for source, target, key, expected, unavailable in entries:
+            try:
+                mapping = self.config.table(source)
+            except KeyError:  # the table left the configuration
+                continue
+            key_id = (target, canonical_key(key))
+            if key_id in self.rechecks:
+                continue
+            ahead.offer(target, mapping, key, key_id)
+            todo.append((source, target, key, key_id, expected, unavailable, mapping))
+        if not todo:
+            return
+        found = ahead.found()
+        for source, target, key, key_id, expected, unavailable, mapping in todo:
+            actual = found.get(target, {}).get(key_tuple(list(mapping.keys), key))
+            if not isinstance(self.verdict(self.mappers[source], expected, actual, unavailable), Mismatch):
+                self.open_drift.pop(key_id, None)
+                result.resolved.append(Resolution(source=source, target=target, key=key, how="reread", at=now))
+
     def _healed(self, key_id: KeyId, key: Item, how: str, now: float, result: BatchResult) -> None:
         source = self.open_drift.pop(key_id, None)
         if source is not None:
