@@ -464,3 +464,12 @@ def reread_item(text: str) -> tuple[str, dict[str, Any], dict[str, Any] | None, 
         None if expected is None else item_from_wire(expected),
         tuple(data["unavailable"]),
     )
+
+
+def reconcile_drift_keys(table_report: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """A reconcile report's drifted keys of one table: key_json text -> (kind, DynamoDB key)."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for entry in table_report.get("drift", []):
+        key = item_from_wire(entry["key"])
+        out[key_json(key)] = (entry["kind"], key)
+    return out

@@ -23,6 +23,7 @@ def collect_status(config: ParityConfig, state: StateStore | None = None) -> dic
         state = StateStore(path)
     counts = state.outcome_counts()
     drift = state.drift_by_kind()
+    lifecycle = state.drift_lifecycle()  # open drift now vs resolved (see state.py)
     facts = state.facts()
     snap_rows = facts.get("snapshot_rows", {})
     snap_done = set(facts.get("snapshot_done", []))
@@ -46,6 +47,7 @@ def collect_status(config: ParityConfig, state: StateStore | None = None) -> dic
                 "truncated_at": facts.get(f"truncated:{t.source}"),
             }
         )
+        row.update(lifecycle.get(t.source, {"drift_open": 0, "drift_resolved": 0, "drift_resolved_by": {}}))
         tables[t.source] = row
     return {"state": str(path), "tables": tables, "last_reconcile": facts.get("last_reconcile")}
 
@@ -65,6 +67,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         "mode",
         "verified",
         "drift",
+        "open drift",
         "drift ratio",
         "applied",
         "stale skipped",
@@ -79,6 +82,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
             t["mode"],
             str(t["verified"]),
             str(t["drift"]),
+            str(t.get("drift_open", 0)),
             f"{t.get('drift_ratio', 0.0):.4%}",
             str(t.get("applied", 0)),
             str(t.get("stale_skipped", 0)),
