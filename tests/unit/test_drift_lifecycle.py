@@ -195,3 +195,43 @@ def test_a_re_read_leaves_a_key_with_a_pending_check_to_that_check() -> None:
     result = h.tick(0.1)
     h.pipeline.reread_open([(SRC, "Accounts", {"PK": "ACC#1"}, _item(1, balance=Decimal("3")), ())], h.now, result)
     assert result.resolved == []
+
+
+# -- the reconcile schedule and the metrics ---------------------------------------------------------
+
+
+def test_a_reconcile_in_the_daemon_is_reflected_in_open_drift(state: StateStore) -> None:
+    import datetime as dt
+
+    from parity.reconcilers.schedule import ReconcileSchedule
+    from tests.unit.test_pipeline import _config
+
+    state.record_batch({}, [_drift(1, 10, 100.0), _drift(2, 20, 100.0)])
+    started = dt.datetime.fromtimestamp(200.0, dt.UTC).isoformat()
+    report = {
+        "run_id": "r1",
+        "started_at": started,
+        "tables": {SRC: {"target": "Accounts", "drift": [{"kind": "value_mismatch", "key": {"PK": {"S": "ACC#2"}}}]}},
+    }
+    ReconcileSchedule(_config())._reflect_in_open_drift(state, report)
+    assert state.open_drift_counts() == {SRC: 1}  # key 1 was clean, key 2 still drifted
+    assert state.drift_lifecycle()[SRC]["drift_resolved_by"] == {"reconcile": 1}
+
+
+def test_open_drift_gauge_and_resolution_counter() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from parity.daemon.telemetry import PrometheusTelemetry
+    from parity.metrics.catalog import Metrics
+
+    registry = CollectorRegistry()
+    telemetry = PrometheusTelemetry(Metrics(registry, tables=[SRC]))
+    assert registry.get_sample_value("parity_drift_open_keys", {"table": SRC}) == 0
+    telemetry.drift_open({SRC: 3})
+    assert registry.get_sample_value("parity_drift_open_keys", {"table": SRC}) == 3
+    telemetry.drift_open({})  # all resolved: back to zero, not left at 3
+    assert registry.get_sample_value("parity_drift_open_keys", {"table": SRC}) == 0
+    telemetry.drift_resolved(SRC, "reread", 2)
+    assert registry.get_sample_value("parity_drift_resolved_total", {"table": SRC, "reason": "reread"}) == 2
+    with pytest.raises(ValueError):
+        telemetry.drift_resolved(SRC, "magic", 1)
