@@ -196,9 +196,9 @@ class Daemon:
                 self.pipeline.open_drift[(target, canonical_key(key))] = source
         rows = self.state.reread_candidates(limit=self.reread_max_keys, older_than=now - self.reread_interval_s)
         entries = []
-        for _rowid, source, _key, text in rows:
+        for _rowid, source, _key, text, lsn in rows:
             target, key, expected, unavailable = reread_item(text)
-            entries.append((source, target, key, expected, unavailable))
+            entries.append((source, target, key, expected, unavailable, lsn))
         if entries:
             self.pipeline.reread_open(entries, now, result)
         self.telemetry.drift_open(self.state.open_drift_counts())

@@ -129,6 +129,10 @@ class Resolution:
     key: dict[str, Any]
     how: str
     at: float
+    # Only drift of LSNs up to this one is closed: a newer event closes what came before it (a
+    # replayed older event after a rewind must not close newer drift), a re-read closes the
+    # record it re-read. None: every open record of the key (a repair, a reconcile).
+    lsn: int | None = None
 
     def key_text(self) -> str:
         return key_json(self.key)
@@ -206,7 +210,7 @@ class StateStore:
         closed: list[Resolution] = []
         with self.transaction() as db:
             for r in resolutions:
-                if _close(db, r.source, r.key_text(), r.how, r.at, target=r.target):
+                if _close(db, r.source, r.key_text(), r.how, r.at, target=r.target, max_lsn=r.lsn):
                     closed.append(r)
         return closed
 
@@ -264,11 +268,12 @@ class StateStore:
                 (after_rowid,),
             ).fetchall()
 
-    def reread_candidates(self, *, limit: int, older_than: float) -> list[tuple[int, str, str, str]]:
-        """Open stream drift not re-read since `older_than`, least recently re-read first."""
+    def reread_candidates(self, *, limit: int, older_than: float) -> list[tuple[int, str, str, str, int]]:
+        """Open stream drift not re-read since `older_than`, least recently re-read first:
+        (rowid, source, key text, reread JSON, lsn)."""
         with self._lock:
             return self._db.execute(
-                "SELECT rowid, source, key, reread FROM drift WHERE resolved_at IS NULL AND reread IS NOT NULL "
+                "SELECT rowid, source, key, reread, lsn FROM drift WHERE resolved_at IS NULL AND reread IS NOT NULL "
                 "AND origin = 'stream' AND last_reread <= ? ORDER BY last_reread LIMIT ?",
                 (older_than, limit),
             ).fetchall()
@@ -400,17 +405,30 @@ def _lifecycle() -> dict[str, Any]:
     return {"drift_open": 0, "drift_resolved": 0, "drift_resolved_by": {}}
 
 
-def _close(db: sqlite3.Connection, source: str, key: str, how: str, at: float, *, target: str | None = None) -> int:
-    """Resolve the open drift rows of one key; queue a `resolved` record if stream drift closed."""
+def _close(
+    db: sqlite3.Connection,
+    source: str,
+    key: str,
+    how: str,
+    at: float,
+    *,
+    target: str | None = None,
+    max_lsn: int | None = None,
+) -> int:
+    """Resolve the open drift rows of one key (up to `max_lsn`); queue a `resolved` record for
+    each stream drift row closed."""
+    bound = (1 << 63) - 1 if max_lsn is None else max_lsn
     rows = db.execute(
-        "SELECT lsn, kind, origin, record FROM drift WHERE source = ? AND key = ? AND resolved_at IS NULL",
-        (source, key),
+        "SELECT lsn, kind, origin, record FROM drift WHERE source = ? AND key = ? AND resolved_at IS NULL "
+        "AND lsn <= ?",
+        (source, key, bound),
     ).fetchall()
     if not rows:
         return 0
     db.execute(
-        "UPDATE drift SET resolved_at = ?, resolved_how = ? WHERE source = ? AND key = ? AND resolved_at IS NULL",
-        (at, how, source, key),
+        "UPDATE drift SET resolved_at = ?, resolved_how = ? WHERE source = ? AND key = ? AND resolved_at IS NULL "
+        "AND lsn <= ?",
+        (at, how, source, key, bound),
     )
     for lsn, kind, origin, record in rows:
         if origin != "stream":

@@ -428,7 +428,7 @@ class Pipeline:
             else:
                 result.count(w.mapping.source, "match", op=w.event.op.value)
                 result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
-                self._healed(w.key_id, w.key, "newer_event", now, result)
+                self._healed(w.key_id, w.key, w.lsn, now, result)
 
     @staticmethod
     def _grace_s(w: Work) -> float:
@@ -506,7 +506,7 @@ class Pipeline:
                     continue
                 self._resolve(c, "match", result)
                 result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
-                self._healed(c.key_id, c.key, "newer_event", now, result)
+                self._healed(c.key_id, c.key, c.lsn or 0, now, result)
                 continue
             c.mismatch = verdict
             if at_grace_point:
@@ -551,36 +551,47 @@ class Pipeline:
             return False
         return not target_ahead or now >= c.first_seen + 2 * c.grace_s
 
-    def reread_open(self, entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...]]], now: float,
-                    result: BatchResult) -> None:
-        """Re-read keys with open drift ((source, target, key, expected, unavailable) each): those
-        that now hold the drifted event's expected state are resolved (`reread`). A key with a
-        check pending is left to that check (its newer event decides)."""
+    def reread_open(
+        self,
+        entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...], int]],
+        now: float,
+        result: BatchResult,
+    ) -> None:
+        """Re-read keys with open drift ((source, target, key, expected, unavailable, lsn) each):
+        those that now hold the drifted event's expected state are resolved (`reread`, that
+        record only). A key with a check pending, or with drift confirmed in this batch, is left
+        to its newer event."""
         todo = []
         ahead = ReadAhead(self.dynamo)
-        for source, target, key, expected, unavailable in entries:
+        fresh = {(d.target, canonical_key(d.key)) for d in result.drift}
+        for source, target, key, expected, unavailable, lsn in entries:
             try:
                 mapping = self.config.table(source)
             except KeyError:  # the table left the configuration
                 continue
             key_id = (target, canonical_key(key))
-            if key_id in self.rechecks:
+            if key_id in self.rechecks or key_id in fresh:
                 continue
             ahead.offer(target, mapping, key, key_id)
-            todo.append((source, target, key, key_id, expected, unavailable, mapping))
+            todo.append((source, target, key, key_id, expected, unavailable, lsn, mapping))
         if not todo:
             return
         found = ahead.found()
-        for source, target, key, key_id, expected, unavailable, mapping in todo:
+        for source, target, key, key_id, expected, unavailable, lsn, mapping in todo:
             actual = found.get(target, {}).get(key_tuple(list(mapping.keys), key))
             if not isinstance(self.verdict(self.mappers[source], expected, actual, unavailable), Mismatch):
                 self.open_drift.pop(key_id, None)
-                result.resolved.append(Resolution(source=source, target=target, key=key, how="reread", at=now))
+                result.resolved.append(
+                    Resolution(source=source, target=target, key=key, how="reread", at=now, lsn=lsn)
+                )
 
-    def _healed(self, key_id: KeyId, key: Item, how: str, now: float, result: BatchResult) -> None:
+    def _healed(self, key_id: KeyId, key: Item, lsn: int, now: float, result: BatchResult) -> None:
+        """A newer event of a key with open drift verified as a match: the key is healed."""
         source = self.open_drift.pop(key_id, None)
         if source is not None:
-            result.resolved.append(Resolution(source=source, target=key_id[0], key=key, how=how, at=now))
+            result.resolved.append(
+                Resolution(source=source, target=key_id[0], key=key, how="newer_event", at=now, lsn=lsn)
+            )
 
     def _resolve(self, c: PendingCheck, outcome: str, result: BatchResult) -> None:
         self.rechecks.remove(c.key_id)

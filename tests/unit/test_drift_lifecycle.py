@@ -126,7 +126,8 @@ def test_open_drift_keeps_what_a_re_read_needs(state: StateStore) -> None:
     from parity.daemon.state import reread_item
 
     state.record_batch({}, [_drift(1, 10, 100.0)])
-    [(rowid, source, key, text)] = state.reread_candidates(limit=10, older_than=100.0)
+    [(rowid, source, key, text, lsn)] = state.reread_candidates(limit=10, older_than=100.0)
+    assert lsn == 10
     assert (source, key) == (SRC, key_json({"PK": "ACC#1"}))
     target, item_key, expected, unavailable = reread_item(text)
     assert (target, item_key, expected, unavailable) == ("Accounts", {"PK": "ACC#1"}, _item(1), ())
@@ -178,7 +179,7 @@ def test_a_re_read_resolves_open_drift_once_the_late_write_has_landed() -> None:
     for _ in range(11):
         h.tick(1.0)
     [d] = h.drift()
-    entry = (d.source, d.target, d.key, d.expected, d.unavailable)
+    entry = (d.source, d.target, d.key, d.expected, d.unavailable, d.lsn)
     still = h.tick(1.0)
     h.pipeline.reread_open([entry], h.now, still)
     assert still.resolved == []  # still missing: stays open
@@ -193,7 +194,7 @@ def test_a_re_read_leaves_a_key_with_a_pending_check_to_that_check() -> None:
     h.store.put("Accounts", _item(1, balance=Decimal("3")))
     h.process(h.record("u", _row(1), id_=1))  # pending
     result = h.tick(0.1)
-    h.pipeline.reread_open([(SRC, "Accounts", {"PK": "ACC#1"}, _item(1, balance=Decimal("3")), ())], h.now, result)
+    h.pipeline.reread_open([(SRC, "Accounts", {"PK": "ACC#1"}, _item(1, balance=Decimal("3")), (), 1)], h.now, result)
     assert result.resolved == []
 
 
@@ -235,3 +236,14 @@ def test_open_drift_gauge_and_resolution_counter() -> None:
     assert registry.get_sample_value("parity_drift_resolved_total", {"table": SRC, "reason": "reread"}) == 2
     with pytest.raises(ValueError):
         telemetry.drift_resolved(SRC, "magic", 1)
+
+
+def test_a_resolution_closes_only_drift_up_to_its_lsn(state: StateStore) -> None:
+    """A replayed older event (after a rewind) that matches must not close newer drift."""
+    state.record_batch({}, [_drift(1, 50, 100.0)])
+    older = Resolution(source=SRC, target="Accounts", key={"PK": "ACC#1"}, how="newer_event", at=150.0, lsn=40)
+    assert state.resolve_drift([older]) == []
+    assert state.open_drift_counts() == {SRC: 1}
+    newer = Resolution(source=SRC, target="Accounts", key={"PK": "ACC#1"}, how="newer_event", at=160.0, lsn=60)
+    assert state.resolve_drift([newer]) == [newer]
+    assert state.open_drift_counts() == {}
