@@ -247,3 +247,67 @@ def test_a_resolution_closes_only_drift_up_to_its_lsn(state: StateStore) -> None
     newer = Resolution(source=SRC, target="Accounts", key={"PK": "ACC#1"}, how="newer_event", at=160.0, lsn=60)
     assert state.resolve_drift([newer]) == [newer]
     assert state.open_drift_counts() == {}
+
+
+def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(tmp_path: Path) -> None:
+    """After a restart: open drift is loaded from the state store, re-read (bounded), and a key
+    whose late write has landed is resolved, with a `resolved` record in the drift log."""
+    from types import SimpleNamespace
+
+    import orjson
+
+    from parity.daemon.run import Daemon, Telemetry
+    from parity.daemon.sinks import JsonLinesFile
+    from parity.daemon.steps import BatchResult
+    from tests.fakes import FakeDynamoStore
+    from tests.unit.test_pipeline import _config
+
+    class Seen(Telemetry):
+        open: dict[str, int] | None = None
+        resolved: list[tuple[str, str, int]] = []
+
+        def drift_open(self, counts: dict[str, int]) -> None:
+            self.open = counts
+
+        def drift_resolved(self, source: str, how: str, n: int) -> None:
+            self.resolved.append((source, how, n))
+
+    state = StateStore(tmp_path / "state.sqlite")
+    state.record_batch({}, [_drift(1, 10, 100.0), _drift(2, 20, 100.0)])
+    store = FakeDynamoStore()
+    store.create_table("Accounts", ["PK"])
+    store.put("Accounts", _item(1))  # key 1's late write has landed; key 2 is still missing
+    log = JsonLinesFile(tmp_path / "drift.jsonl")
+    telemetry = Seen()
+    daemon = Daemon(
+        _config(),
+        source=SimpleNamespace(),  # type: ignore[arg-type]
+        dynamo=store,  # type: ignore[arg-type]
+        state=state,
+        dead_letters=SimpleNamespace(),  # type: ignore[arg-type]
+        drift_topic=None,
+        drift_file=log,
+        telemetry=telemetry,
+    )
+    try:
+        result = BatchResult()
+        rows = daemon._reread_open_drift(105.0, result)
+        assert rows == []  # confirmed at 100: not due for a re-read before 110
+        assert set(daemon.pipeline.open_drift.values()) == {SRC}
+        assert len(daemon.pipeline.open_drift) == 2
+        result = BatchResult()
+        rows = daemon._reread_open_drift(115.0, result)
+        assert len(rows) == 2
+        assert [(r.key, r.how) for r in result.resolved] == [({"PK": "ACC#1"}, "reread")]
+        daemon._persist(result)
+        state.touch_reread(rows, 115.0)
+        assert state.open_drift_counts() == {SRC: 1}
+        assert telemetry.open == {SRC: 1}
+        assert telemetry.resolved == [(SRC, "reread", 1)]
+        lines = [orjson.loads(x) for x in (tmp_path / "drift.jsonl").read_text().splitlines()]
+        # The outbox emits the two (not yet emitted) drift records first, then the resolution.
+        assert [x.get("event", "drift") for x in lines] == ["drift", "drift", "resolved"]
+        assert (lines[2]["how"], lines[2]["key"], lines[2]["lsn"]) == ("reread", {"PK": "ACC#1"}, 10)
+        assert daemon._reread_open_drift(118.0, BatchResult()) == []  # bounded: once per interval
+    finally:
+        state.close()
