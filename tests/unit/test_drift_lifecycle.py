@@ -263,8 +263,9 @@ def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(t
     from tests.unit.test_pipeline import _config
 
     class Seen(Telemetry):
-        open: dict[str, int] | None = None
-        resolved: list[tuple[str, str, int]] = []
+        def __init__(self) -> None:
+            self.open: dict[str, int] | None = None
+            self.resolved: list[tuple[str, str, int]] = []
 
         def drift_open(self, counts: dict[str, int]) -> None:
             self.open = counts
