@@ -189,11 +189,11 @@ class Daemon:
         from parity.daemon.state import reread_item
         from parity.daemon.steps import canonical_key
 
-        for rowid, source, _key, text in self.state.open_drift(self._open_rowid):
+        for rowid, source, _key, text, lsn in self.state.open_drift(self._open_rowid):
             self._open_rowid = max(self._open_rowid, rowid)
             if text:
                 target, key, _expected, _unavailable = reread_item(text)
-                self.pipeline.open_drift[(target, canonical_key(key))] = source
+                self.pipeline.open_drift[(target, canonical_key(key))] = (source, lsn)
         rows = self.state.reread_candidates(limit=self.reread_max_keys, older_than=now - self.reread_interval_s)
         entries = []
         for _rowid, source, _key, text, lsn in rows:

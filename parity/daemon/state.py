@@ -260,11 +260,12 @@ class StateStore:
                 opened += 1
         return {"resolved": closed, "opened": opened}
 
-    def open_drift(self, after_rowid: int = 0) -> list[tuple[int, str, str, str | None]]:
-        """Open drift rows after `after_rowid`: (rowid, source, key text, reread JSON)."""
+    def open_drift(self, after_rowid: int = 0) -> list[tuple[int, str, str, str | None, int]]:
+        """Open drift rows after `after_rowid`: (rowid, source, key text, reread JSON, lsn)."""
         with self._lock:
             return self._db.execute(
-                "SELECT rowid, source, key, reread FROM drift WHERE resolved_at IS NULL AND rowid > ? ORDER BY rowid",
+                "SELECT rowid, source, key, reread, lsn FROM drift WHERE resolved_at IS NULL AND rowid > ? "
+                "ORDER BY rowid",
                 (after_rowid,),
             ).fetchall()
 

@@ -187,7 +187,7 @@ class Pipeline:
         self.grace_floor = 0.0
         # Keys with open (confirmed, not yet resolved) drift, loaded from the state store at start:
         # a newer event that verifies as a match resolves the key's drift.
-        self.open_drift: dict[KeyId, str] = {}
+        self.open_drift: dict[KeyId, tuple[str, int]] = {}  # -> (source, LSN of the open record)
         self._columns_seen: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
         self._known_attrs = {
@@ -531,7 +531,7 @@ class Pipeline:
             unavailable=c.unavailable,
         )
         result.drift.append(record)
-        self.open_drift[c.key_id] = c.source
+        self.open_drift[c.key_id] = (c.source, c.lsn or 0)
         result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
 
     def _stream_passed(self, c: PendingCheck, until: float, now: float, target_ahead: bool = False) -> bool:
@@ -549,7 +549,13 @@ class Pipeline:
             return True
         if not self.caught_up(c.tp):
             return False
-        return not target_ahead or now >= c.first_seen + 2 * c.grace_s
+        # "Caught up" covers only what Debezium has delivered so far: a newer change committed
+        # before the deciding read may still be on its way (seen under kill -9: a replayed create
+        # read long after its grace point, with the row's later delete already in DynamoDB but not
+        # yet in Kafka). It gets one grace period from when parity first saw the event, two when
+        # the target is ahead. Waiting does not change the verdict (nothing is read again), only
+        # leaves time for a newer event to supersede it.
+        return now >= c.first_seen + (2 if target_ahead else 1) * c.grace_s
 
     def reread_open(
         self,
@@ -586,12 +592,15 @@ class Pipeline:
                 )
 
     def _healed(self, key_id: KeyId, key: Item, lsn: int, now: float, result: BatchResult) -> None:
-        """A newer event of a key with open drift verified as a match: the key is healed."""
-        source = self.open_drift.pop(key_id, None)
-        if source is not None:
-            result.resolved.append(
-                Resolution(source=source, target=key_id[0], key=key, how="newer_event", at=now, lsn=lsn)
-            )
+        """A newer event of a key with open drift verified as a match: the key is healed. (An older
+        event replayed after a rewind is not newer than the drift: it closes nothing.)"""
+        entry = self.open_drift.get(key_id)
+        if entry is None or lsn < entry[1]:
+            return
+        del self.open_drift[key_id]
+        result.resolved.append(
+            Resolution(source=entry[0], target=key_id[0], key=key, how="newer_event", at=now, lsn=lsn)
+        )
 
     def _resolve(self, c: PendingCheck, outcome: str, result: BatchResult) -> None:
         self.rechecks.remove(c.key_id)

@@ -294,7 +294,7 @@ def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(t
         result = BatchResult()
         rows = daemon._reread_open_drift(105.0, result)
         assert rows == []  # confirmed at 100: not due for a re-read before 110
-        assert set(daemon.pipeline.open_drift.values()) == {SRC}
+        assert set(daemon.pipeline.open_drift.values()) == {(SRC, 10), (SRC, 20)}
         assert len(daemon.pipeline.open_drift) == 2
         result = BatchResult()
         rows = daemon._reread_open_drift(115.0, result)

@@ -365,13 +365,55 @@ def test_the_verdict_does_not_depend_on_when_the_stream_condition_is_met() -> No
 
 
 def test_an_event_consumed_after_its_grace_point_is_decided_by_its_first_read() -> None:
+    """A backlog: consumed 20 s after the commit. The first read decides; "caught up" confirms it
+    only a grace period later (a newer change may still be on its way through Debezium), and a
+    write that lands meanwhile, 21 s after the commit, does not change the verdict."""
     h = Harness()
     h.pipeline.caught_up = lambda tp: True
     h.store.put("Accounts", _item(1, owner="eve"))
     rec = h.record("u", _row(1), id_=1)
-    h.now += 20.0  # a backlog: consumed 20 s after the commit
+    h.now += 20.0
     h.process(rec)
+    h.tick(1.0)
+    h.store.put("Accounts", _item(1))
+    for _ in range(8):
+        h.tick(1.0)
+    assert h.drift() == []  # waiting for the stream, not reading again
+    h.tick(1.0)
     assert [d.kind for d in h.drift()] == ["value_mismatch"]
+
+
+def test_a_newer_event_still_on_its_way_supersedes_a_backlog_check() -> None:
+    """kill -9 replay: an old create is read after its grace point and the row's later delete is
+    already in DynamoDB but not yet consumed. The delete event, arriving within a grace period,
+    supersedes the check: no false `missing_in_target`."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    create = h.record("c", _row(1), id_=1)
+    h.now += 5.0
+    delete = h.record("d", _row(1), id_=1)
+    h.now += 20.0  # replayed long after both commits; the item is already deleted
+    h.process(create)
+    for _ in range(3):
+        h.tick(1.0)
+    h.process(delete)
+    for _ in range(15):
+        h.tick(1.0)
+    assert h.drift() == []
+    assert h.outcomes() == {"superseded": 1, "match": 1}
+
+
+def test_a_replayed_older_event_does_not_resolve_newer_drift() -> None:
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1, owner="eve"))
+    h.process(h.record("u", _row(1), id_=1, lsn=5000))
+    for _ in range(11):
+        h.tick(1.0)
+    assert len(h.drift()) == 1
+    h.pipeline.revoke([TP])  # a rewind forgets the key's newest LSN
+    h.process(h.record("u", _row(1, owner="eve"), id_=1, lsn=4000))  # an older event, matching
+    assert [r for res in h.results for r in res.resolved] == []
 
 
 def test_after_a_dynamodb_outage_the_grace_period_runs_from_its_end() -> None:
