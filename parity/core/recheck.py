@@ -1,9 +1,17 @@
 """Pending mismatches waiting out their grace period.
 
 A DynamoDB write may land after the CDC event that describes it (dual writes are not atomic),
-so a mismatch is only a suspicion. It is re-read on a schedule measured from the first
-mismatch (default +1 s, +2 s, +5 s, +15 s, +30 s) and becomes drift only if it still differs
-once the grace period has passed. A newer event for the same key supersedes the pending check.
+so a mismatch is only a suspicion. The grace period runs from the *source commit* (the event's
+`ts_ms`, what an SRE sets the grace against), or from the end of a DynamoDB outage the daemon saw
+if that is later (`grace_from`). The suspicion is re-read on a schedule measured from the first
+mismatch (default +1 s, +2 s, +5 s, +15 s, +30 s), keeping only the points before the grace
+point, and once more exactly at the grace point. That read decides: if it still differs, the
+check stops reading (`decided_at`) and waits only for the stream to pass the read (a newer event
+for the key would supersede it; the pipeline says when, see `Pipeline._stream_passed`); it is
+drift as soon as that holds, and since nothing is read again the verdict does not depend on
+when the consumer catches up. A verified delete
+(`confirm_only`) is never final before its grace-point read: a late write of the old row could
+otherwise resurrect it unseen.
 
 Pure: time is passed in. Durability comes from the offset ledger (a pending check holds its
 Kafka offset back), so this store itself lives in memory and is bounded: when it is full, new
@@ -42,17 +50,25 @@ class PendingCheck:
     seq: int = 0  # the store's sequence number of this check's live heap entry
     attempts: int = 0
     due: float = field(default=0.0)
+    grace_from: float | None = None  # None: the source commit (event_ts)
+    confirm_only: bool = False  # a delete seen absent: only the grace-point read remains
+    decided_at: float | None = None  # time of the grace-point read that still differed
+
+    def grace_point(self) -> float:
+        start = self.event_ts if self.grace_from is None else max(self.event_ts, self.grace_from)
+        return start + self.grace_s
 
     def next_due(self) -> float:
-        """Due time of the next re-read: schedule offsets from first_seen, then the last gap again."""
-        sched = self.schedule
-        if self.attempts < len(sched):
-            return self.first_seen + sched[self.attempts]
-        gap = sched[-1] - sched[-2] if len(sched) > 1 else sched[-1]
-        return self.first_seen + sched[-1] + gap * (self.attempts - len(sched) + 1)
+        """Due time of the next read: the schedule's points (from first_seen) that come before the
+        grace point, then the grace point itself. Nothing is read after it (see module doc)."""
+        point = self.grace_point()
+        if self.confirm_only:
+            return point
+        early = [self.first_seen + s for s in self.schedule if self.first_seen + s < point]
+        return early[self.attempts] if self.attempts < len(early) else point
 
     def grace_over(self, now: float) -> bool:
-        return now >= self.first_seen + self.grace_s
+        return now >= self.grace_point()
 
 
 class RecheckStore:
@@ -61,6 +77,8 @@ class RecheckStore:
         self._checks: dict[KeyId, PendingCheck] = {}
         self._heap: list[tuple[float, int, KeyId]] = []
         self._seq = itertools.count()
+        # Checks whose grace-point read still differed: no more reads, only the stream to wait for.
+        self._decided: dict[KeyId, PendingCheck] = {}
 
     def __len__(self) -> int:
         return len(self._checks)
@@ -75,9 +93,13 @@ class RecheckStore:
         """Schedule `check`. False when the store is full (the caller reports it as unverified)."""
         if check.key_id not in self._checks and len(self._checks) >= self.capacity:
             return False
-        check.due = check.next_due()
+        self._decided.pop(check.key_id, None)
         check.seq = next(self._seq)
         self._checks[check.key_id] = check
+        if check.decided_at is not None:
+            self._decided[check.key_id] = check
+            return True
+        check.due = check.next_due()
         heapq.heappush(self._heap, (check.due, check.seq, check.key_id))
         return True
 
@@ -88,7 +110,18 @@ class RecheckStore:
             check.seq = next(self._seq)
             heapq.heappush(self._heap, (check.due, check.seq, check.key_id))
 
+    def decide(self, check: PendingCheck, read_at: float) -> None:
+        """The grace-point read at `read_at` still differed: stop reading, wait for the stream."""
+        check.decided_at = read_at
+        check.seq = next(self._seq)  # its heap entry, if any, is stale from now on
+        if self._checks.get(check.key_id) is check:
+            self._decided[check.key_id] = check
+
+    def decided(self) -> list[PendingCheck]:
+        return list(self._decided.values())
+
     def remove(self, key_id: KeyId) -> PendingCheck | None:
+        self._decided.pop(key_id, None)
         return self._checks.pop(key_id, None)
 
     def due(self, now: float, limit: int = 10_000) -> list[PendingCheck]:
@@ -108,6 +141,7 @@ class RecheckStore:
         gone = [c for c in self._checks.values() if c.tp in tps]
         for c in gone:
             del self._checks[c.key_id]
+            self._decided.pop(c.key_id, None)
         return gone
 
     def oldest_first_seen(self) -> float | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from parity.core.config import ParityConfig
@@ -45,6 +46,20 @@ class Telemetry:
 
     def failure(self, kind: str) -> None:
         return None
+
+    def drift_open(self, counts: dict[str, int]) -> None:
+        """Keys with open drift per table (absent tables: none)."""
+        return None
+
+    def drift_resolved(self, source: str, how: str, n: int) -> None:
+        return None
+
+
+# Open drift keys are re-read so that a late write that lands after confirmation is noticed:
+# at most REREAD_MAX_KEYS keys every REREAD_INTERVAL_S (least recently re-read first), so the
+# re-read costs at most 10 reads/s however much drift is open.
+REREAD_INTERVAL_S = 10.0
+REREAD_MAX_KEYS = 100
 
 
 @dataclass
@@ -89,6 +104,10 @@ class Daemon:
         self.health = Health()
         self._failures = 0
         self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
+        self.reread_interval_s = REREAD_INTERVAL_S
+        self.reread_max_keys = REREAD_MAX_KEYS
+        self._next_reread = 0.0
+        self._open_rowid = 0  # open drift rows up to this rowid are in pipeline.open_drift
         self.snapshot_rows: dict[str, int] = dict(state.facts().get("snapshot_rows", {}))
         self.snapshot_done: set[str] = set(state.facts().get("snapshot_done", []))
         # For `parity status` (a separate process): what this daemon consumed and still holds.
@@ -153,6 +172,7 @@ class Daemon:
             self._caught_up.clear()
             self._caught_up.update(tp for tp, n in lag.items() if n == 0)
             self.pipeline.recheck_due(now, result)
+            reread = self._reread_open_drift(now, result)
             if self._dynamo_trouble:
                 # The reads succeeded only after DynamoDB came back: an application's dual writes
                 # queued behind the same outage may not have landed yet, and grace periods ran
@@ -160,6 +180,8 @@ class Daemon:
                 # a full grace period after the outage (no false drift), and nothing is skipped.
                 raise DynamoUnavailable("DynamoDB was unreachable during the batch; redoing it")
             self._persist(result, self._stream_facts(now, lag, result))
+            if reread:
+                self.state.touch_reread(reread, now)
             self._commit()
             self.telemetry.batch(result, self.pipeline)
             self.telemetry.consumer_lag(lag)
@@ -179,6 +201,30 @@ class Daemon:
                 raise
         return None
 
+    def _reread_open_drift(self, now: float, result: BatchResult) -> list[int]:
+        """Every reread_interval_s: pick up open drift recorded elsewhere (a reconcile, a restart),
+        re-read a bounded number of open keys, and publish the open count. Returns the rows read."""
+        if now < self._next_reread:
+            return []
+        self._next_reread = now + self.reread_interval_s
+        from parity.daemon.state import reread_item
+        from parity.daemon.steps import canonical_key
+
+        for rowid, source, _key, text, lsn in self.state.open_drift(self._open_rowid):
+            self._open_rowid = max(self._open_rowid, rowid)
+            if text:
+                target, key, _expected, _unavailable = reread_item(text)
+                self.pipeline.open_drift[(target, canonical_key(key))] = (source, lsn)
+        rows = self.state.reread_candidates(limit=self.reread_max_keys, older_than=now - self.reread_interval_s)
+        entries = []
+        for _rowid, source, _key, text, lsn in rows:
+            target, key, expected, unavailable = reread_item(text)
+            entries.append((source, target, key, expected, unavailable, lsn))
+        if entries:
+            self.pipeline.reread_open(entries, now, result)
+        self.telemetry.drift_open(self.state.open_drift_counts())
+        return [r[0] for r in rows]
+
     def _dynamo_unreachable(self, detail: str) -> None:
         # Mid-batch, while DynamoStore still retries: not ready from the first failed attempt, so
         # /readyz is false for the whole outage. A completed step clears it.
@@ -193,6 +239,10 @@ class Daemon:
         if self.health.failing_since is None:
             self.health.failing_since = now
         self._failures += 1
+        if kind == "DynamoUnavailable":
+            # Grace periods run from the source commit, but the application's dual writes queued
+            # behind this outage land only after it: the redone checks' grace starts no earlier.
+            self.pipeline.grace_floor = now
         self.telemetry.failure(kind)
         log.warning("batch failed; rewinding to committed offsets", error=kind, detail=message, attempt=self._failures)
         self._rewind()
@@ -274,6 +324,10 @@ class Daemon:
             self.snapshot_rows[source] = self.snapshot_rows.get(source, 0) + n
         self.snapshot_done |= result.snapshot_done
         new = self.state.record_batch(dict(result.outcomes), result.drift, facts)
+        if result.resolved:
+            result.resolved = self.state.resolve_drift(result.resolved)
+        if new or result.resolved:
+            self.telemetry.drift_open(self.state.open_drift_counts())
         if result.snapshot_rows or result.snapshot_done:
             self.state.set_fact("snapshot_rows", self.snapshot_rows)
             self.state.set_fact("snapshot_done", sorted(self.snapshot_done))
@@ -282,6 +336,13 @@ class Daemon:
         for source, n in result.truncate_deleted.items():
             log.warning("truncate applied", table=source, items_deleted=n)
             self.state.set_fact(f"truncate_applied:{source}", {"at": self.clock(), "items_deleted": n})
+        for r in result.resolved:
+            log.info(
+                "drift resolved",
+                table=r.source,
+                how=r.how,
+                key=r.key if not _redacted_key(self, r.source) else "<redacted>",
+            )
         if new:
             for d in new:
                 log.warning(
@@ -291,19 +352,33 @@ class Daemon:
                     # The very text drift.jsonl has, so the key can be grepped across both.
                     key=key_fragment(d.key) if not _redacted_key(self, d.source) else "<redacted>",
                 )
+        if new or result.resolved:
             self._emit_outbox()
 
     def _emit_outbox(self) -> None:
         rows = self.state.unemitted()
-        if not rows:
+        if rows:
+            values = [r[3] for r in rows]
+            if self.drift_file is not None:
+                self.drift_file.write(values)
+            if self.drift_topic is not None:
+                self.drift_topic.send([(r[1].encode(), r[3]) for r in rows])
+                self.drift_topic.flush()
+            self.state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
+        # `resolved` records (from this daemon, a reconcile or `parity repair`), after the drift
+        # records they close; the counter of resolutions is fed here, in one place.
+        resolved = self.state.unemitted_resolutions()
+        if not resolved:
             return
-        values = [r[3] for r in rows]
         if self.drift_file is not None:
-            self.drift_file.write(values)
+            self.drift_file.write([r[2] for r in resolved])
         if self.drift_topic is not None:
-            self.drift_topic.send([(r[1].encode(), r[3]) for r in rows])
+            self.drift_topic.send([(r[1].encode(), r[2]) for r in resolved])
             self.drift_topic.flush()
-        self.state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
+        self.state.mark_resolutions_emitted([r[0] for r in resolved])
+        for _id, _key, record in resolved:
+            data = orjson.loads(record)
+            self.telemetry.drift_resolved(data["table"], data["how"], 1)
 
     def _commit(self) -> None:
         offsets = self.pipeline.ledger.committable()

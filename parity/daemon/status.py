@@ -59,6 +59,7 @@ def collect_status(
         state = StateStore(path)
     counts = state.outcome_counts()
     drift = state.drift_by_kind()
+    lifecycle = state.drift_lifecycle()  # open drift now vs resolved (see state.py)
     facts = state.facts()
     snapshot = stream if stream is not None else facts.get(STREAM_FACT)
     pending = (snapshot or {}).get("pending_rechecks", {})
@@ -78,6 +79,7 @@ def collect_status(
                 "truncated_at": facts.get(f"truncated:{t.source}"),
             }
         )
+        row.update(lifecycle.get(t.source, {"drift_open": 0, "drift_resolved": 0, "drift_resolved_by": {}}))
         tables[t.source] = _counted(row, c, pending.get(t.source, 0))
     # Events of tables that are not configured are consumed too: without them the totals would
     # not add up to the records read.
@@ -215,6 +217,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         "consumed",
         "verified",
         "drift",
+        "open drift",
         "drift ratio",
         "pending",
         "applied",
@@ -234,6 +237,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
             str(t["consumed"]),
             str(t["verified"]),
             str(t["drift"]),
+            str(t.get("drift_open", 0)),
             f"{t.get('drift_ratio', 0.0):.4%}",
             str(t["pending_rechecks"]),
             str(t.get("applied", 0)),

@@ -43,7 +43,7 @@ from parity.core.mapping import ItemMapper, converter
 from parity.core.recheck import KeyId, PendingCheck, RecheckStore
 from parity.daemon.dynamo import BATCH_GET_LIMIT, DynamoStore, key_tuple
 from parity.daemon.source import Record
-from parity.daemon.state import DriftRecord
+from parity.daemon.state import DriftRecord, Resolution
 
 Item = dict[str, Any]
 log = structlog.get_logger("parity.daemon")
@@ -119,6 +119,7 @@ class BatchResult:
     shadow_writes: int = 0
     truncate_deleted: dict[str, int] = field(default_factory=dict)  # table -> items deleted by a TRUNCATE
     not_compared: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (table, column, reason)
+    resolved: list[Resolution] = field(default_factory=list)  # open drift found healed in this batch
 
     def count(self, source: str, outcome: str, n: int = 1, op: str = "unknown") -> None:
         self.outcomes[(source, outcome)] += n
@@ -187,6 +188,12 @@ class Pipeline:
         # Per partition, the source time up to which every event has been consumed.
         self.progress: dict[TopicPartition, float] = {}
         self.caught_up: Callable[[TopicPartition], bool] = lambda tp: False
+        # The daemon sets this when DynamoDB comes back from an outage: the application's writes
+        # queued behind the same outage land after it, so no grace period starts before it.
+        self.grace_floor = 0.0
+        # Keys with open (confirmed, not yet resolved) drift, loaded from the state store at start:
+        # a newer event that verifies as a match resolves the key's drift.
+        self.open_drift: dict[KeyId, tuple[str, int]] = {}  # -> (source, LSN of the open record)
         self._columns_seen: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
         self._columns_missing: dict[str, set[str]] = {}  # every mapped column events lacked, per table
@@ -450,20 +457,29 @@ class Pipeline:
             verdict = self.verdict(w.mapper, w.expected, actual, w.unavailable)
             if isinstance(verdict, Mismatch):
                 self._suspect(w, verdict, now, result)
-            elif w.expected is None and w.mapping.confirm_deletes:
+            elif w.expected is None and w.mapping.confirm_deletes and now < self._grace_point(w):
                 self._suspect(w, None, now, result, confirm_only=True)
             else:
                 result.count(w.mapping.source, "match", op=w.event.op.value)
                 result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
+                self._healed(w.key_id, w.key, w.lsn, now, result)
+
+    @staticmethod
+    def _grace_s(w: Work) -> float:
+        if w.event.snapshot and w.mapping.snapshot_policy == "recheck":
+            return w.mapping.snapshot_grace_period_s
+        return w.mapping.grace_period_s
+
+    def _grace_point(self, w: Work) -> float:
+        """Grace runs from the source commit, or from the end of a DynamoDB outage (grace_floor)."""
+        return max(w.event_ts, self.grace_floor) + self._grace_s(w)
 
     def _suspect(
         self, w: Work, mismatch: Mismatch | None, now: float, result: BatchResult, *, confirm_only: bool = False
     ) -> None:
-        grace = w.mapping.grace_period_s
-        if w.event.snapshot and w.mapping.snapshot_policy == "recheck":
-            grace = w.mapping.snapshot_grace_period_s
-        # A confirmation is one re-read when the grace period ends; a suspicion follows the schedule.
-        schedule = (grace,) if confirm_only and grace > 0 else w.mapping.recheck_schedule_s
+        grace = self._grace_s(w)
+        # A confirmation is one read at the grace point; a suspicion follows the schedule up to it.
+        schedule = w.mapping.recheck_schedule_s
         check = PendingCheck(
             source=w.mapping.source,
             key_id=w.key_id,
@@ -479,7 +495,12 @@ class Pipeline:
             offset=w.record.offset,
             mismatch=mismatch,
             op=w.event.op.value,
+            grace_from=max(w.event_ts, self.grace_floor),
+            confirm_only=confirm_only,
         )
+        if mismatch is not None and check.grace_over(now):
+            # Consumed after its grace point (a backlog): this first read is the deciding one.
+            check.decided_at = now
         if self.rechecks.add(check):
             self.ledger.hold(w.record.tp, w.record.offset)
         else:
@@ -488,8 +509,17 @@ class Pipeline:
     def recheck_due(self, now: float, result: BatchResult | None = None) -> BatchResult:
         result = result or BatchResult()
         due = self.rechecks.due(now)
-        if not due:
-            return result
+        if due:
+            self._reread(due, now, result)
+        # Decided checks wait only for the stream: confirmed in the first step in which it holds,
+        # not at a later schedule point (by then a late write may have landed: a verdict that
+        # would depend on the consumer's timing).
+        for c in self.rechecks.decided():
+            if c.decided_at is not None and self._stream_passed(c, c.decided_at, now, c.mismatch.target_ahead):
+                self._confirm(c, now, result)
+        return result
+
+    def _reread(self, due: list[PendingCheck], now: float, result: BatchResult) -> None:
         mappings = {c.source: self.config.table(c.source) for c in due}
         ahead = ReadAhead(self.dynamo)  # the same chunked reads as a batch's, for the due checks
         for c in due:
@@ -500,38 +530,49 @@ class Pipeline:
             mapper = self.mappers[c.source]
             actual = found.get(c.key_id[0], {}).get(key_tuple(list(mapping.keys), c.key))
             verdict = self.verdict(mapper, c.expected, actual, c.unavailable)
+            at_grace_point = c.grace_over(now)
             if not isinstance(verdict, Mismatch):
+                if c.expected is None and mapping.confirm_deletes and not at_grace_point:
+                    # A delete seen absent is final only at the grace point, whichever way it got
+                    # here: a late write of the old row may still resurrect the item.
+                    c.confirm_only = True
+                    self.rechecks.reschedule(c)
+                    continue
                 self._resolve(c, "match", result)
                 result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
+                self._healed(c.key_id, c.key, c.lsn or 0, now, result)
                 continue
             c.mismatch = verdict
-            if c.grace_over(now) and self._stream_passed(c, c.event_ts + c.grace_s, now, verdict.target_ahead):
-                self._resolve(c, "drift", result)
-                result.drift.append(
-                    DriftRecord(
-                        source=c.source,
-                        target=c.key_id[0],
-                        key=c.key,
-                        kind=verdict.kind.value,
-                        diffs=[
-                            {"attribute": d.attribute, "expected": d.expected, "actual": d.actual}
-                            for d in verdict.diffs
-                        ],
-                        lsn=c.lsn or 0,
-                        first_seen=c.first_seen,
-                        confirmed_at=now,
-                        op=c.op,
-                    )
-                )
-                result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
+            if at_grace_point:
+                self.rechecks.decide(c, now)
             else:
                 self.rechecks.reschedule(c)
-        return result
+
+    def _confirm(self, c: PendingCheck, now: float, result: BatchResult) -> None:
+        verdict = c.mismatch
+        self._resolve(c, "drift", result)
+        record = DriftRecord(
+            source=c.source,
+            target=c.key_id[0],
+            key=c.key,
+            kind=verdict.kind.value,
+            diffs=[{"attribute": d.attribute, "expected": d.expected, "actual": d.actual} for d in verdict.diffs],
+            lsn=c.lsn or 0,
+            first_seen=c.first_seen,
+            confirmed_at=now,
+            op=c.op,
+            expected=c.expected,
+            unavailable=c.unavailable,
+        )
+        result.drift.append(record)
+        self.open_drift[c.key_id] = (c.source, c.lsn or 0)
+        result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
 
     def _stream_passed(self, c: PendingCheck, until: float, now: float, target_ahead: bool = False) -> bool:
-        """True once every event of the key's partition up to `until` has been consumed, so a newer
-        change to the key within the grace period would already have superseded this check.
-        Without it, a lagging consumer would report the target as drifted for being *ahead*.
+        """True once every event of the key's partition up to `until` (the deciding read) has been
+        consumed, so a newer change to the key committed before the read would already have
+        superseded this check. Without it, a lagging consumer would report the target as drifted
+        for being *ahead*.
 
         "Caught up" (nothing more in the partition) also counts, except that a target whose
         freshness column is *newer* than the event waits one more grace period from when the
@@ -542,7 +583,58 @@ class Pipeline:
             return True
         if not self.caught_up(c.tp):
             return False
-        return not target_ahead or now >= c.first_seen + 2 * c.grace_s
+        # "Caught up" covers only what Debezium has delivered so far: a newer change committed
+        # before the deciding read may still be on its way (seen under kill -9: a replayed create
+        # read long after its grace point, with the row's later delete already in DynamoDB but not
+        # yet in Kafka). It gets one grace period from when parity first saw the event, two when
+        # the target is ahead. Waiting does not change the verdict (nothing is read again), only
+        # leaves time for a newer event to supersede it.
+        return now >= c.first_seen + (2 if target_ahead else 1) * c.grace_s
+
+    def reread_open(
+        self,
+        entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...], int]],
+        now: float,
+        result: BatchResult,
+    ) -> None:
+        """Re-read keys with open drift ((source, target, key, expected, unavailable, lsn) each):
+        those that now hold the drifted event's expected state are resolved (`reread`, that
+        record only). A key with a check pending, or with drift confirmed in this batch, is left
+        to its newer event."""
+        todo = []
+        ahead = ReadAhead(self.dynamo)
+        fresh = {(d.target, canonical_key(d.key)) for d in result.drift}
+        for source, target, key, expected, unavailable, lsn in entries:
+            try:
+                mapping = self.config.table(source)
+            except KeyError:  # the table left the configuration
+                continue
+            key_id = (target, canonical_key(key))
+            if key_id in self.rechecks or key_id in fresh:
+                continue
+            ahead.offer(target, mapping, key, key_id)
+            todo.append((source, target, key, key_id, expected, unavailable, lsn, mapping))
+        if not todo:
+            return
+        found = ahead.found()
+        for source, target, key, key_id, expected, unavailable, lsn, mapping in todo:
+            actual = found.get(target, {}).get(key_tuple(list(mapping.keys), key))
+            if not isinstance(self.verdict(self.mappers[source], expected, actual, unavailable), Mismatch):
+                self.open_drift.pop(key_id, None)
+                result.resolved.append(
+                    Resolution(source=source, target=target, key=key, how="reread", at=now, lsn=lsn)
+                )
+
+    def _healed(self, key_id: KeyId, key: Item, lsn: int, now: float, result: BatchResult) -> None:
+        """A newer event of a key with open drift verified as a match: the key is healed. (An older
+        event replayed after a rewind is not newer than the drift: it closes nothing.)"""
+        entry = self.open_drift.get(key_id)
+        if entry is None or lsn < entry[1]:
+            return
+        del self.open_drift[key_id]
+        result.resolved.append(
+            Resolution(source=entry[0], target=key_id[0], key=key, how="newer_event", at=now, lsn=lsn)
+        )
 
     def _resolve(self, c: PendingCheck, outcome: str, result: BatchResult) -> None:
         self.rechecks.remove(c.key_id)

@@ -34,6 +34,7 @@ class PrometheusTelemetry(Telemetry):
         self._assigned: set[tuple[str, int]] = set()
         # Snapshot rows seen per table (run_daemon seeds it with the counts the state store kept).
         self.snapshot_rows: dict[str, int] = {}
+        self._open_tables: set[str] = set()
 
     def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
         m = self.metrics
@@ -77,6 +78,15 @@ class PrometheusTelemetry(Telemetry):
             n = pending.get(t.source, 0)
             m.set_recheck_backlog(t.source, n, wall - oldest[t.source] if n else 0.0)
         m.refresh_all_drift_ratios(now)
+
+    def drift_open(self, counts: dict[str, int]) -> None:
+        # A table whose open drift all resolved is absent from `counts`: it goes back to zero.
+        for table in self._open_tables | set(counts):
+            self.metrics.set_drift_open(table, counts.get(table, 0))
+        self._open_tables = set(counts)
+
+    def drift_resolved(self, source: str, how: str, n: int) -> None:
+        self.metrics.drift_resolutions(source, how, n)
 
     def consumer_lag(self, lag: dict[tuple[str, int], int]) -> None:
         current = set(lag)

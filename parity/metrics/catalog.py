@@ -72,6 +72,8 @@ DYNAMO_ERROR_KINDS: Final = (
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
 # Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
 NOT_COMPARED_REASONS: Final = ("column_missing",)
+# How open drift was found healed (parity.daemon.state.RESOLUTION_HOWS).
+DRIFT_RESOLUTIONS: Final = ("newer_event", "reread", "repair", "reconcile")
 
 # Label names allowed anywhere in the catalog (a test holds the catalog to this list).
 ALLOWED_LABELS: Final = frozenset(
@@ -203,6 +205,17 @@ class Metrics:
             "parity_drift_window_verdicts",
             "Final verdicts inside the rolling drift window (the drift ratio's denominator).",
             ("table",),
+        )
+        self.drift_open = self._gauge(
+            "parity_drift_open_keys",
+            "Keys with open drift now: confirmed by the stream (or found by a reconcile) and not yet "
+            "resolved by a newer matching event, a re-read, a repair or a clean reconcile.",
+            ("table",),
+        )
+        self.drift_resolved = self._counter(
+            "parity_drift_resolved_total",
+            "Confirmed stream drift found healed, by how (newer_event, reread, repair, reconcile).",
+            ("table", "reason"),
         )
         self.drift_window_seconds = self._gauge(
             "parity_drift_window_seconds", "Length of the rolling drift-ratio window.", ()
@@ -364,6 +377,9 @@ class Metrics:
         self.drift_ratio.labels(table=table).set(0)
         self.drift_window_verdicts.labels(table=table).set(0)
         self.recheck_pending.labels(table=table).set(0)
+        self.drift_open.labels(table=table).set(0)
+        for how in DRIFT_RESOLUTIONS:
+            self.drift_resolved.labels(table=table, reason=how)
         self.recheck_oldest_age.labels(table=table).set(0)
         self.cdc_lag.labels(table=table)
         self.verdict_latency.labels(table=table)
@@ -414,6 +430,12 @@ class Metrics:
             tables = self._windows.tables()
         for table in tables:
             self.refresh_drift_ratio(table, now)
+
+    def set_drift_open(self, table: str, keys: int) -> None:
+        self.drift_open.labels(table=table).set(max(0, keys))
+
+    def drift_resolutions(self, table: str, how: str, count: int = 1) -> None:
+        self.drift_resolved.labels(table=table, reason=_one_of(how, DRIFT_RESOLUTIONS, "reason")).inc(count)
 
     def observe_cdc_lag(self, table: str, lag_s: float) -> None:
         # A source clock ahead of ours gives a negative lag; clamp rather than corrupt the histogram.
@@ -547,6 +569,7 @@ def catalog_specs() -> list[MetricSpec]:
 __all__ = [
     "ALLOWED_LABELS",
     "DEAD_LETTER_REASONS",
+    "DRIFT_RESOLUTIONS",
     "DYNAMO_ERROR_KINDS",
     "DYNAMO_OPERATIONS",
     "EVENT_OUTCOMES",

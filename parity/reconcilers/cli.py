@@ -138,5 +138,33 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from None
         finally:
             store.close()
+        if repairer.written:
+            _resolve_repaired(cfg, repairer.written)
         typer.echo(" ".join(f"{k}={v}" for k, v in sorted(outcome.items())))
         raise typer.Exit(1 if outcome.get("failed") else 0)
+
+
+def _resolve_repaired(cfg: Any, written: list[tuple[str, Any]]) -> None:
+    """Close the daemon's open drift of the keys a repair wrote, when its state store is here
+    (else the daemon's next re-read or reconcile does)."""
+    from parity.core.errors import StoreError
+    from parity.daemon.run import state_path
+    from parity.daemon.state import StateStore, key_json
+
+    path = state_path(cfg)
+    if not path.exists():
+        return
+    try:
+        state = StateStore(path)
+        try:
+            by_table: dict[str, list[str]] = {}
+            for source, key in written:
+                by_table.setdefault(source, []).append(key_json(key))
+            for source, keys in by_table.items():
+                n = state.resolve_keys(source, keys, "repair", time.time())
+                if n:
+                    typer.echo(f"{source}: {n} open drift records resolved by the repair")
+        finally:
+            state.close()
+    except StoreError as exc:
+        typer.echo(f"warning: could not mark repaired drift resolved in {path}: {exc}", err=True)

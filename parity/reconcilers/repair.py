@@ -98,6 +98,7 @@ class Repairer:
         self.rate = rate
         self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}
+        self.written: list[tuple[str, Item]] = []  # (source, DynamoDB key) of each write done
 
     def _throttle(self, mapping: TableMapping) -> None:
         bucket = self._buckets.get(mapping.source)
@@ -187,6 +188,7 @@ class Repairer:
                 try:
                     self.dynamo.call(operation, **request)
                     outcome[counter] += 1
+                    self.written.append((source, key))
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                         outcome["skipped_changed"] += 1

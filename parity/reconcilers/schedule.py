@@ -100,7 +100,22 @@ class ReconcileSchedule:
         self.last_summary = summary
         if self.state is not None:
             self.state.set_fact("last_reconcile", summary)
+            if "run_id" in summary:
+                self._reflect_in_open_drift(self.state, report)
         return summary
+
+    def _reflect_in_open_drift(self, state: Any, report: dict[str, Any]) -> None:
+        """The stream's open drift and the reconcile agree: keys found clean close, keys found
+        drifted open (parity.daemon.state.StateStore.reconciled)."""
+        from parity.daemon.state import reconcile_drift_keys
+
+        started = _epoch(report["started_at"])
+        for source, table in report["tables"].items():
+            target = table.get("target") or self.config.table(source).write_table
+            res = state.reconciled(source, target, started_at=started, drifted=reconcile_drift_keys(table),
+                                        at=time.time())
+            if res["resolved"] or res["opened"]:
+                log.info("open_drift_reconciled", table=source, **res)
 
     def _store(self) -> tuple[Any, bool]:
         if self._dynamo is not None:
@@ -110,3 +125,9 @@ class ReconcileSchedule:
 
         # The daemon's own clients serve the stream; a reconcile gets its own connection pool.
         return DynamoStore(dynamodb_client(self.config.dynamodb), concurrency=4), True
+
+
+def _epoch(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso).timestamp()

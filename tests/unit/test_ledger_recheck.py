@@ -55,7 +55,9 @@ def test_revoked_partitions_are_forgotten() -> None:
     assert ledger.pending_count() == 0
 
 
-def _check(key: str, first_seen: float, grace: float = 30.0, sched=(1, 2, 5, 15, 30)) -> PendingCheck:
+def _check(
+    key: str, first_seen: float, grace: float = 30.0, sched=(1, 2, 5, 15, 30), event_ts: float | None = None
+) -> PendingCheck:
     return PendingCheck(
         source="public.t",
         key_id=("T", key),
@@ -63,7 +65,7 @@ def _check(key: str, first_seen: float, grace: float = 30.0, sched=(1, 2, 5, 15,
         expected={"pk": key},
         unavailable=(),
         lsn=1,
-        event_ts=first_seen,
+        event_ts=first_seen if event_ts is None else event_ts,
         first_seen=first_seen,
         grace_s=grace,
         schedule=tuple(sched),
@@ -72,20 +74,65 @@ def _check(key: str, first_seen: float, grace: float = 30.0, sched=(1, 2, 5, 15,
     )
 
 
-def test_rechecks_follow_the_schedule_from_the_first_mismatch() -> None:
+def _dues(store: RecheckStore, start: float, until: float) -> list[float]:
+    dues = []
+    now = start
+    while now < until:
+        now += 0.25
+        for due in store.due(now):
+            dues.append(round(due.due - start, 2))
+            if due.grace_over(now):
+                store.decide(due, now)
+            else:
+                store.reschedule(due)
+    return dues
+
+
+def test_rechecks_follow_the_schedule_from_the_first_mismatch_up_to_the_grace_point() -> None:
     store = RecheckStore(10)
     c = _check("a", first_seen=100.0)
     assert store.add(c)
     assert store.due(100.5) == []
-    dues = []
-    now = 100.0
-    while now < 200:
-        now += 0.25
-        for due in store.due(now):
-            dues.append(round(due.due - 100.0, 2))
-            store.reschedule(due)
-    assert dues[:5] == [1, 2, 5, 15, 30]
-    assert dues[5] == 45  # then the last gap again
+    assert _dues(store, 100.0, 200.0) == [1, 2, 5, 15, 30]  # the last one is the grace point
+    assert store.decided() == [c]  # after it, nothing is read again: only the stream is awaited
+
+
+def test_the_grace_point_is_measured_from_the_source_commit() -> None:
+    store = RecheckStore(10)
+    c = _check("a", first_seen=104.0, event_ts=100.0)  # consumed 4 s after the commit
+    store.add(c)
+    # +1, +2, +5 s after the first read, then the grace point (commit + 30 s = first read + 26 s);
+    # the +15 s point comes before it and stays, +30 s is past it and is dropped.
+    assert _dues(store, 104.0, 200.0) == [1, 2, 5, 15, 26]
+
+
+def test_a_confirmation_is_read_only_at_the_grace_point() -> None:
+    store = RecheckStore(10)
+    c = _check("a", first_seen=100.0, grace=10.0)
+    c.confirm_only = True
+    store.add(c)
+    assert _dues(store, 100.0, 200.0) == [10]
+
+
+def test_the_grace_period_starts_no_earlier_than_grace_from() -> None:
+    c = _check("a", first_seen=10.0, grace=30.0)
+    c.grace_from = 25.0  # e.g. the end of a DynamoDB outage
+    assert not c.grace_over(54.9)
+    assert c.grace_over(55.0)
+
+
+def test_a_decided_check_is_forgotten_when_superseded_or_revoked() -> None:
+    store = RecheckStore(10)
+    a, b = _check("a", 0), _check("b", 0)
+    store.add(a)
+    store.add(b)
+    store.decide(a, 30.0)
+    store.decide(b, 30.0)
+    store.remove(("T", "a"))
+    store.drop_partitions({TP})
+    assert store.decided() == []
+    assert store.due(1000) == []
+    assert len(store) == 0
 
 
 def test_grace_is_over_only_after_the_grace_period() -> None:

@@ -288,3 +288,145 @@ def test_schema_drift_ignore_leaves_new_columns_out() -> None:
     h.process(h.record("c", {**_row(1), "nickname": "ace"}, id_=1))
     assert h.outcomes() == {"match": 1}
     assert h.pipeline.schema_drift() == {"public.accounts": ["nickname"]}
+
+
+# -- issue 16: every delete gets its end-of-grace read; grace runs from the source commit ---------
+
+
+def test_a_delete_that_lands_late_and_is_then_resurrected_is_still_confirmed_at_the_grace_point() -> None:
+    """Defect 3: the first read still sees the item (the DynamoDB delete lands 1.5 s late), a later
+    re-read matches, and then the application's late write of the old row puts it back. The
+    match before the grace point must not end the check: the end-of-grace read reports it."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1))
+    h.process(h.record("d", _row(1), id_=1))  # first read: the item is still there (mismatch)
+    h.tick(1.0)
+    h.store.delete("Accounts", {"PK": "ACC#1"})  # the delete lands late
+    h.tick(1.0)  # re-read at +2 s: absent, as expected
+    assert h.outcomes() == {}  # not final: a delete is confirmed at the end of the grace period
+    h.tick(1.0)
+    h.store.put("Accounts", _item(1))  # the late write of the old row resurrects it
+    for _ in range(10):
+        h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["unexpected_in_target"]
+    assert h.outcomes() == {"drift": 1}
+
+
+def test_a_late_delete_that_stays_deleted_is_a_match_at_the_grace_point() -> None:
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1))
+    h.process(h.record("d", _row(1), id_=1))
+    h.tick(1.0)
+    h.store.delete("Accounts", {"PK": "ACC#1"})
+    for _ in range(8):
+        h.tick(1.0)
+    assert h.outcomes() == {}  # still waiting for the read at the grace point (source commit + 10 s)
+    h.tick(1.0)
+    assert h.outcomes() == {"match": 1}
+    assert h.pipeline.ledger.committable() == {TP: 1}
+
+
+def test_the_grace_period_runs_from_the_source_commit_not_from_the_first_read() -> None:
+    """Defect 7: the event is consumed 3 s after its commit; the write lands 11.5 s after the
+    commit, past a 10 s grace period. It is drift, whatever the consumer's lag was."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    rec = h.record("c", _row(1), id_=1)  # committed at 1000
+    h.now += 3.0
+    h.process(rec)
+    for _ in range(8):
+        h.tick(1.0)  # up to 1011: the grace point (1010) has passed
+    h.store.put("Accounts", _item(1))  # lands 11.5 s after the commit
+    for _ in range(10):
+        h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["missing_in_target"]
+
+
+def test_the_verdict_does_not_depend_on_when_the_stream_condition_is_met() -> None:
+    """Defect 7: at the grace point the target still differs but the partition is not known to be
+    consumed past it; it is a moment later, and the late write lands right after. The verdict is
+    the grace-point read's, confirmed as soon as the stream condition holds, not a later look."""
+    for caught_up_after in (0.5, 1.0, 3.0, 7.0):
+        h = Harness()
+        h.store.put("Accounts", _item(1, owner="eve"))
+        h.process(h.record("u", _row(1), id_=1))  # committed at 1000: grace point 1010
+        while h.now < 1010.0:
+            h.tick(0.5)
+        h.now += caught_up_after
+        h.pipeline.caught_up = lambda tp: True
+        h.process()
+        h.store.put("Accounts", _item(1))  # the late write lands
+        for _ in range(20):
+            h.tick(1.0)
+        assert [d.kind for d in h.drift()] == ["value_mismatch"], caught_up_after
+        assert h.drift()[0].confirmed_at == 1010.0 + caught_up_after
+
+
+def test_an_event_consumed_after_its_grace_point_is_decided_by_its_first_read() -> None:
+    """A backlog: consumed 20 s after the commit. The first read decides; "caught up" confirms it
+    only a grace period later (a newer change may still be on its way through Debezium), and a
+    write that lands meanwhile, 21 s after the commit, does not change the verdict."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1, owner="eve"))
+    rec = h.record("u", _row(1), id_=1)
+    h.now += 20.0
+    h.process(rec)
+    h.tick(1.0)
+    h.store.put("Accounts", _item(1))
+    for _ in range(8):
+        h.tick(1.0)
+    assert h.drift() == []  # waiting for the stream, not reading again
+    h.tick(1.0)
+    assert [d.kind for d in h.drift()] == ["value_mismatch"]
+
+
+def test_a_newer_event_still_on_its_way_supersedes_a_backlog_check() -> None:
+    """kill -9 replay: an old create is read after its grace point and the row's later delete is
+    already in DynamoDB but not yet consumed. The delete event, arriving within a grace period,
+    supersedes the check: no false `missing_in_target`."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    create = h.record("c", _row(1), id_=1)
+    h.now += 5.0
+    delete = h.record("d", _row(1), id_=1)
+    h.now += 20.0  # replayed long after both commits; the item is already deleted
+    h.process(create)
+    for _ in range(3):
+        h.tick(1.0)
+    h.process(delete)
+    for _ in range(15):
+        h.tick(1.0)
+    assert h.drift() == []
+    assert h.outcomes() == {"superseded": 1, "match": 1}
+
+
+def test_a_replayed_older_event_does_not_resolve_newer_drift() -> None:
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    h.store.put("Accounts", _item(1, owner="eve"))
+    h.process(h.record("u", _row(1), id_=1, lsn=5000))
+    for _ in range(11):
+        h.tick(1.0)
+    assert len(h.drift()) == 1
+    h.pipeline.revoke([TP])  # a rewind forgets the key's newest LSN
+    h.process(h.record("u", _row(1, owner="eve"), id_=1, lsn=4000))  # an older event, matching
+    assert [r for res in h.results for r in res.resolved] == []
+
+
+def test_after_a_dynamodb_outage_the_grace_period_runs_from_its_end() -> None:
+    """Writes queued behind the same outage land after it: the daemon's redo gives them a full
+    grace period from the outage's end (the daemon sets `grace_floor`)."""
+    h = Harness()
+    h.pipeline.caught_up = lambda tp: True
+    rec = h.record("c", _row(1), id_=1)
+    h.now += 30.0
+    h.pipeline.grace_floor = h.now  # DynamoDB came back now
+    h.process(rec)
+    h.tick(3.0)
+    h.store.put("Accounts", _item(1))
+    h.tick(1.0)
+    assert h.drift() == []
+    assert h.outcomes() == {"match": 1}
