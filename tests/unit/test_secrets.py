@@ -235,3 +235,27 @@ def test_the_password_is_kept_apart_from_the_connection_string() -> None:
     assert target.password == HOSTILE
     assert "password" not in target.conninfo and leaked(target.conninfo + repr(target) + str(target), HOSTILE) == []
     assert target.where == "parity@db:5/app"
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ('connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication '
+         'failed for user "parity"', "password authentication failed for user parity"),
+        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  database "app" does not exist',
+         "database app does not exist"),
+        ('connection to server at "db", port 5432 failed: FATAL:  role "parity" does not exist',
+         "role parity does not exist"),
+        ("connection to server at \"db\", port 5432 failed: fe_sendauth: no password supplied",
+         "the server asks for a password and none was given"),
+        ("connection timeout expired", "connection timed out"),
+        ('could not translate host name "db" to address: Name or service not known', "unknown host name"),
+        # Unrecognised: nothing of the driver's text, which here quotes a DSN token.
+        ('invalid connection option "Kx7Qm2 Rt5Wn8Lp3"',
+         "connection failed (the driver's message is not shown: it can quote the connection string)"),
+    ],
+)
+def test_connection_failures_are_said_in_parity_words(message: str, reason: str) -> None:
+    from parity.clients import connection_failure
+
+    assert connection_failure(message, {"user": "parity", "dbname": "app"}) == reason
