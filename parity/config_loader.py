@@ -1,8 +1,22 @@
 """Read a YAML configuration file into a frozen `ParityConfig`, or one clear `ConfigError`.
 
-`${NAME}` and `${NAME:-default}` in any string are replaced from the environment before
-validation; a missing variable is an error naming the field that used it. Errors never echo a
-value (a DSN password could be in it), only the path and the reason.
+Substitutions, in any string, before validation:
+
+- `${NAME}` / `${NAME:-default}`: the environment variable. When NAME is unset and NAME_FILE is
+  set (the Docker / Kubernetes convention), the content of the file NAME_FILE names; both set is an
+  error. A missing variable is an error naming the field that used it.
+- `${file:/path}`: the content of a file (a mounted Kubernetes or Docker secret). One trailing
+  newline (`\n` or `\r\n`) is removed, because `echo` and most secret tooling add one. A relative
+  path is relative to the current directory.
+
+`postgres.dsn` is a connection string, so a substitution inside it is made into the parsed DSN,
+not into its text: a value is taken literally, whatever it holds (spaces, quotes, `%`, `@`, `#`,
+`=`, backslashes), in the key=value form and in the URL form alike (no percent-decoding). Only a
+DSN whose structure comes from variables (`${PARITY_PG_DSN}`, `host=db ${EXTRA}`) is substituted
+as text and must then be valid by itself. Either way the DSN is parsed when the config is loaded:
+a malformed one is `postgres.dsn: not a valid connection string (value not shown)`.
+
+Errors never echo a value (a DSN password could be in it), only the path and the reason.
 """
 
 from __future__ import annotations
@@ -10,17 +24,19 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from parity.clients import INVALID_DSN, parse_dsn
 from parity.core.config import ParityConfig, _PathError
 from parity.core.errors import ConfigError
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV = re.compile(r"\$\{(?:file:(?P<file>[^}]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}")
+_DSN_PATH = ("postgres", "dsn")
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
@@ -39,23 +55,82 @@ def _loc(parts: tuple[int | str, ...] | list[int | str]) -> str:
     return out
 
 
-def _interpolate(node: Any, path: list[int | str], env: Mapping[str, str]) -> Any:
-    if isinstance(node, str):
+def read_secret_file(path: str) -> str:
+    """A secret file's text without its one trailing newline; ConfigError naming the path (never
+    the content) when it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"secret file {path} is not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
+
+def _resolver(path: list[int | str], env: Mapping[str, str]) -> Callable[[re.Match[str]], str]:
+    def resolve(m: re.Match[str]) -> str:
+        try:
+            if m.group("file") is not None:
+                return read_secret_file(m.group("file").strip())
+            name, default = m.group("name"), m.group("default")
+            from_file = env.get(f"{name}_FILE")
+            if name in env and from_file is not None:
+                raise ConfigError(f"both {name} and {name}_FILE are set; set one")
             if name in env:
                 return env[name]
+            if from_file is not None:
+                return read_secret_file(from_file)
             if default is not None:
                 return default
-            raise ConfigError(f"environment variable {name} is not set", path=_loc(path))
+            raise ConfigError(f"environment variable {name} is not set")
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, path=_loc(path)) from None
 
-        return _ENV.sub(sub, node)
+    return resolve
+
+
+def _interpolate(node: Any, path: list[int | str], env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        if tuple(path) == _DSN_PATH:
+            return _interpolate_dsn(node, path, env)
+        return _ENV.sub(_resolver(path, env), node)
     if isinstance(node, list):
         return [_interpolate(v, [*path, i], env) for i, v in enumerate(node)]
     if isinstance(node, dict):
         return {k: _interpolate(v, [*path, k], env) for k, v in node.items()}
     return node
+
+
+def _interpolate_dsn(template: str, path: list[int | str], env: Mapping[str, str]) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    resolve = _resolver(path, env)
+    values: list[str] = []
+    marker = "parityvar"
+    while marker in template:  # a marker must not already occur in the text
+        marker += "x"
+
+    def hold(m: re.Match[str]) -> str:
+        values.append(resolve(m))
+        return f"{marker}{len(values) - 1}z"
+
+    held = _ENV.sub(hold, template)
+    hole = re.compile(re.escape(marker) + r"(\d+)z")
+
+    def fill(text: str) -> str:
+        return hole.sub(lambda h: values[int(h.group(1))], text)
+
+    parsed = parse_dsn(held) if values else None
+    if parsed is not None:
+        # Each variable sits inside one value: substitute into the parsed values, and let
+        # make_conninfo quote them, so a space or a quote in a password stays part of it.
+        return make_conninfo("", **{k: fill(str(v)) for k, v in parsed.items()})
+    text = fill(held)
+    if parse_dsn(text) is None:
+        raise ConfigError(INVALID_DSN, path=_loc(path))
+    return text
 
 
 def _message(err: Mapping[str, Any]) -> tuple[str, str]:

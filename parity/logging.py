@@ -22,6 +22,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from parity.core.config import is_secret_option
+
 MASK = "***"
 
 # postgresql://user:secret@host -> postgresql://user:***@host. The password ends at the last '@'
@@ -43,9 +45,10 @@ _AWS_KEY_ID = re.compile(r"\b(?P<prefix>AKIA|ASIA)[A-Z0-9]{16}\b")
 # (git SHAs, sha1) out, which are lower-case only.
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
-# Event fields whose whole value is a secret, whatever it looks like.
+# Event fields whose whole value is a secret, whatever it looks like (and Kafka client properties
+# such as sasl.password, ssl.key.pem: `is_secret_option`).
 _SECRET_FIELD = re.compile(
-    r"(?:^|_)(?:password|passwd|pwd|secret|token|authorization|api_?key|credentials?|"
+    r"(?:^|[_.\-])(?:password|passwd|pwd|secret|token|authorization|api_?key|credentials?|"
     r"secret_access_key|session_token)$",
     re.IGNORECASE,
 )
@@ -74,7 +77,7 @@ def redact_text(text: str) -> str:
 
 
 def redact_value(value: Any, key: str | None = None) -> Any:
-    if key is not None and _SECRET_FIELD.search(key) and value is not None:
+    if key is not None and (_SECRET_FIELD.search(key) or is_secret_option(key)) and value is not None:
         return MASK
     if isinstance(value, str):
         return redact_text(value)

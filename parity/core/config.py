@@ -34,7 +34,9 @@ set members, are storable values and stay what they are.
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -134,6 +136,23 @@ MSK_IAM_OWNS = ("security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.
                 "sasl.oauthbearer.", "sasl.kerberos.", "oauth_cb")
 
 
+# Client properties whose value is a secret (librdkafka's sasl.password, ssl.key.password,
+# ssl.keystore.password, sasl.oauthbearer.client.secret, ssl.key.pem, the private key of
+# sasl.oauthbearer.assertion.*, a Java-style sasl.jaas.config, ...). Matched on the name, so a
+# property added by a later librdkafka is covered when it is named like the others.
+_SECRET_OPTION = re.compile(
+    r"(?:^|[._\-])(?:password|passwd|secret|passphrase|token|credentials?)$"
+    r"|(?:^|[._\-])key[._\-]pem$|(?:^|[._\-])jaas[._\-]config$|(?:^|[._\-])oauthbearer[._\-]config$",
+    re.IGNORECASE,
+)
+SECRET_MASK = "**********"  # noqa: S105 - the mask pydantic's SecretStr shows, not a password
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether a client property (kafka.options key) holds a secret, which is never shown."""
+    return bool(_SECRET_OPTION.search(name))
+
+
 class KafkaConfig(_Frozen):
     bootstrap_servers: str
     topic_prefix: str
@@ -156,6 +175,14 @@ class KafkaConfig(_Frozen):
 
     def topic_for(self, source: str) -> str:
         return f"{self.topic_prefix}.{source}"
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # repr() and str() of the config (and of every model holding it) mask secret options; the
+        # clients still get the real values from `options`.
+        for name, value in super().__repr_args__():
+            if name == "options":
+                value = {k: SECRET_MASK if is_secret_option(k) else v for k, v in value.items()}
+            yield name, value
 
 
 class PostgresConfig(_Frozen):

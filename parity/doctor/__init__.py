@@ -81,12 +81,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _pg_connect(config: ParityConfig, timeout_s: float | None = None, *, session: bool = True) -> Any:
-    import psycopg
+    from parity.clients import connect_postgres
 
     def connect() -> Any:
-        conn = psycopg.connect(config.postgres.dsn.get_secret_value(), autocommit=True,
-                               connect_timeout=max(1, round(timeout_s or config.postgres.connect_timeout_s)),
-                               application_name="parity-doctor")
+        # The password goes apart from the DSN, and a failure is parity's one line, never libpq's.
+        conn = connect_postgres(config.postgres, autocommit=True,
+                                connect_timeout=max(1, round(timeout_s or config.postgres.connect_timeout_s)),
+                                application_name="parity-doctor")
         if session:
             # The doctor only reads; a statement timeout bounds the NULL counts on a big table.
             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")

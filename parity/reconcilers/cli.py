@@ -1,6 +1,7 @@
 """`parity reconcile` and `parity repair`. Exit codes: 0 clean; 1 drift found or something not
 compared (reconcile), a write failed (repair); 2 usage, configuration, or a report repair refuses;
-3 a reconcile run could not finish."""
+3 a reconcile run could not finish, or repair could not reach Postgres. A Postgres connection
+failure is parity's one line (`parity.clients.PostgresConnectionError`), never the driver's text."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
         try:
             while True:
                 progress = RichProgress() if sys.stderr.isatty() and not as_json else None
-                reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres.dsn.get_secret_value(), progress=progress)
+                reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres, progress=progress)
                 try:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
@@ -127,15 +128,20 @@ def register(app: typer.Typer) -> None:
         except (OSError, orjson.JSONDecodeError) as exc:
             typer.echo(f"error: cannot read report {report}: {exc}", err=True)
             raise typer.Exit(2) from None
+        from parity.clients import PostgresConnectionError
+
         store = _stores(cfg, cfg.reconcile.workers)
         try:
-            repairer = Repairer(cfg, dynamo=store, dsn=cfg.postgres.dsn.get_secret_value(), rate=rate)
+            repairer = Repairer(cfg, dynamo=store, dsn=cfg.postgres, rate=rate)
             try:
                 outcome = repairer.run(data, execute=execute, delete_unexpected=delete_unexpected,
                                        echo=typer.echo)
             except ParityError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from None
+            except PostgresConnectionError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(3) from None
         finally:
             store.close()
         if repairer.written:

@@ -31,6 +31,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from parity.clients import PostgresSource, connect_postgres
 from parity.core.config import ParityConfig, TableMapping, template_fields
 from parity.core.digest import MASK, row_hash
 from parity.core.errors import ConfigError, MappingError
@@ -76,22 +77,22 @@ def row_query(mapping: TableMapping) -> sql.Composed:
     return sql.SQL("SELECT {columns} FROM {table} WHERE {where}").format(columns=columns, table=table, where=where)
 
 
-def check_mapped_columns(dsn: str, config: ParityConfig, mappings: Sequence[TableMapping]) -> None:
+def check_mapped_columns(dsn: PostgresSource, config: ParityConfig, mappings: Sequence[TableMapping]) -> None:
     """Refuse to reconcile a table whose mapping names a column it does not have: its SELECT would
     fail on an obscure error, and the attribute would be compared nowhere. Same text as
     `parity config check --live` (the file name is not known here)."""
     from parity.doctor.checks_postgres import live_column_errors
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect_postgres(dsn, autocommit=True) as conn:
         errors = live_column_errors(conn, config, "<config>", mappings)
     if errors:
         raise ConfigError("; ".join(errors))
 
 
-def estimated_rows(dsn: str, mappings: Sequence[TableMapping]) -> int:
+def estimated_rows(dsn: PostgresSource, mappings: Sequence[TableMapping]) -> int:
     """Planner's row estimate (pg_class.reltuples) summed over the tables; 0 when unknown."""
     total = 0
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect_postgres(dsn, autocommit=True) as conn:
         for m in mappings:
             row = conn.execute(
                 "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -108,9 +109,9 @@ def estimated_rows(dsn: str, mappings: Sequence[TableMapping]) -> int:
 
 
 @contextmanager
-def exported_snapshot(dsn: str) -> Iterator[str]:
+def exported_snapshot(dsn: PostgresSource) -> Iterator[str]:
     """A snapshot id valid while the context is open (the exporting transaction stays open)."""
-    conn = psycopg.connect(dsn, autocommit=False)
+    conn = connect_postgres(dsn, autocommit=False)
     try:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -124,7 +125,7 @@ def exported_snapshot(dsn: str) -> Iterator[str]:
 class PartitionReader:
     """Reads partitions of one source table into records and bucket digests."""
 
-    def __init__(self, dsn: str, mapper: ItemMapper, index: int) -> None:
+    def __init__(self, dsn: PostgresSource, mapper: ItemMapper, index: int) -> None:
         self.dsn = dsn
         self.mapper = mapper
         self.index = index
@@ -143,7 +144,7 @@ class PartitionReader:
     ) -> int:
         query = partition_query(self.mapper.mapping, part, parts)
         rows_read = 0
-        with psycopg.connect(self.dsn, autocommit=False) as conn:
+        with connect_postgres(self.dsn, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             if snapshot is not None:
@@ -212,11 +213,11 @@ class PartitionReader:
         return orjson.dumps(payload), key
 
 
-def numeric_key_columns(dsn: str, mapping: TableMapping) -> frozenset[str]:
+def numeric_key_columns(dsn: PostgresSource, mapping: TableMapping) -> frozenset[str]:
     """Primary-key columns of a numeric type, so that reports give their values as JSON numbers."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in mapping.primary_key)
     query = sql.SQL("SELECT {} FROM {} LIMIT 0").format(columns, sql.Identifier(mapping.schema, mapping.table))
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect_postgres(dsn, autocommit=True) as conn:
         cur = conn.execute(query)
         return frozenset(d.name for d in cur.description or () if d.type_code in NUMERIC_TYPE_OIDS)
 
@@ -224,14 +225,14 @@ def numeric_key_columns(dsn: str, mapping: TableMapping) -> frozenset[str]:
 class RowLookup:
     """Current rows by primary key (outside the snapshot: the recheck wants the newest state)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: PostgresSource) -> None:
         self.dsn = dsn
 
     def rows(self, mapping: TableMapping, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
         names = columns_read(mapping)
         query = row_query(mapping)
         out: list[dict[str, Any] | None] = []
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        with connect_postgres(self.dsn, autocommit=True) as conn:
             for key in keys:
                 try:
                     row = conn.execute(query, [key[c] for c in mapping.primary_key]).fetchone()
@@ -252,7 +253,7 @@ class RowLookup:
 
 @dataclass(frozen=True, slots=True)
 class PartitionTask:
-    dsn: str
+    dsn: PostgresSource
     snapshot: str | None
     mapping: TableMapping
     index: int

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from parity.clients import PostgresSource, postgres_target
 from parity.core.compare import Mismatch, compare
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
@@ -181,7 +182,7 @@ class Reconciler:
         config: ParityConfig,
         *,
         dynamo: DynamoStore,
-        dsn: str,
+        dsn: PostgresSource,
         metrics: Any | None = None,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -192,7 +193,7 @@ class Reconciler:
         self.config = config
         self.settings = config.reconcile
         self.dynamo = dynamo
-        self.dsn = dsn
+        self.dsn = postgres_target(dsn)  # parsed once; the password is kept apart from the DSN
         self.metrics = metrics
         self.progress: Progress = progress or _NoProgress()
         self._sleep = sleep

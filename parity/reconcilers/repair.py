@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
+from parity.clients import PostgresSource, postgres_target
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper
@@ -88,13 +89,13 @@ class Repairer:
         config: ParityConfig,
         *,
         dynamo: DynamoStore,
-        dsn: str,
+        dsn: PostgresSource,
         rate: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.dynamo = dynamo
-        self.lookup = RowLookup(dsn)
+        self.lookup = RowLookup(postgres_target(dsn))
         self.rate = rate
         self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}

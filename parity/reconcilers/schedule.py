@@ -77,7 +77,7 @@ class ReconcileSchedule:
         store, owned = self._store()
         started = time.time()
         try:
-            reconciler = Reconciler(self.config, dynamo=store, dsn=self.config.postgres.dsn.get_secret_value(),
+            reconciler = Reconciler(self.config, dynamo=store, dsn=self.config.postgres,
                                     metrics=self.metrics, stop=self._stop)
             report = reconciler.run()
             path = write_report(report, Path(self.config.reconcile.report_dir))

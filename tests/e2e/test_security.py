@@ -2,13 +2,23 @@
 
 1. Secrets. A daemon runs with a Postgres DSN whose role really needs its password (a
    `scram-sha-256` line for that role is put at the top of the test cluster's pg_hba.conf, which
-   otherwise trusts loopback), `AWS_SECRET_ACCESS_KEY` set to a recognisable value, a SASL
-   password in the Kafka options and a bearer token on its HTTP server. A workload injects drift
-   and a poison record; the daemon reconciles periodically. Then every output of the run is
-   collected — the daemon's log, /metrics, /status (with the token), /readyz, the drift log, a dump
-   of the state store, `parity status --json`, the reconcile reports, the drift and dead-letter
-   topics, `parity config check` of a broken config holding the secrets, and `parity reconcile` /
-   `parity doctor` failing on a wrong password — and scanned for each secret.
+   otherwise trusts loopback). The password is hostile: spaces, both quotes, `%`, `#`, `@`, `=`, a
+   backslash and non-ASCII letters; the daemon reads it from a file (`${file:...}`) into a key=value
+   DSN, `parity reconcile` from an environment variable into a key=value DSN, the wrong-password runs
+   from a variable into a URL DSN. `AWS_SECRET_ACCESS_KEY` is set to a recognisable value, the Kafka
+   options carry a SASL password (from a file), an SSL key password, a keystore password and an
+   OAuth client secret, and the HTTP server has a bearer token. A workload injects drift and a
+   poison record; the daemon reconciles periodically. Then every output of the run is collected —
+   the daemon's JSON log, /metrics, /status (with the token), /readyz, /healthz, the drift log, a
+   dump of the state store, `parity status --json`, the reconcile reports, the stdout and stderr of
+   `parity reconcile` and of `parity repair --dry-run` (its report of writes), the drift and
+   dead-letter topics, `parity config check` of a broken config holding the secrets, and
+   `parity reconcile` / `parity doctor` / `parity repair` failing on a wrong password — and scanned
+   for each secret, for its JSON, URL and libpq-quoted forms and for every 6-character run of
+   letters and digits in it (a parser's error quotes one token of a password, not all of it).
+   Malformed DSNs (a space in key=value and URL form, a bad percent escape, a quote) are refused
+   at load time by every command, without the value, and the daemon never serves /readyz with one.
+   `parity demo`'s stdout, stderr and HTML report are scanned for the AWS secret it runs with.
 2. SQL. A table and columns with hostile names (quotes, semicolons, comments) are read by
    `parity doctor` and the reconciler's Postgres reader: the sentinel table the names try to drop
    still exists, and the rows are read and compared correctly.
@@ -20,11 +30,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,19 +68,28 @@ from tests.integration.verify_harness import (
 
 pytestmark = pytest.mark.e2e
 
-# Recognisable values that appear nowhere else: any occurrence in an output is a leak.
-PG_PASSWORD = "PgPw-7Hq2Zx9Kd4Lm"
-WRONG_PG_PASSWORD = "WrongPw-3Vb8Nc1Qs6"
+# Recognisable values that appear nowhere else: any occurrence in an output is a leak. The Postgres
+# passwords hold every character that breaks a DSN written as text; each run of letters and digits
+# in them is distinctive, so that a leaked piece is found too.
+PG_PASSWORD = "PgPw7Hq2 Zx9Kd4Lm'Qa8Wb6Nc\"Ec3Rd5Tf%41Yg7Hj9Kl#Mn2Bv4Cx@Lk8Jh6Gf=Ds3Aq1Zw\\Po9Iu7Yt Ünïcødé9Hj"
+WRONG_PG_PASSWORD = "WrPw3Vb8 Nc1Qs6Xe'Pl5Ok2Ij\"Uh7Yg4Tf%zzRd2Es9Wa#Qz3Xs5Dc@Vf8Bg1Nh=Mj6Ku4Lo\\Ñøñàscïï7Pq"
 AWS_SECRET = "AwsSecretKeyQ9w8E7r6T5y4U3i2O1p0ZxCvBnM1"  # 40 characters, like a real one
 SASL_PASSWORD = "SaslPw-5Gt6Yh7Uj8Ik"
+SSL_KEY_PASSWORD = "SslKeyPw-4Rf5Tg6Yh7Uj"
+KEYSTORE_PASSWORD = "KeystorePw-8Ik9Ol0Pz1Xa"
+OAUTH_SECRET = "OauthClientSecret-2Qa3Ws4Ed5Rf"
 TOKEN = "BearerTok-2Ws3Ed4Rf5Tg6Yh"
 SECRETS = {
     "postgres password": PG_PASSWORD,
     "wrong postgres password": WRONG_PG_PASSWORD,
     "AWS secret key": AWS_SECRET,
     "SASL password": SASL_PASSWORD,
+    "SSL key password": SSL_KEY_PASSWORD,
+    "keystore password": KEYSTORE_PASSWORD,
+    "OAuth client secret": OAUTH_SECRET,
     "bearer token": TOKEN,
 }
+INVALID_DSN = "postgres.dsn: not a valid connection string (value not shown)"
 
 
 # ----- helpers ----------------------------------------------------------------------------------------
@@ -87,9 +108,9 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return 0, b""
 
 
-def parity_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def parity_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True, timeout=180, check=False,
+        [sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True, timeout=timeout, check=False,
         env={**os.environ, **(env or {})},
     )
 
@@ -115,14 +136,38 @@ def _drain(consumer: Consumer, into: list[bytes]) -> int:
     return len(into)
 
 
+def libpq_quoted(value: str) -> str:
+    """A value as a key=value DSN quotes it (single quotes, backslash escapes); built here, not by
+    the code under test."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def secret_forms(secret: str) -> tuple[set[str], set[str]]:
+    """How a secret can show up: (whole forms: as is, JSON-escaped (ASCII or not), percent-encoded,
+    libpq-quoted; pieces: every 8-character window of each run of letters and digits in it, since a
+    parser's error quotes one token of a password, not all of it)."""
+    whole = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             urllib.parse.quote(secret, safe=""), libpq_quoted(secret)}
+    pieces = {run[i:i + 8] for run in re.findall(r"[^\W_]{8,}", secret) for i in range(len(run) - 7)}
+    return whole, pieces
+
+
 def leaks(outputs: dict[str, str | bytes]) -> list[str]:
     found = []
     for where, text in outputs.items():
         blob = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        lower = blob.lower()
         for what, secret in SECRETS.items():
-            if secret in blob or secret.lower() in blob.lower():
-                found.append(f"{what} in {where}")
+            whole, pieces = secret_forms(secret)
+            # Whole forms in any case; pieces exactly (mixed-case windows: no false alarms from hex).
+            shown = sorted({f for f in whole if f.lower() in lower} | {p for p in pieces if p in blob})
+            if shown:
+                found.append(f"{what} in {where}: {shown[:3]}")
     return found
+
+
+def leak_sources(outputs: dict[str, str | bytes]) -> set[str]:
+    return {entry.split(":")[0] for entry in leaks(outputs)}
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -179,6 +224,14 @@ def password_role(pg: Any) -> Iterator[str]:
 # ----- 1. no secret in any output -----------------------------------------------------------------------
 
 
+def newest_report_with_drift(reports: Path) -> Path:
+    for path in sorted(reports.rglob("reconcile-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        data = json.loads(path.read_bytes())
+        if any(t.get("drift") for t in (data.get("tables") or {}).values()):
+            return path
+    raise AssertionError(f"no reconcile report with drift under {reports}")
+
+
 def test_no_secret_appears_in_any_output_of_a_run(
     pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, password_role: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -186,16 +239,25 @@ def test_no_secret_appears_in_any_output_of_a_run(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPARITYSECTEST001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    secret_dsn = f"postgresql://{password_role}:{PG_PASSWORD}@127.0.0.1:{pg.port}/postgres"
-    wrong_dsn = f"postgresql://{password_role}:{WRONG_PG_PASSWORD}@127.0.0.1:{pg.port}/postgres"
+    secrets_dir = tmp_path / "secrets"  # as Kubernetes and Docker mount them: one file per secret
+    secrets_dir.mkdir()
+    (secrets_dir / "pg-password").write_text(PG_PASSWORD + "\n", encoding="utf-8")
+    (secrets_dir / "sasl-password").write_text(SASL_PASSWORD, encoding="utf-8")
+    where = f"host=127.0.0.1 port={pg.port} dbname=postgres user={password_role}"
+    file_dsn = where + " password=${file:" + str(secrets_dir / "pg-password") + "}"
+    env_dsn = where + " password=${PARITY_TEST_PG_PASSWORD}"
+    url_dsn = f"postgresql://{password_role}:${{PARITY_TEST_PG_PASSWORD}}@127.0.0.1:{pg.port}/postgres"
     port = free_port()
     state = tmp_path / "state"
     dep = deploy_example(
         "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=unique("sec"), state_dir=state,
         table_overrides={"grace_period_s": 4, "recheck_schedule_s": [1, 2, 4]},
         overrides={
-            "postgres": {"dsn": secret_dsn},
-            "kafka": {"options": {"sasl.username": "parity", "sasl.password": SASL_PASSWORD}},
+            "postgres": {"dsn": file_dsn},
+            "kafka": {"options": {
+                "sasl.username": "parity", "sasl.password": "${file:" + str(secrets_dir / "sasl-password") + "}",
+                "ssl.key.password": SSL_KEY_PASSWORD, "ssl.keystore.password": KEYSTORE_PASSWORD,
+                "sasl.oauthbearer.client.secret": OAUTH_SECRET}},
             "daemon": {"http": {"port": port, "bearer_token": TOKEN}},
             "reconcile": {"interval_s": 5, "segments": 2, "workers": 2, "buckets": 64, "grace_period_s": 1,
                           "report_dir": str(tmp_path / "reports")},
@@ -214,7 +276,8 @@ def test_no_secret_appears_in_any_output_of_a_run(
     proc = start_daemon_process(dep.config_path, log)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200, 90, "/readyz 200")
+        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200 or proc.poll() is not None, 90, "/readyz 200")
+        assert proc.poll() is None, log.read_text()[-3000:]
         # The password is really in use: this role cannot log in without it.
         ready = json.loads(http_get(f"{base}/readyz")[1])
         assert {c["name"]: c["ok"] for c in ready["checks"]}["postgres"] is True, ready
@@ -246,33 +309,47 @@ def test_no_secret_appears_in_any_output_of_a_run(
     outputs["drift log"] = Path(dep.config.daemon.drift_log or "").read_bytes()
     with sqlite3.connect(state / "state.sqlite") as db:
         outputs["state store dump"] = "\n".join(db.iterdump())
-    for report in (tmp_path / "reports").rglob("*"):
-        if report.is_file():
-            outputs[f"reconcile report {report.name}"] = report.read_bytes()
+    drift_report = newest_report_with_drift(tmp_path / "reports")
     # Failure paths, where a secret tends to end up in an error message.
     broken = dict(dep.raw)
-    broken["postgres"] = {"dsn": secret_dsn, "password": PG_PASSWORD}  # a common mistake: unknown key
+    broken["postgres"] = {"dsn": env_dsn, "password": PG_PASSWORD}  # a common mistake: unknown key
     broken["daemon"] = {**dep.raw["daemon"], "http": {"bearer_token": [TOKEN]}}  # wrong type
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
-    wrong = {**dep.raw, "postgres": {"dsn": wrong_dsn}}
-    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
-    # The four commands are independent: run them side by side (each one's start-up is most of its time).
+    env_config = {**dep.raw, "postgres": {"dsn": env_dsn},
+                  "reconcile": {**dep.raw["reconcile"], "report_dir": str(tmp_path / "cli-reports")}}
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env_config))
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump({**dep.raw, "postgres": {"dsn": url_dsn}}))
+    right, wrong = {"PARITY_TEST_PG_PASSWORD": PG_PASSWORD}, {"PARITY_TEST_PG_PASSWORD": WRONG_PG_PASSWORD}
+    cfg, env_cfg, wrong_cfg = str(dep.config_path), str(tmp_path / "env.yaml"), str(tmp_path / "wrong.yaml")
+    # The commands are independent: run them side by side (each one's start-up is most of its time).
     with ThreadPoolExecutor(4) as pool:
         runs = {
-            "parity status --json": pool.submit(parity_cli, "status", "--json", "--config", str(dep.config_path)),
-            "parity config check (broken)": pool.submit(parity_cli, "config", "check", str(tmp_path / "broken.yaml")),
+            "parity status --json": pool.submit(parity_cli, "status", "--json", "--config", cfg),
+            "parity config check (broken)": pool.submit(parity_cli, "config", "check", str(tmp_path / "broken.yaml"),
+                                                        env=right),
+            "parity reconcile": pool.submit(parity_cli, "reconcile", "--once", "--config", env_cfg, env=right),
+            "parity repair --dry-run": pool.submit(parity_cli, "repair", "--dry-run", "--config", cfg, "--report",
+                                                   str(drift_report)),
             "parity reconcile (wrong password)": pool.submit(
-                parity_cli, "reconcile", "--once", "--config", str(tmp_path / "wrong.yaml")),
-            "parity doctor (wrong password)": pool.submit(
-                parity_cli, "doctor", "--json", "--config", str(tmp_path / "wrong.yaml")),
+                parity_cli, "reconcile", "--once", "--config", wrong_cfg, env=wrong),
+            "parity doctor (wrong password)": pool.submit(parity_cli, "doctor", "--json", "--config", wrong_cfg,
+                                                          env=wrong),
+            "parity repair (wrong password)": pool.submit(
+                parity_cli, "repair", "--dry-run", "--config", wrong_cfg, "--report", str(drift_report), env=wrong),
         }
         outputs["drift topic"] = b"\n".join(topic_values(kafka.bootstrap, k.drift_topic or "", 6))
         outputs["dead-letter topic"] = b"\n".join(topic_values(kafka.bootstrap, k.dead_letter_topic, 1))
         done = {name: future.result() for name, future in runs.items()}
     for name, run in done.items():
-        outputs[name] = run.stdout + run.stderr
+        outputs[f"{name} stdout"] = run.stdout
+        outputs[f"{name} stderr"] = run.stderr
+    for report in [*(tmp_path / "reports").rglob("*"), *(tmp_path / "cli-reports").rglob("*")]:
+        if report.is_file():
+            outputs[f"reconcile report {report.name}"] = report.read_bytes()
     status, check = done["parity status --json"], done["parity config check (broken)"]
-    reconcile, doctor = done["parity reconcile (wrong password)"], done["parity doctor (wrong password)"]
+    reconcile, repair = done["parity reconcile"], done["parity repair --dry-run"]
+    bad_reconcile, doctor = done["parity reconcile (wrong password)"], done["parity doctor (wrong password)"]
+    bad_repair = done["parity repair (wrong password)"]
 
     # The outputs are real, not empty: the scan below would otherwise prove nothing.
     assert b'"started"' in outputs["daemon log"] and b"parity_build_info" in outputs["/metrics"]
@@ -280,17 +357,126 @@ def test_no_secret_appears_in_any_output_of_a_run(
     assert json.loads(outputs["/status"])["tables"][mapping.source]["drift"] >= 6
     assert len(outputs["drift log"].splitlines()) >= 6 and "CREATE TABLE" in str(outputs["state store dump"])
     assert any(k.startswith("reconcile report") for k in outputs)
-    assert "drift" in str(outputs["parity status --json"]) and status.returncode == 0
+    assert "drift" in status.stdout and status.returncode == 0
     assert check.returncode == 2 and "postgres.password" in check.stderr
-    assert reconcile.returncode != 0 and "password authentication failed" in reconcile.stderr, reconcile.stderr[-2000:]
-    assert "Traceback" not in reconcile.stderr  # a wrong password is a one-line error, not a crash
-    assert doctor.returncode == 1 and "password authentication failed" in doctor.stdout, doctor.stdout[-2000:]
+    # The hostile password, interpolated into a key=value DSN, logs in: the reconcile ran and found drift.
+    assert reconcile.returncode == 1 and "report:" in reconcile.stdout, reconcile.stderr[-2000:]
+    assert any((tmp_path / "cli-reports").glob("reconcile-*.json"))
+    assert repair.returncode == 0 and "would " in repair.stdout, repair.stdout[-2000:] + repair.stderr[-2000:]
+    for run, text in ((bad_reconcile, bad_reconcile.stderr), (doctor, doctor.stdout), (bad_repair, bad_repair.stderr)):
+        assert run.returncode != 0 and "password authentication failed" in text, text[-2000:]
+        assert f"{password_role}@127.0.0.1:{pg.port}/postgres" in text, text[-2000:]  # where, in parity's words
+        assert "Traceback" not in run.stderr  # a wrong password is a one-line error, not a crash
+    assert doctor.returncode == 1 and bad_repair.returncode == 3
 
-    # The scan recognises the secrets where they do belong (the configuration files).
-    assert set(leaks({"config": dep.config_path.read_text(), "wrong": (tmp_path / "wrong.yaml").read_text()})) >= {
-        "postgres password in config", "SASL password in config", "bearer token in config",
-        "wrong postgres password in wrong"}
+    # The scan recognises the secrets where they do belong (the secret files, the environment).
+    assert leak_sources({"pg file": (secrets_dir / "pg-password").read_text(), "wrong env": WRONG_PG_PASSWORD,
+                         "config": dep.config_path.read_text()}) == {
+        "postgres password in pg file", "wrong postgres password in wrong env", "SSL key password in config",
+        "keystore password in config", "OAuth client secret in config", "bearer token in config"}
     assert leaks(outputs) == []
+
+
+# The shapes also tried with `parity run` (before the fix, /readyz served libpq's message with them).
+DAEMON_SHAPES = ("key=value with a space", "URL with a space")
+
+
+def test_a_malformed_dsn_is_refused_by_every_command_without_its_value(
+    pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The four shapes seen in the field, each written literally (not through a variable, which
+    would be quoted): a space in a key=value DSN, a space in a URL DSN, a bad percent escape, a quote."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    where = f"127.0.0.1:{pg.port}"
+    percent = "Uh7Yg4Tf%zzRd2Es9Wa"  # pieces of the secrets, so that the scan recognises a leak
+    quoted = "PgPw7Hq2 Zx9Kd4Lm"
+    assert percent in WRONG_PG_PASSWORD and quoted in PG_PASSWORD
+    shapes = {
+        "key=value with a space": f"host=127.0.0.1 port={pg.port} dbname=postgres user=app password={PG_PASSWORD}",
+        "URL with a space": f"postgresql://app:{PG_PASSWORD}@{where}/postgres",
+        "URL with a bad percent escape": f"postgresql://app:{percent}@{where}/postgres",
+        "key=value with a quote": f'host=127.0.0.1 port={pg.port} user=app password="{quoted}"',
+    }
+    assert "%zz" in shapes["URL with a bad percent escape"]
+    dep = deploy_example("payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=unique("dsn"),
+                         state_dir=tmp_path / "state")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"tables": {dep.config.tables[0].source: {"drift": [
+        {"kind": "missing_in_target",
+         "key": {"CustomerId": {"N": "5"}, "PaymentDateId": {"S": "2024-01-01T00:00:00Z#1"}}}]}}}))
+    outputs: dict[str, str | bytes] = {}
+    codes: dict[str, int] = {}
+    daemons: list[tuple[str, subprocess.Popen[bytes], int, Path]] = []
+    jobs = {}
+    with ThreadPoolExecutor(4) as pool:
+        for shape, dsn in shapes.items():
+            path = tmp_path / f"{unique('bad')}.yaml"
+            port = free_port()
+            path.write_text(yaml.safe_dump({**dep.raw, "postgres": {"dsn": dsn},
+                                            "daemon": {**dep.raw["daemon"], "http": {"port": port}}}))
+            for command in (["doctor", "--json"], ["reconcile", "--once"], ["repair", "--dry-run", "--report",
+                                                                           str(report)]):
+                jobs[f"parity {command[0]} ({shape})"] = pool.submit(parity_cli, *command, "--config", str(path))
+            jobs[f"parity config check ({shape})"] = pool.submit(parity_cli, "config", "check", str(path))
+            if shape in DAEMON_SHAPES:
+                log = tmp_path / f"{unique('daemon')}.log"
+                daemons.append((shape, start_daemon_process(path, log), port, log))
+        for name, future in jobs.items():
+            run = future.result()
+            outputs[f"{name} stdout"], outputs[f"{name} stderr"] = run.stdout, run.stderr
+            codes[name] = run.returncode
+    for shape, proc, port, log in daemons:
+        name = f"parity run ({shape})"
+        try:
+            # Today's fix refuses to start; before it, the daemon served libpq's message on /readyz.
+            wait_for(lambda p=proc, port=port: p.poll() is not None  # type: ignore[misc]
+                     or b"postgres" in http_get(f"http://127.0.0.1:{port}/readyz")[1], 90, f"{name} to settle")
+            outputs[f"{name} /readyz"] = http_get(f"http://127.0.0.1:{port}/readyz")[1]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+        outputs[f"{name} log"] = log.read_bytes()
+        codes[name] = proc.returncode
+
+    assert leaks(outputs) == []
+    for name, code in codes.items():
+        assert code == 2, (name, code, outputs.get(f"{name} stderr") or outputs.get(f"{name} log"))
+        text = outputs.get(f"{name} stderr") or outputs[f"{name} log"]
+        assert INVALID_DSN in str(text), (name, text)
+
+
+def test_no_secret_in_the_demo_outputs(tmp_path: Path) -> None:
+    """`parity demo` runs with the caller's AWS credentials (DynamoDB Local wants some): its stdout,
+    stderr, JSON result and HTML report never show the secret key."""
+    import shutil
+    import tempfile
+
+    from parity.devstack.stack import Stack
+
+    # World-searchable parents: the private Postgres runs as the `postgres` OS user under root.
+    base = Path(tempfile.mkdtemp(prefix="parity-demo-sec-"))
+    base.chmod(0o755)
+    state = base / "demo"
+    try:
+        run = parity_cli("demo", "--json", "--state-dir", str(state), "--rows", "50", "--duration", "4",
+                         "--lag-ms", "500", "--grace", "8", "--no-prometheus", timeout=600,
+                         env={"AWS_ACCESS_KEY_ID": "AKIAPARITYSECTEST001", "AWS_SECRET_ACCESS_KEY": AWS_SECRET})
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        html = Path(result["report_html"]).read_text()
+        assert "<svg" in html  # the report is real
+        outputs: dict[str, str | bytes] = {"demo stdout": run.stdout, "demo stderr": run.stderr, "demo HTML": html}
+        for log in state.rglob("*.log"):
+            outputs[f"demo {log.name}"] = log.read_bytes()
+        assert leaks(outputs) == []
+    finally:
+        Stack(state).down()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ----- 2. hostile SQL names are quoted, never executed -----------------------------------------------------
