@@ -121,15 +121,46 @@ class ColumnRule(_Frozen):
         return self.type in SET_TYPES and {self.null_as, self.empty_set_as} == {"absent", "null"}
 
 
+# librdkafka settings parity's guarantees rest on, with why; `kafka.options` may not set them.
+# Offsets are committed only after every record before them is resolved (auto commit and the
+# automatic offset store would commit records not yet verified); a new group starts at the
+# beginning so no record goes without an outcome; the drift and dead-letter producers are
+# idempotent with acks=all because the consumer's offsets are committed right after they flush.
+# Aliases are listed because librdkafka accepts them as the same setting.
+RESERVED_KAFKA_OPTIONS: dict[str, str] = {
+    "enable.auto.commit": "offsets are committed only after the records before them are verified",
+    "auto.commit.enable": "offsets are committed only after the records before them are verified",
+    "enable.auto.offset.store": "offsets are stored only after the records before them are verified",
+    "group.id": "set kafka.group_id",
+    "auto.offset.reset": "a new consumer group starts at the earliest offset, so every record gets an outcome",
+    "enable.idempotence": "drift and dead letters are produced idempotently before offsets are committed",
+    "acks": "drift and dead letters are acknowledged by all in-sync replicas before offsets are committed",
+    "request.required.acks": "drift and dead letters are acknowledged by all in-sync replicas before offsets "
+    "are committed",
+    "bootstrap.servers": "set kafka.bootstrap_servers",
+    "metadata.broker.list": "set kafka.bootstrap_servers",
+}
+
+
 class KafkaConfig(_Frozen):
     bootstrap_servers: str
     topic_prefix: str
     group_id: str = "parity"
-    # Passed to the Kafka client unchanged: security.protocol, sasl.*, ssl.* ...
+    # Passed to the Kafka client unchanged (security.protocol, sasl.*, ssl.* ...), except the
+    # settings of RESERVED_KAFKA_OPTIONS, which are refused.
     options: dict[str, str] = Field(default_factory=dict)
     drift_topic: str | None = "parity.drift"
     dead_letter_topic: str = "parity.dlq"
     session_timeout_ms: int = Field(default=10_000, ge=1000)
+
+    @field_validator("options")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            why = RESERVED_KAFKA_OPTIONS.get(name.strip().lower())
+            if why is not None:
+                raise _PathError(name, f"parity sets this itself and it cannot be overridden: {why}")
+        return value
 
     def topic_for(self, source: str) -> str:
         return f"{self.topic_prefix}.{source}"
