@@ -185,9 +185,36 @@ class DynamoConfig(_Frozen):
 
 
 class HttpConfig(_Frozen):
+    """The daemon's HTTP server. Loopback unless `host` says otherwise (a container that Prometheus
+    scrapes from another container needs 0.0.0.0). With `bearer_token`, /metrics, /readyz, /status
+    and admin routes need `Authorization: Bearer <token>`; /healthz (liveness) stays open. With
+    both TLS files it serves HTTPS only."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
     bearer_token: SecretStr | None = None
+    # A client that has not sent its request (or read the answer) within this is disconnected, so
+    # a slow or stalled client holds a server thread for at most this long.
+    request_timeout_s: float = Field(default=10, gt=0, le=300)
+    tls_cert_file: str | None = None  # PEM certificate (chain)
+    tls_key_file: str | None = None  # PEM private key
+
+    @field_validator("bearer_token", "tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        # `${PARITY_HTTP_TOKEN:-}` with the variable unset interpolates to "": no token, no TLS.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            raise _PathError(missing, "TLS needs both tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 class DaemonConfig(_Frozen):
