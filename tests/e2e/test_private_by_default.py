@@ -181,10 +181,9 @@ def test_a_real_dead_letter_carries_no_excluded_or_redacted_value_and_the_run_s_
         wait_for(lambda: resolved_total(dep.config) >= 2 and not len(runner.daemon.pipeline.rechecks), 120,
                  "both events resolved")
         [raw] = _dead_letters(kafka.bootstrap, k.dead_letter_topic, 1)
-        # Files of the live run, while the daemon holds them open.
-        assert mode(state) == 0o700
-        for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "drift.jsonl"):
-            assert mode(state / name) == 0o600, name
+        # Files of the live run, while the daemon holds them open (asserted below).
+        live_modes = {name: mode(state / name) for name in
+                      (".", "state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "drift.jsonl")}
     assert str(CUSTOMER_ID) not in raw.decode() and TX_REF not in raw.decode(), raw
     body = json.loads(raw)
     assert "value" not in body and body["table"] == mapping.source
@@ -194,6 +193,8 @@ def test_a_real_dead_letter_carries_no_excluded_or_redacted_value_and_the_run_s_
     original = _read_at(kafka.bootstrap, body["topic"], body["partition"], body["offset"])
     assert original.key() == body["key"].encode()
     assert str(CUSTOMER_ID) in original.value().decode() and TX_REF in original.value().decode()
+    assert live_modes == {".": 0o700, "state.sqlite": 0o600, "state.sqlite-wal": 0o600,
+                          "state.sqlite-shm": 0o600, "drift.jsonl": 0o600}, {n: oct(m) for n, m in live_modes.items()}
 
     result = subprocess.run(
         [sys.executable, "-m", "parity.cli", "reconcile", "--config", str(dep.config_path), "--once"],
