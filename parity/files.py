@@ -28,8 +28,12 @@ FILE_MODE = 0o600
 
 def _tighten(path: Path, mode: int) -> None:
     try:
-        st = path.stat()
+        st = path.lstat()
     except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        # chmod would change the link's target, which may be anything (run as root, /etc/...).
+        log.warning("private_path_is_a_symlink", path=str(path), note="mode not checked or changed")
         return
     current = stat.S_IMODE(st.st_mode)
     if current & ~mode == 0:

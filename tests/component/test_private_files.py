@@ -95,3 +95,13 @@ def test_reports_checkpoints_and_spill_files_are_private(tmp_path: Path) -> None
     resumed = SpillWriter(cp.spill_path("ddb-0"), offset=5)
     resumed.close()
     assert mode(cp.spill_path("ddb-0")) == 0o600
+
+
+def test_a_symlinked_drift_log_does_not_change_its_target_s_mode(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not parity's")
+    os.chmod(target, 0o644)
+    link = tmp_path / "drift.jsonl"
+    link.symlink_to(target)
+    JsonLinesFile(link)
+    assert mode(target) == 0o644
