@@ -107,10 +107,11 @@ class StateStore:
             # Private: the store holds customer keys and drifted values (parity.files). SQLite gives
             # its -wal and -shm files the database file's mode, so creating that one 0600 first
             # covers them; files left by an older run are tightened.
-            private_dir(self.path.parent)
-            for existing in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
-                private_file(existing)
-            os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
+            if str(path) != ":memory:":  # SQLite's in-memory database (tests): no file at all
+                private_dir(self.path.parent)
+                for existing in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                    private_file(existing)
+                os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives power loss, not only a process crash.

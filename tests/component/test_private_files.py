@@ -105,3 +105,9 @@ def test_a_symlinked_drift_log_does_not_change_its_target_s_mode(tmp_path: Path)
     link.symlink_to(target)
     JsonLinesFile(link)
     assert mode(target) == 0o644
+
+
+def test_an_in_memory_state_store_creates_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    StateStore(":memory:").close()
+    assert list(tmp_path.iterdir()) == []
