@@ -35,6 +35,8 @@ def _tighten(path: Path, mode: int) -> None:
         # chmod would change the link's target, which may be anything (run as root, /etc/...).
         log.warning("private_path_is_a_symlink", path=str(path), note="mode not checked or changed")
         return
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return  # a device or pipe configured as the drift log (/dev/stdout ...): not a file parity owns
     current = stat.S_IMODE(st.st_mode)
     if current & ~mode == 0:
         return

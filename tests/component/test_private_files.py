@@ -111,3 +111,9 @@ def test_an_in_memory_state_store_creates_no_file(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     StateStore(":memory:").close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_as_the_drift_log_keeps_its_mode(tmp_path: Path) -> None:
+    before = mode(Path("/dev/null"))
+    JsonLinesFile("/dev/null").write([b"{}"])
+    assert mode(Path("/dev/null")) == before
