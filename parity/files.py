@@ -71,9 +71,11 @@ def private_file(path: str | Path) -> Path:
     return Path(path)
 
 
-def open_private(path: str | Path, flags: int) -> int:
-    """os.open with mode 0600 for a new file; an existing wider file is tightened first."""
-    private_file(path)
+def open_private(path: str | Path, flags: int, *, tighten: bool = True) -> int:
+    """os.open with mode 0600 for a new file; an existing wider file is tightened first (unless
+    the caller did that once already: an append per batch need not stat the file each time)."""
+    if tighten:
+        private_file(path)
     return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
 
 

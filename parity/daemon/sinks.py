@@ -23,7 +23,7 @@ class JsonLinesFile:
         if not lines:
             return
         try:
-            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as fh:
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, tighten=False), "ab") as fh:
                 fh.write(b"".join(line + b"\n" for line in lines))
                 fh.flush()
                 os.fsync(fh.fileno())
