@@ -153,11 +153,33 @@ def is_secret_option(name: str) -> bool:
     return bool(_SECRET_OPTION.search(name))
 
 
+# librdkafka settings parity's guarantees rest on, with why; `kafka.options` may not set them.
+# Offsets are committed only after every record before them is resolved (auto commit and the
+# automatic offset store would commit records not yet verified); a new group starts at the
+# beginning so no record goes without an outcome; the drift and dead-letter producers are
+# idempotent with acks=all because the consumer's offsets are committed right after they flush.
+# Aliases are listed because librdkafka accepts them as the same setting.
+RESERVED_KAFKA_OPTIONS: dict[str, str] = {
+    "enable.auto.commit": "offsets are committed only after the records before them are verified",
+    "auto.commit.enable": "offsets are committed only after the records before them are verified",
+    "enable.auto.offset.store": "offsets are stored only after the records before them are verified",
+    "group.id": "set kafka.group_id",
+    "auto.offset.reset": "a new consumer group starts at the earliest offset, so every record gets an outcome",
+    "enable.idempotence": "drift and dead letters are produced idempotently before offsets are committed",
+    "acks": "drift and dead letters are acknowledged by all in-sync replicas before offsets are committed",
+    "request.required.acks": "drift and dead letters are acknowledged by all in-sync replicas before offsets "
+    "are committed",
+    "bootstrap.servers": "set kafka.bootstrap_servers",
+    "metadata.broker.list": "set kafka.bootstrap_servers",
+}
+
+
 class KafkaConfig(_Frozen):
     bootstrap_servers: str
     topic_prefix: str
     group_id: str = "parity"
-    # Passed to the Kafka client unchanged: security.protocol, sasl.*, ssl.* ...
+    # Passed to the Kafka client unchanged (security.protocol, sasl.*, ssl.* ...), except the
+    # settings of RESERVED_KAFKA_OPTIONS, which are refused.
     options: dict[str, str] = Field(default_factory=dict)
     auth: Annotated[MskIamAuth, Field(discriminator="type")] | None = None
     drift_topic: str | None = "parity.drift"
@@ -172,6 +194,15 @@ class KafkaConfig(_Frozen):
                 raise _PathError("options", f"{', '.join(clash)}: set by kafka.auth (type msk_iam); remove "
                                             "them (no SASL password with IAM authentication)")
         return self
+
+    @field_validator("options")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            why = RESERVED_KAFKA_OPTIONS.get(name.strip().lower())
+            if why is not None:
+                raise _PathError(name, f"parity sets this itself and it cannot be overridden: {why}")
+        return value
 
     def topic_for(self, source: str) -> str:
         return f"{self.topic_prefix}.{source}"
@@ -204,9 +235,36 @@ class DynamoConfig(_Frozen):
 
 
 class HttpConfig(_Frozen):
+    """The daemon's HTTP server. Loopback unless `host` says otherwise (a container that Prometheus
+    scrapes from another container needs 0.0.0.0). With `bearer_token`, /metrics, /readyz, /status
+    and admin routes need `Authorization: Bearer <token>`; /healthz (liveness) stays open. With
+    both TLS files it serves HTTPS only."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
     bearer_token: SecretStr | None = None
+    # A client that has not sent its request (or read the answer) within this is disconnected, so
+    # a slow or stalled client holds a server thread for at most this long.
+    request_timeout_s: float = Field(default=10, gt=0, le=300)
+    tls_cert_file: str | None = None  # PEM certificate (chain)
+    tls_key_file: str | None = None  # PEM private key
+
+    @field_validator("bearer_token", "tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        # `${PARITY_HTTP_TOKEN:-}` with the variable unset interpolates to "": no token, no TLS.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            raise _PathError(missing, "TLS needs both tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 class DaemonConfig(_Frozen):

@@ -27,7 +27,7 @@ from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
 from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
 from parity.daemon.source import KafkaSource
 from parity.daemon.state import StateStore
-from parity.daemon.steps import BatchResult, Pipeline
+from parity.daemon.steps import BatchResult, Pipeline, dead_letter_message
 
 log = structlog.get_logger("parity.daemon")
 
@@ -318,7 +318,7 @@ class Daemon:
 
     def _persist(self, result: BatchResult, facts: dict[str, Any] | None = None) -> None:
         if result.dead_letters:
-            self.dead_letters.send([(None, dl.to_json()) for dl in result.dead_letters])
+            self.dead_letters.send([(None, dead_letter_message(dl, self.config)) for dl in result.dead_letters])
             self.dead_letters.flush()
         for source, n in result.snapshot_rows.items():
             self.snapshot_rows[source] = self.snapshot_rows.get(source, 0) + n

@@ -9,18 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from parity.core.errors import StoreError
+from parity.files import open_private, parent_dir, private_file
 
 
 class JsonLinesFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Drift records hold keys and non-redacted values: the file is 0600 (parity.files).
+        parent_dir(self.path)
+        private_file(self.path)
 
     def write(self, lines: Sequence[bytes]) -> None:
         if not lines:
             return
         try:
-            with open(self.path, "ab") as fh:
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, tighten=False), "ab") as fh:
                 fh.write(b"".join(line + b"\n" for line in lines))
                 fh.flush()
                 os.fsync(fh.fileno())

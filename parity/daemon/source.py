@@ -50,12 +50,17 @@ class KafkaSource:
         on_revoke: Callable[[list[TP]], None] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
-        conf: dict[str, Any] = {
+        # What the offset guarantees rest on; applied after `options` as well, so that even an
+        # option that slipped past config validation (RESERVED_KAFKA_OPTIONS) cannot change it.
+        reserved: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+        }
+        conf: dict[str, Any] = {
+            **reserved,
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
             # A batch may wait out a slow DynamoDB; give it room before the group evicts us.
@@ -64,6 +69,7 @@ class KafkaSource:
             "allow.auto.create.topics": False,
             "topic.metadata.refresh.interval.ms": 5000,
             **(options or {}),
+            **reserved,
         }
         self._on_assign = on_assign
         self._on_revoke = on_revoke

@@ -26,6 +26,7 @@ Every batch writes in one transaction before offsets are committed. A failed wri
 from __future__ import annotations
 
 import base64
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,6 +41,7 @@ import orjson
 from parity.core.errors import MappingError, StoreError
 from parity.core.keys import key_fragment
 from parity.core.values import item_from_wire, item_to_wire, number_text
+from parity.files import open_private, private_dir, private_file
 
 
 def _plain(value: Any) -> Any:
@@ -150,7 +152,14 @@ class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private: the store holds customer keys and drifted values (parity.files). SQLite gives
+            # its -wal and -shm files the database file's mode, so creating that one 0600 first
+            # covers them; files left by an older run are tightened.
+            if str(path) != ":memory:":  # SQLite's in-memory database (tests): no file at all
+                private_dir(self.path.parent)
+                for existing in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                    private_file(existing)
+                os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives power loss, not only a process crash.

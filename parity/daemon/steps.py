@@ -56,18 +56,32 @@ class DeadLetter:
     source: str | None
     reason_class: str = "other"  # decode | mapping | schema | other: a bounded metric label
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, redact_key: bool = False) -> bytes:
+        """Where the record is and why it could not be processed, never its value: the value holds
+        columns the mapping excludes or redacts (the dead-letter topic is read more widely than
+        the source topics). Replay re-reads the record at (topic, partition, offset), see
+        docs/runbook.md. The Kafka key holds the row's primary-key columns; with `redact_key` (a
+        key column is redacted) it is left out too, and the position alone finds the record."""
         return orjson.dumps(
             {
                 "reason": self.reason,
+                "reason_class": self.reason_class,
                 "table": self.source,
                 "topic": self.record.topic,
                 "partition": self.record.partition,
                 "offset": self.record.offset,
-                "key": _text(self.record.key, 4096),
-                "value": _text(self.record.value, 65536),
+                "timestamp_ms": self.record.timestamp_ms,
+                "key": None if redact_key else _text(self.record.key, 4096),
+                "key_redacted": redact_key,
             }
         )
+
+
+def dead_letter_message(dead: DeadLetter, config: ParityConfig) -> bytes:
+    """The dead-letter topic's message for `dead`, its key left out when its table redacts a key column."""
+    mapping = next((t for t in config.tables if t.source == dead.source), None)
+    redact_key = mapping is not None and any(mapping.rule(c).redact for c in mapping.primary_key)
+    return dead.to_json(redact_key=redact_key)
 
 
 def _text(raw: bytes | None, limit: int) -> str | None:

@@ -75,8 +75,9 @@ def _yaml_list(items: list[str]) -> str:
 
 def start_prometheus(state_dir: Path, scrape_targets: list[str], rule_files: list[Path] | None = None,
                      alertmanager_url: str | None = None, scrape_interval: str = "1s",
-                     port: int | None = None) -> PrometheusService:
-    """Prometheus scraping `scrape_targets` (host:port, path /metrics) with `rule_files` loaded."""
+                     port: int | None = None, bearer_token: str | None = None) -> PrometheusService:
+    """Prometheus scraping `scrape_targets` (host:port, path /metrics) with `rule_files` loaded;
+    with `bearer_token`, sending it the way prometheus/prometheus.yml documents (credentials_file)."""
     state_dir = Path(state_dir).resolve()  # services run with another cwd
     binary = program("prometheus", "prometheus")
     base = state_dir / "prometheus"
@@ -91,11 +92,17 @@ def start_prometheus(state_dir: Path, scrape_targets: list[str], rule_files: lis
         host = alertmanager_url.split("://", 1)[-1].rstrip("/")
         alerting = ("alerting:\n  alertmanagers:\n    - static_configs:\n"
                     f"        - targets: [{json.dumps(host)}]\n")
+    auth = ""
+    if bearer_token is not None:
+        token_file = base / "parity-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(bearer_token)
+        auth = f"    authorization:\n      type: Bearer\n      credentials_file: {json.dumps(str(token_file))}\n"
     config = base / "prometheus.yml"
     config.write_text(
         f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
         f"rule_files: {_yaml_list(rules)}\n{alerting}"
-        f"scrape_configs:\n  - job_name: parity\n    static_configs:\n"
+        f"scrape_configs:\n  - job_name: parity\n{auth}    static_configs:\n"
         f"      - targets: {_yaml_list(scrape_targets)}\n"
     )
     port = port or free_port()

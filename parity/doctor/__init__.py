@@ -36,9 +36,11 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
     import psycopg
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from parity.doctor import checks_dynamodb, checks_kafka, checks_mapping, checks_postgres
+    from parity.doctor import checks_dynamodb, checks_kafka, checks_mapping, checks_postgres, checks_transport
 
     report = Report()
+    # From the configuration alone: warnings for clear-text transport, before any connection.
+    report.extend(checks_transport.transport(config))
     pg = PostgresFindings()
     try:
         with pg_connect() as conn:

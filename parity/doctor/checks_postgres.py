@@ -20,6 +20,26 @@ from parity.core.mapping import ItemMapper
 from parity.doctor.report import Check, fail, ok, warn
 
 SYSTEM = "postgres"
+
+
+# The fix lines are meant to be pasted into psql, so every name in them is quoted the way Postgres
+# reads it back: a mixed-case name stays mixed-case, a name with quotes or semicolons stays one
+# name. Pure functions, no connection needed (the doctor prints fixes for unreachable setups too).
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    # standard_conforming_strings is on (the default since PostgreSQL 9.1): only ' needs doubling.
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quoted_table(m: TableMapping) -> str:
+    return f"{quote_ident(m.schema)}.{quote_ident(m.table)}"
+
+
+def _quoted_columns(columns: Sequence[str]) -> str:
+    return ", ".join(quote_ident(c) for c in columns)
 DEFAULT_MAX_RETAINED_WAL = 1 << 30  # an inactive slot holding a GiB of WAL is worth a look
 # Counting NULLs means reading the whole table: only below this heap size is it "cheap".
 CHEAP_COUNT_BYTES = 256 << 20
@@ -115,7 +135,8 @@ def _slots(conn: psycopg.Connection[Any], max_retained: int) -> list[Check]:
         elif retained > max_retained:
             checks.append(warn(SYSTEM, "replication_slot", f"{text}, above {_bytes(max_retained)}",
                                "start (or unstick) its consumer, or drop it if unused: "
-                               f"SELECT pg_drop_replication_slot('{name}'); an inactive slot fills the disk",
+                               f"SELECT pg_drop_replication_slot({quote_literal(name)}); "
+                               "an inactive slot fills the disk",
                                subject=name))
         else:
             checks.append(ok(SYSTEM, "replication_slot", text, subject=name))
@@ -156,7 +177,7 @@ def _table(conn: psycopg.Connection[Any], m: TableMapping, sample: int,
     checks = [ok(SYSTEM, "table", f"exists ({_bytes(int(heap_bytes))})", subject=subject)]
     if not can_select:
         checks.append(fail("permissions", "postgres_select", "the configured user cannot SELECT this table",
-                           f"GRANT SELECT ON {m.source} TO <parity user> (reconcile reads it)", subject=subject))
+                           f"GRANT SELECT ON {quoted_table(m)} TO <parity user> (reconcile reads it)", subject=subject))
     columns = _columns(conn, oid)
     pk = _index_columns(conn, oid, "indisprimary")
     facts = TableFacts(exists=True, columns=columns, primary_key=pk)
@@ -222,7 +243,8 @@ def _primary_key(m: TableMapping, pk: tuple[str, ...]) -> Check:
     want = ", ".join(m.primary_key)
     if not pk:
         return fail(SYSTEM, "primary_key", f"has no primary key; the mapping expects ({want})",
-                    f"ALTER TABLE {m.source} ADD PRIMARY KEY ({want}); without one Debezium's events have no "
+                    f"ALTER TABLE {quoted_table(m)} ADD PRIMARY KEY ({_quoted_columns(m.primary_key)}); "
+                    "without one Debezium's events have no "
                     "key (no per-row ordering) and UPDATE/DELETE fail once the table is published",
                     subject=m.source)
     if set(pk) != set(m.primary_key):
@@ -235,7 +257,7 @@ def _primary_key(m: TableMapping, pk: tuple[str, ...]) -> Check:
 def _replica_identity(conn: psycopg.Connection[Any], m: TableMapping, oid: int, replident: str,
                       pk: tuple[str, ...], columns: dict[str, Column], toast_bytes: int) -> Check:
     subject = m.source
-    full_fix = f"ALTER TABLE {m.source} REPLICA IDENTITY FULL"
+    full_fix = f"ALTER TABLE {quoted_table(m)} REPLICA IDENTITY FULL"
     if replident == "f":
         return ok(SYSTEM, "replica_identity", "FULL: update and delete events carry the whole old row",
                   subject=subject)
@@ -274,7 +296,8 @@ def _publication(m: TableMapping, conn: psycopg.Connection[Any], publications: S
     if not holding:
         first = publications[0].name
         return warn(SYSTEM, "publication", f"in none of the publications {[p.name for p in publications]}",
-                    f"ALTER PUBLICATION {first} ADD TABLE {m.source} (or the connector's table.include.list)",
+                    f"ALTER PUBLICATION {quote_ident(first)} ADD TABLE {quoted_table(m)} "
+                    "(or the connector's table.include.list)",
                     subject=subject)
     partial = [p.name for p in holding if not (p.update and p.delete)]
     if partial:
@@ -378,7 +401,8 @@ def _key_nulls(conn: psycopg.Connection[Any], m: TableMapping, columns: dict[str
     return fail(SYSTEM, "key_nulls",
                 f"NULL key-template values {scope}: " + ", ".join(f"{c} in {n} row(s)" for c, n in bad.items())
                 + (f"; e.g. rows {examples}" if examples else "") + ": these rows cannot become items",
-                f"fill them (UPDATE {m.source} SET {first} = ... WHERE {first} IS NULL) and add NOT NULL, "
+                f"fill them (UPDATE {quoted_table(m)} SET {quote_ident(first)} = ... "
+                f"WHERE {quote_ident(first)} IS NULL) and add NOT NULL, "
                 "or change the key template", subject=subject)
 
 

@@ -1,15 +1,22 @@
 """The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status (+ optional admin routes).
 
-- `/metrics`  Prometheus exposition of the registry it is given (open: scrapers rarely carry tokens).
-- `/healthz`  200 while the process serves requests (liveness).
-- `/readyz`   200 only when every check of the readiness callback is ok; JSON lists the checks.
+- `/metrics`  Prometheus exposition of the registry it is given.
+- `/healthz`  200 while the process serves requests (liveness); always open.
+- `/readyz`   200 only when every check of the readiness callback is ok; JSON names each check and
+              lists the ones that are down (`down`), never a driver's error text (that can hold
+              host names, user names, SQL): the text goes to the log when a check turns bad.
 - `/status`   JSON from the status callback (per-table counts, drift ratio, lag, last reconcile).
 - admin routes, registered by the caller (e.g. POST /admin/reconcile).
 
-When a bearer token is configured, `/status` and every admin route require
-`Authorization: Bearer <token>`, compared with `hmac.compare_digest` so response timing does not
-leak how much of a guess matched. The server binds 127.0.0.1 by default (HttpConfig): exposing it
-wider is a deliberate configuration choice.
+When a bearer token is configured, everything but `/healthz` requires
+`Authorization: Bearer <token>` (metrics carry table names and drift figures; readiness tells
+which dependency is down), compared with `hmac.compare_digest` so response timing does not leak
+how much of a guess matched. Prometheus sends it with `authorization: {credentials_file: ...}`.
+The server binds 127.0.0.1 by default (HttpConfig): exposing it wider is a deliberate
+configuration choice. Every connection has a socket timeout (`request_timeout_s`), so a slow or
+stalled client holds its thread that long at most. With `tls_cert_file` and `tls_key_file` it
+serves HTTPS (stdlib ssl, TLS 1.2+); the TLS handshake runs in the connection's own thread,
+under the same timeout, so a client that stalls the handshake cannot block the accept loop.
 
 It is the stdlib ThreadingHTTPServer in a daemon thread: a scrape or probe never waits for the
 pipeline, and a stuck pipeline still answers /healthz, /metrics (which is how you see it is stuck).
@@ -18,6 +25,7 @@ pipeline, and a stuck pipeline still answers /healthz, /metrics (which is how yo
 from __future__ import annotations
 
 import hmac
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -84,6 +92,8 @@ class MetricsServer:
         token = self.config.bearer_token
         self._token: bytes | None = token.get_secret_value().encode() if token else None
         self._httpd: ThreadingHTTPServer | None = None
+        self._down_lock = threading.Lock()
+        self._last_down: tuple[tuple[str, str], ...] = ()
         self._thread: threading.Thread | None = None
 
     # ----- lifecycle --------------------------------------------------------------------------------
@@ -92,8 +102,15 @@ class MetricsServer:
         if self._httpd is not None:
             raise RuntimeError("already started")
         handler = _handler_class(self)
-        self._httpd = ThreadingHTTPServer((self.config.host, self.config.port), handler)
+        self._httpd = _Server((self.config.host, self.config.port), handler)
         self._httpd.daemon_threads = True
+        if self.config.tls_cert_file and self.config.tls_key_file:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(self.config.tls_cert_file, self.config.tls_key_file)
+            # No handshake in accept(): it would run in the serving thread, where one client that
+            # never finishes it would stop every other request. The handler thread does it.
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
         # A short poll interval bounds how long stop() waits; the poll costs nothing measurable.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="parity-http", daemon=True
@@ -133,7 +150,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.config.tls else 'http'}://{self.host}:{self.port}"
 
     # ----- request handling (called from the handler threads) --------------------------------------
 
@@ -146,16 +163,16 @@ class MetricsServer:
 
     def handle(self, method: str, path: str, auth: str | None, body: bytes, accept: str) -> _Response:
         route = path.split("?", 1)[0]
+        if method == "GET" and route == "/healthz":
+            return _Response.json(HTTPStatus.OK, {"status": "alive"})
+        if method == "GET" and route in ("/metrics", "/readyz", "/status") and not self.authorized(auth):
+            return _unauthorized()
         if method == "GET" and route == "/metrics":
             encoder, content_type = choose_encoder(accept)
             return _Response(HTTPStatus.OK, encoder(self.registry), content_type)
-        if method == "GET" and route == "/healthz":
-            return _Response.json(HTTPStatus.OK, {"status": "alive"})
         if method == "GET" and route == "/readyz":
             return self._ready()
         if route == "/status" and method == "GET":
-            if not self.authorized(auth):
-                return _unauthorized()
             try:
                 return _Response.json(HTTPStatus.OK, dict(self.status()))
             except Exception as exc:  # a status bug must not take the endpoint down
@@ -179,13 +196,22 @@ class MetricsServer:
     def _ready(self) -> _Response:
         try:
             checks = list(self.readiness())
-        except Exception as exc:  # a probe that raises means "not ready", with the reason
+        except Exception as exc:  # a probe that raises means "not ready"; the reason goes to the log
             checks = [Check("readiness", False, f"probe raised {type(exc).__name__}: {exc}")]
         if not checks:
             checks = [Check("readiness", False, "the readiness probe reported no checks")]
-        ready = all(c.ok for c in checks)
-        body = {"ready": ready, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}
-        return _Response.json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, body)
+        down = [c.name for c in checks if not c.ok]
+        self._log_down(checks)
+        body = {"ready": not down, "down": down, "checks": [{"name": c.name, "ok": c.ok} for c in checks]}
+        return _Response.json(HTTPStatus.SERVICE_UNAVAILABLE if down else HTTPStatus.OK, body)
+
+    def _log_down(self, checks: list[Check]) -> None:
+        # Once per change of what is down, not on every probe (Kubernetes asks every few seconds).
+        down = tuple((c.name, c.detail) for c in checks if not c.ok)
+        with self._down_lock:
+            changed, self._last_down = down != self._last_down, down
+        if changed and down:
+            log.warning("not_ready", down={name: detail for name, detail in down})
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +235,30 @@ def _unauthorized() -> _Response:
     )
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that times out, resets or fails the TLS handshake is the client's problem:
+        # one log line, not socketserver's traceback on stderr.
+        log.debug("http_connection_dropped", client=str(client_address[0]))
+
+
 def _handler_class(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "parity"
         sys_version = ""
+        # StreamRequestHandler sets it on the connection: every read and write of a request,
+        # and the TLS handshake below, gives up after this long.
+        timeout = server.config.request_timeout_s
+
+        def setup(self) -> None:
+            super().setup()
+            if isinstance(self.connection, ssl.SSLSocket):
+                try:
+                    self.connection.do_handshake()
+                except OSError:  # TimeoutError included
+                    self.close_connection = True
+                    raise
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

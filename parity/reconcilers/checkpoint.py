@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from parity.core.errors import StoreError
+from parity.files import DIR_MODE, private_dir, write_private
 
 VERSION = 1
 
@@ -44,7 +45,8 @@ class Checkpoint:
     def create(cls, report_dir: Path, target: str, params: dict[str, Any]) -> Checkpoint:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         run_dir = report_dir / "runs" / f"{_safe(target)}-{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        private_dir(report_dir / "runs")  # spill files hold every key of the table (parity.files)
+        run_dir.mkdir(mode=DIR_MODE, exist_ok=False)
         data = {"version": VERSION, "target": target, "complete": False, **params, "units": {}}
         cp = cls(run_dir, data)
         cp.save()
@@ -94,7 +96,7 @@ class Checkpoint:
             payload = orjson.dumps(self.data)
             tmp = self.path.with_suffix(".tmp")
             try:
-                tmp.write_bytes(payload)
+                write_private(tmp, payload)
                 os.replace(tmp, self.path)
             except OSError as exc:
                 raise StoreError(f"cannot write checkpoint {self.path}: {exc}") from exc

@@ -44,6 +44,7 @@ from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper, TargetRouter
 from parity.core.values import Item
 from parity.daemon.dynamo import DynamoStore, key_tuple
+from parity.files import private_dir, write_private
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.coverage import (
     PG_ROW_UNMAPPABLE,
@@ -653,11 +654,11 @@ def _owner(
 
 
 def write_report(report: dict[str, Any], report_dir: Path) -> Path:
-    report_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(report_dir)  # reports list drifted keys and values (parity.files)
     path = report_dir / f"reconcile-{report['run_id']}.json"
     n = 1
     while path.exists():
         n += 1
         path = report_dir / f"reconcile-{report['run_id']}-{n}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    write_private(path, orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return path

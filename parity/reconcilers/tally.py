@@ -31,6 +31,7 @@ import orjson
 
 from parity.core.digest import MASK, key_bucket
 from parity.core.values import Item, Value, from_wire, to_wire
+from parity.files import open_private
 from parity.reconcilers.coverage import NotCompared
 
 FINGERPRINT_SPACE = 1 << 64
@@ -144,7 +145,9 @@ class SpillWriter:
     def __init__(self, path: Path, *, offset: int = 0) -> None:
         self.path = path
         mode = "r+b" if offset and path.exists() else "wb"
-        self._file: BinaryIO = open(path, mode)  # type: ignore[assignment]  # noqa: SIM115 - closed by close()
+        # Every key of the table passes through here: 0600 (parity.files).
+        flags = os.O_RDWR if mode == "r+b" else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        self._file: BinaryIO = os.fdopen(open_private(path, flags), mode)  # type: ignore[assignment]  # closed by close()
         self._file.truncate(offset if mode == "r+b" else 0)
         self._file.seek(0, os.SEEK_END)
 

@@ -94,7 +94,9 @@ def test_readyz_is_200_only_when_every_check_is_ok(server: MetricsServer) -> Non
     code, _, body = request(server, "/readyz")
     doc = json.loads(body)
     assert code == 503 and doc["ready"] is False
-    assert {"name": "kafka", "ok": False, "detail": "broker unreachable"} in doc["checks"]
+    assert {"name": "kafka", "ok": False} in doc["checks"]
+    assert doc["down"] == ["kafka"]
+    assert "broker unreachable" not in body.decode()  # which dependency, never the driver's text
 
 
 def _serve(registry: CollectorRegistry, **kwargs: Any) -> MetricsServer:
@@ -111,7 +113,8 @@ def test_readyz_is_503_without_a_probe_with_no_checks_or_when_the_probe_raises(r
             assert code == 503, kwargs
             assert json.loads(body)["ready"] is False
     with _serve(registry, readiness=raising) as srv:
-        assert "postgres down" in request(srv, "/readyz")[2].decode()
+        body = request(srv, "/readyz")[2].decode()
+        assert "postgres down" not in body and json.loads(body)["down"] == ["readiness"]
 
 
 def test_status_returns_the_providers_json(server: MetricsServer, metrics: Metrics) -> None:
@@ -179,10 +182,23 @@ class TestBearerToken:
         assert (code, json.loads(body)) == (202, {"accepted": True})
         assert secured.calls == [b'{"table": "public.subscriber"}']  # type: ignore[attr-defined]
 
-    def test_metrics_and_probes_stay_open(self, secured: MetricsServer) -> None:
-        assert request(secured, "/metrics")[0] == 200
+    @pytest.mark.parametrize("path", ["/metrics", "/readyz", "/status"])
+    @pytest.mark.parametrize("auth", [None, "Bearer wrong", f"Bearer {TOKEN}x"])
+    def test_metrics_readyz_and_status_need_the_token(
+        self, secured: MetricsServer, path: str, auth: str | None
+    ) -> None:
+        headers = {"Authorization": auth} if auth is not None else {}
+        code, _, body = request(secured, path, headers=headers)
+        assert code == 401
+        assert b"parity_" not in body and b"kafka" not in body
+
+    def test_metrics_and_readyz_answer_with_the_token(self, secured: MetricsServer) -> None:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        assert request(secured, "/metrics", headers=headers)[0] == 200
+        assert request(secured, "/readyz", headers=headers)[0] == 200
+
+    def test_liveness_stays_open(self, secured: MetricsServer) -> None:
         assert request(secured, "/healthz")[0] == 200
-        assert request(secured, "/readyz")[0] == 200
 
 
 def test_concurrent_scrapes_are_served(server: MetricsServer) -> None:
@@ -209,3 +225,89 @@ def test_stop_releases_the_port(registry: CollectorRegistry) -> None:
     with pytest.raises(OSError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
     srv.stop()  # idempotent
+
+
+# ----- bind address, timeouts, TLS ----------------------------------------------------------------
+
+
+def test_a_blank_token_from_an_unset_environment_variable_means_no_token() -> None:
+    # `bearer_token: ${PARITY_HTTP_TOKEN:-}` with the variable unset interpolates to "".
+    assert HttpConfig(bearer_token="  ").bearer_token is None  # type: ignore[arg-type]
+
+
+def test_tls_needs_both_the_certificate_and_the_key() -> None:
+    with pytest.raises(ValueError, match="tls_key_file"):
+        HttpConfig(tls_cert_file="/etc/parity/cert.pem")
+
+
+def test_a_slow_client_is_cut_off_after_the_request_timeout(registry: CollectorRegistry) -> None:
+    import socket
+    import time
+
+    config = HttpConfig(port=0, request_timeout_s=0.5)
+    with MetricsServer(registry, config, readiness=lambda: [Check("k", True)]) as srv:
+        slow = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # and never the rest of the request
+        started = time.monotonic()
+        slow.settimeout(5)
+        try:
+            leftover = slow.recv(1024)  # the server closes the connection: b""
+        except ConnectionResetError:
+            leftover = b""
+        waited = time.monotonic() - started
+        slow.close()
+        assert leftover == b"" and waited < 3, (leftover, waited)
+        assert request(srv, "/healthz")[0] == 200
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl binary to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def test_tls_serves_https_with_the_configured_certificate_and_keeps_the_token(
+    registry: CollectorRegistry, metrics: Metrics, tmp_path: Any
+) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    config = HttpConfig(port=0, tls_cert_file=cert, tls_key_file=key, bearer_token=SecretStr(TOKEN))
+    with MetricsServer(registry, config, readiness=lambda: [Check("k", True)]) as srv:
+        assert srv.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=5, context=ctx)
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"parity_" in resp.read()
+        conn.close()
+        # Plain HTTP to the TLS port gets no metrics.
+        plain = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            plain.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            answer = plain.getresponse()
+            assert answer.status != 200
+            raise ConnectionError("refused as expected")
+        plain.close()
+        assert request_tls_healthz(srv.port, cert) == 200
+
+
+def request_tls_healthz(port: int, cafile: str) -> int:
+    import ssl
+
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=cafile))
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status
+    finally:
+        conn.close()

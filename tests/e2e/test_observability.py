@@ -189,7 +189,7 @@ def test_prometheus_scrapes_the_live_daemon_every_panel_has_data_and_drift_pages
     alertmanager = start_alertmanager(tmp_path, webhook.url)
     prometheus = start_prometheus(
         tmp_path, [f"127.0.0.1:{live.port}"], rule_files=[fast_drift_rules(tmp_path / "alerts-fast.yml")],
-        alertmanager_url=alertmanager.url,
+        alertmanager_url=alertmanager.url, bearer_token=TOKEN,  # /metrics needs the token too
     )
     log = tmp_path / "daemon.log"
     proc = start_daemon_process(live.config_path, log)
@@ -199,8 +199,9 @@ def test_prometheus_scrapes_the_live_daemon_every_panel_has_data_and_drift_pages
         wait_for(lambda: http_get(f"{live.url}/healthz")[0] == 200, 60, "/healthz")
         code, body = http_get(f"{live.url}/healthz")
         assert json.loads(body) == {"status": "alive"}
-        wait_for(lambda: http_get(f"{live.url}/readyz")[0] == 200, 60, "/readyz to be 200 (partitions assigned)")
-        ready = json.loads(http_get(f"{live.url}/readyz")[1])
+        assert http_get(f"{live.url}/readyz")[0] == 401  # the token guards readiness and metrics
+        wait_for(lambda: http_get(f"{live.url}/readyz", TOKEN)[0] == 200, 60, "/readyz to be 200 (partitions assigned)")
+        ready = json.loads(http_get(f"{live.url}/readyz", TOKEN)[1])
         checks = {c["name"]: c["ok"] for c in ready["checks"]}
         assert ready["ready"] is True
         assert checks["partitions_assigned"] and checks["postgres"], ready

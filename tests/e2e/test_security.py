@@ -276,10 +276,10 @@ def test_no_secret_appears_in_any_output_of_a_run(
     proc = start_daemon_process(dep.config_path, log)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(f"{base}/readyz")[0] == 200 or proc.poll() is not None, 90, "/readyz 200")
+        wait_for(lambda: http_get(f"{base}/readyz", TOKEN)[0] == 200 or proc.poll() is not None, 90, "/readyz 200")
         assert proc.poll() is None, log.read_text()[-3000:]
         # The password is really in use: this role cannot log in without it.
-        ready = json.loads(http_get(f"{base}/readyz")[1])
+        ready = json.loads(http_get(f"{base}/readyz", TOKEN)[1])
         assert {c["name"]: c["ok"] for c in ready["checks"]}["postgres"] is True, ready
         producer = Producer({"bootstrap.servers": kafka.bootstrap})
         producer.produce(dep.config.topics()[0], key=b'{"payment_id": -7}', value=b"{not json", partition=0)
@@ -293,10 +293,10 @@ def test_no_secret_appears_in_any_output_of_a_run(
                  "drift records and a reconcile report")
         # The daemon listens on loopback only (nothing configured host).
         assert listening_addresses(port) == {"127.0.0.1"}
-        outputs["/metrics"] = http_get(f"{base}/metrics")[1]
+        outputs["/metrics"] = http_get(f"{base}/metrics", TOKEN)[1]
         outputs["/status"] = http_get(f"{base}/status", TOKEN)[1]
         outputs["/status without token"] = http_get(f"{base}/status")[1]
-        outputs["/readyz"] = http_get(f"{base}/readyz")[1]
+        outputs["/readyz"] = http_get(f"{base}/readyz", TOKEN)[1]
         outputs["/healthz"] = http_get(f"{base}/healthz")[1]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -581,7 +581,8 @@ def test_http_server_binds_loopback_by_default_and_the_token_guards_status_and_a
         if other is not None:  # the same port on another interface of this machine is closed
             assert http_get(f"http://{other}:{server.port}/healthz")[0] == 0
         url = server.url
-        assert http_get(f"{url}/healthz")[0] == 200 and http_get(f"{url}/metrics")[0] == 200
+        assert http_get(f"{url}/healthz")[0] == 200  # liveness stays open; /metrics and /readyz need the token
+        assert http_get(f"{url}/metrics")[0] == 401 and http_get(f"{url}/metrics", TOKEN)[0] == 200
         assert http_get(f"{url}/status")[0] == 401
         assert http_get(f"{url}/status", "wrong-token")[0] == 401
         assert http_get(f"{url}/status", TOKEN[:-1])[0] == 401  # a prefix of the token is not the token

@@ -232,3 +232,47 @@ def test_configuration_is_frozen() -> None:
     config = load_config(EXAMPLES / "payments.yaml", env=ENV)
     with pytest.raises(Exception, match="frozen"):
         config.tables[0].target = "Other"  # type: ignore[misc]
+
+
+# ----- kafka.options that would override what parity's offset and delivery guarantees rest on -----
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("enable.auto.commit", "true"),
+        ("auto.commit.enable", "true"),  # librdkafka's older alias of enable.auto.commit
+        ("enable.auto.offset.store", "true"),
+        ("group.id", "someone-else"),
+        ("auto.offset.reset", "latest"),
+        ("enable.idempotence", "false"),
+        ("acks", "1"),
+        ("request.required.acks", "0"),  # librdkafka's alias of acks
+        ("bootstrap.servers", "elsewhere:9092"),
+        ("metadata.broker.list", "elsewhere:9092"),
+    ],
+)
+def test_kafka_options_that_override_correctness_settings_are_refused_naming_the_field(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    data = _billing()
+    data["kafka"]["options"] = {"security.protocol": "SASL_SSL", option: value}
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, data), env=ENV)
+    assert str(err.value).startswith(f"billing.yaml: kafka.options.{option}: ")
+    assert "parity sets" in str(err.value)
+
+
+def test_kafka_options_refused_even_when_they_repeat_parity_s_own_value(tmp_path: Path) -> None:
+    # A value equal to parity's today would still silently win over a future change of it.
+    data = _billing()
+    data["kafka"]["options"] = {"enable.auto.commit": "false"}
+    with pytest.raises(ConfigError, match=r"kafka\.options\.enable\.auto\.commit"):
+        load_config(_write(tmp_path, data), env=ENV)
+
+
+def test_ordinary_kafka_options_are_accepted(tmp_path: Path) -> None:
+    data = _billing()
+    opts = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "client.id": "p"}
+    data["kafka"]["options"] = opts
+    assert dict(load_config(_write(tmp_path, data), env=ENV).kafka.options) == opts

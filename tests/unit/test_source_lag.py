@@ -57,3 +57,15 @@ def test_a_partition_with_nothing_read_since_assignment_has_its_lag_from_the_com
     # t-2: empty and never committed: nothing to read. t-3: never committed, starts at the low mark 0.
     assert source.lag() == {("t", 0): 0, ("t", 1): 2, ("t", 2): 0, ("t", 3): 9}
     assert source.high_watermarks == {("t", 0): 7, ("t", 1): 5, ("t", 2): 0, ("t", 3): 9}
+
+
+def test_options_cannot_override_what_the_offset_guarantees_rest_on() -> None:
+    # Config validation refuses these (RESERVED_KAFKA_OPTIONS); the consumer does not rely on it alone.
+    hostile = {"enable.auto.commit": "true", "enable.auto.offset.store": "true", "group.id": "other",
+               "auto.offset.reset": "latest", "bootstrap.servers": "elsewhere:9092", "client.id": "kept"}
+    source = KafkaSource(bootstrap_servers="x:1", group_id="g", topics=["t"], options=hostile,
+                         consumer_factory=_Consumer)
+    conf = source.consumer.conf
+    assert conf["enable.auto.commit"] is False and conf["enable.auto.offset.store"] is False
+    assert (conf["group.id"], conf["auto.offset.reset"], conf["bootstrap.servers"]) == ("g", "earliest", "x:1")
+    assert conf["client.id"] == "kept"
