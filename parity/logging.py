@@ -141,6 +141,13 @@ def _processors() -> list[Processor]:
     ]
 
 
+def _fragments_as_text(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    for name, value in event_dict.items():
+        if isinstance(value, orjson.Fragment):
+            event_dict[name] = orjson.dumps(value).decode()
+    return event_dict
+
+
 def _level_number(level: str | int) -> int:
     if isinstance(level, int):
         return level
@@ -166,9 +173,11 @@ def configure_logging(level: str | int = "info", json: bool = True, stream: Text
         wrapper_class=structlog.make_filtering_bound_logger(number),
         cache_logger_on_first_use=False,
     )
+    # The console renderer would print a key document's repr: show the JSON text drift.jsonl has.
+    texts: list[Processor] = [] if json else [_fragments_as_text]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *texts, renderer],
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)

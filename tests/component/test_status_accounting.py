@@ -26,7 +26,8 @@ NOW = 1_000_000.0
 def config(tmp_path: Path) -> ParityConfig:
     raw = yaml.safe_load((ROOT / "examples" / "payments.yaml").read_text())
     raw.setdefault("daemon", {})["state_dir"] = str(tmp_path)
-    return parse_config(raw, source="payments.yaml", env={"PARITY_PG_DSN": "host=localhost dbname=x", "PARITY_KAFKA_BOOTSTRAP": "x:1"})
+    env = {"PARITY_PG_DSN": "host=localhost dbname=x", "PARITY_KAFKA_BOOTSTRAP": "x:1"}
+    return parse_config(raw, source="payments.yaml", env=env)
 
 
 def _snapshot(**over: Any) -> dict[str, Any]:

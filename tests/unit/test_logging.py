@@ -168,3 +168,17 @@ def test_configuring_twice_does_not_duplicate_lines(log_stream: io.StringIO) -> 
     configure_logging("info", stream=log_stream)
     structlog.get_logger("parity.test").info("once")
     assert len(lines(log_stream)) == 1
+
+
+def test_the_console_format_shows_a_key_document_as_drift_jsonl_has_it() -> None:
+    import io
+    from decimal import Decimal
+
+    from parity.core.keys import key_fragment
+
+    buf = io.StringIO()
+    configure_logging("info", json=False, stream=buf)
+    structlog.get_logger("t").warning("drift", key=key_fragment({"id": Decimal("210")}))
+    line = buf.getvalue()
+    assert '{"id":210}' in line
+    assert "Fragment" not in line
