@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,49 @@ config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="parity YAML configuration file.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from parity.daemon.main import parity_version
+
+        typer.echo(f"parity {parity_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations."""
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the configuration file, generated from the pydantic models
+    the loader validates with, so the two cannot disagree on keys and types. (Checks that span
+    fields, such as a key template naming a mapped column, are the loader's alone.)"""
+    from parity.core.config import ParityConfig
+
+    schema = ParityConfig.model_json_schema()
+    # `column:` with nothing after it is YAML null, which the loader takes as the default rule.
+    columns = schema["$defs"]["TableMapping"]["properties"]["columns"]
+    columns["additionalProperties"] = {"anyOf": [columns["additionalProperties"], {"type": "null"}]}
+    # `defaults` is merged under every table before validation: it takes any table key, and a key
+    # it sets is no longer required in each table.
+    table = schema["$defs"]["TableMapping"]
+    schema["$defs"]["TableDefaults"] = {**{k: v for k, v in table.items() if k != "required"},
+                                        "title": "TableDefaults"}
+    schema["properties"]["defaults"] = {"$ref": "#/$defs/TableDefaults",
+                                        "description": "applied under every table (a table's own value wins)"}
+    required = table.pop("required", [])
+    schema["allOf"] = [
+        {"if": {"not": {"required": ["defaults"], "properties": {"defaults": {"required": [key]}}}},
+         "then": {"properties": {"tables": {"items": {"required": [key]}}}}}
+        for key in required
+    ]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "title": "parity configuration"}
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -71,6 +114,15 @@ def config_check(
         raise typer.Exit(2)
     if unreachable:
         raise typer.Exit(1)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration file, for editors (yaml-language-server) and CI
+    validators. `${VAR}` references validate as strings; the loader resolves them."""
+    import json
+
+    typer.echo(json.dumps(config_json_schema(), indent=2))
 
 
 def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
