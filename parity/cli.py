@@ -149,6 +149,12 @@ def run(
 ) -> None:
     """Run the daemon: consume Debezium events, verify or shadow-apply them, serve metrics."""
     cfg = _load(config)
+    from parity.aws_credentials import credentials_resolvable, missing_credentials_message
+
+    # The daemon retries a failing DynamoDB for ever (an outage ends); missing credentials do not.
+    if not credentials_resolvable():
+        typer.echo(f"error: {missing_credentials_message(cfg.dynamodb.endpoint, cfg.dynamodb.region)}", err=True)
+        raise typer.Exit(2)
     from parity.daemon.main import run_daemon
 
     sys.exit(run_daemon(cfg, log_level=log_level))
@@ -195,7 +201,16 @@ _mount_subcommands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # Wherever botocore found no credentials, say how to provide them instead of a traceback.
+        from parity.aws_credentials import find_no_credentials, generic_missing_credentials_message
+
+        if find_no_credentials(exc) is None:
+            raise
+        typer.echo(f"error: {generic_missing_credentials_message()}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
