@@ -50,7 +50,8 @@ def find_no_credentials(exc: BaseException) -> BaseException | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, NoCredentialsError):
-            return current
+            found: BaseException = current
+            return found
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
