@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,36 @@ def up(
         bridge = endpoints["bridge"]
         typer.echo(f"bridge       pid {bridge['pid']} prefix {bridge['topic_prefix']}")
     typer.echo(f"state        {endpoints['state_dir']}")
+    typer.echo(f"\n# for parity and the examples (DynamoDB Local needs some AWS credentials, any will do): "
+               f'eval "$(parity dev env{_state_arg(state_dir)})"')
+    for line in export_lines(endpoints["env"]):
+        typer.echo(line)
+
+
+def _state_arg(state_dir: Path | None) -> str:
+    return f" --state-dir {shlex.quote(str(state_dir))}" if state_dir is not None else ""
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+@app.command("env")
+def env_(state_dir: StateDir = None) -> None:
+    """Print `export` lines for the running stack: eval "$(parity dev env)". Sets the DSN, bootstrap
+    servers and endpoint the examples read, the bridge's topic prefix, and dummy AWS credentials
+    (DynamoDB Local accepts any, but boto3 needs some). Exit 1 when the stack does not run."""
+    stack = _stack(state_dir)
+    env = stack.env()
+    procs = stack.status()
+    down = [name for name in ("postgres", "kafka", "dynamodb") if not procs.get(name, {}).get("running")]
+    if not env or down:
+        what = f"{', '.join(down)} not running" if env else "no local stack recorded"
+        typer.echo(f"parity dev env: {what} in {stack.state_dir}; start it with `parity dev up"
+                   f"{_state_arg(state_dir)}`", err=True)
+        raise typer.Exit(1)
+    for line in export_lines(env):
+        typer.echo(line)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.aws_credentials import LOCAL_CREDENTIALS
 from parity.devstack.debezium import start_bridge
 from parity.devstack.dynamodb import dynamodb_service
 from parity.devstack.kafka import start_kafka
@@ -43,6 +44,23 @@ class Stack:
             return data
         except (OSError, ValueError):
             return {}
+
+    def env(self, endpoints: dict[str, Any] | None = None) -> dict[str, str]:
+        """The environment parity and the examples read (`${PARITY_PG_DSN}`, ...) for this stack, with
+        the dummy credentials DynamoDB Local needs (it checks none, but boto3 signs every request).
+        Empty when no stack is recorded."""
+        ep = self.endpoints() if endpoints is None else endpoints
+        if not all(name in ep for name in ("postgres", "kafka", "dynamodb")):
+            return {}
+        env = {
+            **LOCAL_CREDENTIALS,
+            "PARITY_PG_DSN": ep["postgres"]["dsn"],
+            "PARITY_KAFKA_BOOTSTRAP": ep["kafka"]["bootstrap"],
+            "PARITY_DYNAMODB_ENDPOINT": ep["dynamodb"]["endpoint"],
+        }
+        if "bridge" in ep:
+            env["PARITY_TOPIC_PREFIX"] = ep["bridge"]["topic_prefix"]
+        return env
 
     def _save(self, endpoints: dict[str, Any]) -> None:
         self._record.write_text(json.dumps(endpoints, indent=2) + "\n")
@@ -93,7 +111,7 @@ class Stack:
             timings["bridge"] = bridge.startup_seconds
         ep["state_dir"] = str(self.state_dir.resolve())
         self._save(ep)
-        return {**ep, "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
+        return {**ep, "env": self.env(ep), "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
 
     def _alive(self, name: str) -> bool:
         return ManagedProcess(name=name, state_dir=self.state_dir, argv=[]).alive()
