@@ -11,7 +11,6 @@ import enum
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-
 _UNSET = object()  # the first observation is the baseline, not progress
 
 
