@@ -35,18 +35,28 @@ def up(
     topic_prefix: Annotated[str | None,
                             typer.Option(help="Debezium topic.prefix (default: the shared settings)")] = None,
     persistent_kafka: Annotated[bool, typer.Option(help="s3-backed broker storage")] = False,
+    timeout: Annotated[float | None,
+                       typer.Option(min=1, help="hard cap in seconds on waiting for the bridge to stream; by "
+                                    "default it is waited for as long as its snapshot progresses "
+                                    "(and given up after 90 s without progress)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print endpoints as JSON")] = False,
 ) -> None:
-    """Start whatever is not running yet (idempotent) and print the endpoints."""
+    """Start whatever is not running yet (idempotent) and print the endpoints. A running bridge is
+    restarted (offsets kept) when --table or --topic-prefix differ from what it runs with."""
     extras = set(with_ or [])
     unknown = extras - set(OPTIONAL)
     if unknown:
         raise typer.BadParameter(f"unknown component(s) {sorted(unknown)}; choose from {list(OPTIONAL)}")
     try:
-        endpoints = _stack(state_dir).up(extras, persistent_kafka, metrics, rules, tables, topic_prefix)
+        endpoints = _stack(state_dir).up(extras, persistent_kafka, metrics, rules, tables, topic_prefix,
+                                         bridge_timeout=timeout)
     except ServiceError as e:
         typer.echo(f"parity dev up: {e}", err=True)
         raise typer.Exit(1) from e
+    restarted = endpoints.get("bridge", {}).get("restarted_because")
+    if restarted:
+        typer.echo("parity dev up: the running bridge was restarted for the new settings, offsets kept: "
+                   + "; ".join(restarted), err=True)
     if as_json:
         typer.echo(json.dumps(endpoints, indent=2))
         return

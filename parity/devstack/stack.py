@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.aws_credentials import LOCAL_CREDENTIALS
-from parity.devstack.debezium import start_bridge
+from parity.devstack.debezium import BridgeProcess, bridge_process
 from parity.devstack.dynamodb import dynamodb_service
 from parity.devstack.kafka import start_kafka
 from parity.devstack.postgres import postgres_service, start_postgres
@@ -21,6 +21,23 @@ DEFAULT_STATE_DIR = Path(".parity/dev")
 OPTIONAL = ("prometheus", "alertmanager", "bridge")
 # Stop order: the bridge first (it reads Postgres, writes Kafka), storage last.
 _STOP_ORDER = ("prometheus", "alertmanager", "dynamodb", "kafka", "s3rver", "postgres")
+
+
+# What a running bridge was started with that a new `up` may change (the connection settings
+# follow the stack's own services, which are adopted, so they only change after a `down`).
+_BRIDGE_SETTINGS = ("tables", "topic_prefix", "partitions", "schemas_enable", "settings_file",
+                    "extra_properties", "bootstrap", "pg_host", "pg_port", "pg_user", "pg_dbname")
+
+
+def running_bridge_settings(state_dir: Path, slot_name: str = "parity_bridge") -> dict[str, Any] | None:
+    """The settings the running bridge was started with, or None when it does not run."""
+    if not ManagedProcess(name=f"bridge-{slot_name}", state_dir=state_dir, argv=[]).alive():
+        return None
+    try:
+        settings: dict[str, Any] = json.loads((state_dir / "bridge" / slot_name / "bridge.json").read_text())
+        return settings
+    except (OSError, ValueError):
+        return None
 
 
 def default_state_dir() -> Path:
@@ -68,8 +85,11 @@ class Stack:
     def up(self, with_: set[str] | frozenset[str] = frozenset(), persistent_kafka: bool = False,
            metrics_targets: list[str] | None = None, rule_files: list[Path] | None = None,
            bridge_tables: list[str] | None = None, topic_prefix: str | None = None,
-           partitions: int = 4) -> dict[str, Any]:
-        """Start what is not running yet; return the endpoints. Running services are adopted."""
+           partitions: int = 4, bridge_timeout: float | None = None) -> dict[str, Any]:
+        """Start what is not running yet; return the endpoints. Running services are adopted, except
+        a bridge whose settings (`bridge_tables`, `topic_prefix`) were changed: it is restarted.
+        `bridge_timeout` caps the wait for the bridge to stream (by default it is waited for as long
+        as it makes progress)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             self.state_dir.chmod(0o755)  # the `postgres` OS user must reach its data dir
@@ -85,10 +105,10 @@ class Stack:
         ep["kafka"] = {"bootstrap": kafka.bootstrap, "persistent": kafka.persistent}
         timings["kafka"] = kafka.startup_seconds
         bridge = None
+        restarted: list[str] = []
         if "bridge" in with_:
             # Its JVM boots (and snapshots) while DynamoDB Local's does.
-            bridge = start_bridge(self.state_dir, pg.dsn, kafka.bootstrap, bridge_tables or [],
-                                  topic_prefix=topic_prefix, partitions=partitions, wait=False)
+            bridge, restarted = self._bridge(pg.dsn, kafka.bootstrap, bridge_tables, topic_prefix, partitions)
         if dynamo.process.alive():
             dynamo.wait_ready()
         else:
@@ -105,13 +125,36 @@ class Stack:
             ep["prometheus"] = {"url": prom.url, "scrape_targets": metrics_targets or []}
             timings["prometheus"] = prom.startup_seconds
         if bridge is not None:
-            bridge.wait_streaming()
-            ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge_tables or [],
-                            "log": str(bridge.log_path)}
+            bridge.wait_streaming(timeout=bridge_timeout)
+            ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge.tables,
+                            "log": str(bridge.log_path), "restarted_because": restarted}
             timings["bridge"] = bridge.startup_seconds
         ep["state_dir"] = str(self.state_dir.resolve())
         self._save(ep)
         return {**ep, "env": self.env(ep), "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+    def _bridge(self, dsn: str, bootstrap: str, tables: list[str] | None, topic_prefix: str | None,
+                partitions: int) -> tuple[BridgeProcess, list[str]]:
+        """The bridge, started without waiting. A running one is adopted when nothing given differs
+        (an option not given keeps its running value); otherwise it is stopped gracefully, which
+        commits its offsets, and started with the new settings: it resumes where it stopped, and a
+        new topic prefix, having no offsets of its own, starts with a snapshot into its topics."""
+        running = running_bridge_settings(self.state_dir)
+        if running is not None:
+            tables = running["tables"] if tables is None else tables
+            topic_prefix = topic_prefix or running["topic_prefix"]
+        bridge = bridge_process(self.state_dir, dsn, bootstrap, tables or [], topic_prefix=topic_prefix,
+                                partitions=partitions)
+        changes: list[str] = []
+        if running is not None:
+            wanted = json.loads(bridge.config_path.read_text())
+            changes = [f"{key} {running.get(key)!r} -> {wanted.get(key)!r}" for key in _BRIDGE_SETTINGS
+                       if running.get(key) != wanted.get(key)]
+            if changes:
+                bridge.stop()
+        if not bridge.alive():
+            bridge.start(wait=False)
+        return bridge, changes
 
     def _alive(self, name: str) -> bool:
         return ManagedProcess(name=name, state_dir=self.state_dir, argv=[]).alive()
