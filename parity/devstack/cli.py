@@ -53,10 +53,15 @@ def up(
     except ServiceError as e:
         typer.echo(f"parity dev up: {e}", err=True)
         raise typer.Exit(1) from e
-    restarted = endpoints.get("bridge", {}).get("restarted_because")
-    if restarted:
+    bridge_info = endpoints.get("bridge", {})
+    if bridge_info.get("restarted_because"):
         typer.echo("parity dev up: the running bridge was restarted for the new settings, offsets kept: "
-                   + "; ".join(restarted), err=True)
+                   + "; ".join(bridge_info["restarted_because"]), err=True)
+    if bridge_info.get("tables_added"):
+        typer.echo(f"parity dev up: the bridge streams changes of {', '.join(bridge_info['tables_added'])} from "
+                   "now on; rows already there are not snapshotted (the bridge's snapshot is done). For them "
+                   "too, use a new --topic-prefix (its topics start with a snapshot of every table) or "
+                   "`parity dev down` first", err=True)
     if as_json:
         typer.echo(json.dumps(endpoints, indent=2))
         return

@@ -106,9 +106,15 @@ class Stack:
         timings["kafka"] = kafka.startup_seconds
         bridge = None
         restarted: list[str] = []
+        added: list[str] = []
         if "bridge" in with_:
+            running = running_bridge_settings(self.state_dir)
             # Its JVM boots (and snapshots) while DynamoDB Local's does.
-            bridge, restarted = self._bridge(pg.dsn, kafka.bootstrap, bridge_tables, topic_prefix, partitions)
+            bridge, restarted = self._bridge(running, pg.dsn, kafka.bootstrap, bridge_tables, topic_prefix,
+                                             partitions)
+            if restarted and running is not None and running["topic_prefix"] == bridge.topic_prefix:
+                # Same prefix, same offsets: Debezium's snapshot is done and is not redone for them.
+                added = [t for t in bridge.tables if t not in running["tables"]] if running["tables"] else []
         if dynamo.process.alive():
             dynamo.wait_ready()
         else:
@@ -127,19 +133,19 @@ class Stack:
         if bridge is not None:
             bridge.wait_streaming(timeout=bridge_timeout)
             ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge.tables,
-                            "log": str(bridge.log_path), "restarted_because": restarted}
+                            "log": str(bridge.log_path), "restarted_because": restarted,
+                            "tables_added": added}
             timings["bridge"] = bridge.startup_seconds
         ep["state_dir"] = str(self.state_dir.resolve())
         self._save(ep)
         return {**ep, "env": self.env(ep), "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
 
-    def _bridge(self, dsn: str, bootstrap: str, tables: list[str] | None, topic_prefix: str | None,
-                partitions: int) -> tuple[BridgeProcess, list[str]]:
+    def _bridge(self, running: dict[str, Any] | None, dsn: str, bootstrap: str, tables: list[str] | None,
+                topic_prefix: str | None, partitions: int) -> tuple[BridgeProcess, list[str]]:
         """The bridge, started without waiting. A running one is adopted when nothing given differs
         (an option not given keeps its running value); otherwise it is stopped gracefully, which
         commits its offsets, and started with the new settings: it resumes where it stopped, and a
         new topic prefix, having no offsets of its own, starts with a snapshot into its topics."""
-        running = running_bridge_settings(self.state_dir)
         if running is not None:
             tables = running["tables"] if tables is None else tables
             topic_prefix = topic_prefix or running["topic_prefix"]
