@@ -130,13 +130,16 @@ class Stack:
             prom = start_prometheus(self.state_dir, metrics_targets or [], rule_files, am_url)
             ep["prometheus"] = {"url": prom.url, "scrape_targets": metrics_targets or []}
             timings["prometheus"] = prom.startup_seconds
+        ep["state_dir"] = str(self.state_dir)
         if bridge is not None:
-            bridge.wait_streaming(timeout=bridge_timeout)
             ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge.tables,
                             "log": str(bridge.log_path), "restarted_because": restarted,
                             "tables_added": added}
+            # Recorded before the wait: should the bridge not stream in time, what runs is still
+            # known to `parity dev env`, `status` and `down`.
+            self._save(ep)
+            bridge.wait_streaming(timeout=bridge_timeout)
             timings["bridge"] = bridge.startup_seconds
-        ep["state_dir"] = str(self.state_dir.resolve())
         self._save(ep)
         return {**ep, "env": self.env(ep), "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
 

@@ -80,6 +80,8 @@ def test_dev_up_timeout_is_a_hard_cap_and_a_rerun_waits_on_progress(dev: tuple[P
     capped = _dev(state, "up", "--with", "bridge", "--table", table, "--topic-prefix", prefix, "--timeout", "2")
     assert capped.returncode == 1, capped.stdout + capped.stderr
     assert "not streaming after the 2s timeout" in capped.stderr and "keeps running" in capped.stderr
+    env = _dev(state, "env")  # recorded although the wait failed
+    assert f"export PARITY_TOPIC_PREFIX={prefix}" in env.stdout.splitlines(), env.stderr
     again = _dev(state, "up", "--json", "--with", "bridge", "--table", table, "--topic-prefix", prefix)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["bridge"]["restarted_because"] == []  # same settings: adopted
@@ -89,6 +91,8 @@ def test_changed_tables_or_prefix_restart_the_running_bridge_keeping_offsets(
         dev: tuple[Path, dict[str, Any]]) -> None:
     state, ep = dev
     dsn, bootstrap = ep["postgres"]["dsn"], ep["kafka"]["bootstrap"]
+    assert ep["env"]["PARITY_PG_DSN"] == dsn and ep["env"]["PARITY_KAFKA_BOOTSTRAP"] == bootstrap
+    assert ep["env"]["AWS_SECRET_ACCESS_KEY"] == "local"
     a, b, p1, p2 = unique("a"), unique("b"), unique("p"), unique("p")
     with psycopg.connect(dsn, autocommit=True) as conn:
         for t in (a, b):
@@ -123,6 +127,12 @@ def test_changed_tables_or_prefix_restart_the_running_bridge_keeping_offsets(
     assert json.loads(renamed.stdout)["bridge"]["topic_prefix"] == p2
     # A new prefix has no offsets of its own: its topics start with a snapshot.
     assert [op for op, _ in _topic_ops(bootstrap, f"{p2}.public.{a}", 3)] == ["r", "r", "r"]
+
+    text = _dev(state, "up")  # the human form prints the same exports, and how to eval them
+    assert text.returncode == 0, text.stderr
+    assert f'eval "$(parity dev env --state-dir {state})"' in text.stdout
+    assert f"export PARITY_PG_DSN={dsn}" in text.stdout.splitlines()
+    assert "export AWS_ACCESS_KEY_ID=local" in text.stdout.splitlines()
 
     env = _dev(state, "env")
     assert env.returncode == 0, env.stderr
