@@ -140,3 +140,25 @@ def test_changed_tables_or_prefix_restart_the_running_bridge_keeping_offsets(
     assert f"export PARITY_DYNAMODB_ENDPOINT={ep['dynamodb']['endpoint']}" in env.stdout.splitlines()
     with contextlib.suppress(Exception):
         _dev(state, "down")
+
+
+def test_a_bridge_that_makes_no_progress_fails_after_the_stall_window_naming_why(
+        pg: Any, bridge_factory: Any) -> None:
+    """An open write transaction holds up creating the replication slot: no progress at all."""
+    from parity.devstack.process import ServiceError
+
+    table = unique("held")
+    with pg.connect() as conn:
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    blocker = psycopg.connect(pg.dsn)
+    try:
+        blocker.execute(f"INSERT INTO {table} VALUES (1)")  # open, with a transaction id
+        bridge = bridge_factory([table], wait=False)
+        t0 = time.monotonic()
+        with pytest.raises(ServiceError, match=r"no progress for 5s and not streaming yet \(0 events forwarded"):
+            bridge.wait_streaming(stall_s=5.0)
+        assert 5.0 <= time.monotonic() - t0 < 30
+        assert bridge.alive()  # left running: it may still get there once the transaction ends
+    finally:
+        blocker.rollback()
+        blocker.close()
