@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,49 @@ config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="parity YAML configuration file.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from parity.daemon.main import parity_version
+
+        typer.echo(f"parity {parity_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations."""
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the configuration file, generated from the pydantic models
+    the loader validates with, so the two cannot disagree on keys and types. (Checks that span
+    fields, such as a key template naming a mapped column, are the loader's alone.)"""
+    from parity.core.config import ParityConfig
+
+    schema = ParityConfig.model_json_schema()
+    # `column:` with nothing after it is YAML null, which the loader takes as the default rule.
+    columns = schema["$defs"]["TableMapping"]["properties"]["columns"]
+    columns["additionalProperties"] = {"anyOf": [columns["additionalProperties"], {"type": "null"}]}
+    # `defaults` is merged under every table before validation: it takes any table key, and a key
+    # it sets is no longer required in each table.
+    table = schema["$defs"]["TableMapping"]
+    schema["$defs"]["TableDefaults"] = {**{k: v for k, v in table.items() if k != "required"},
+                                        "title": "TableDefaults"}
+    schema["properties"]["defaults"] = {"$ref": "#/$defs/TableDefaults",
+                                        "description": "applied under every table (a table's own value wins)"}
+    required = table.pop("required", [])
+    schema["allOf"] = [
+        {"if": {"not": {"required": ["defaults"], "properties": {"defaults": {"required": [key]}}}},
+         "then": {"properties": {"tables": {"items": {"required": [key]}}}}}
+        for key in required
+    ]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "title": "parity configuration"}
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -73,6 +116,15 @@ def config_check(
         raise typer.Exit(1)
 
 
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration file, for editors (yaml-language-server) and CI
+    validators. `${VAR}` references validate as strings; the loader resolves them."""
+    import json
+
+    typer.echo(json.dumps(config_json_schema(), indent=2))
+
+
 def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
     """(errors, None), or ([], why the database could not be asked). Uses doctor's connection
     (read-only, timeouts) and column probe; the DSN and its password are never printed."""
@@ -97,6 +149,12 @@ def run(
 ) -> None:
     """Run the daemon: consume Debezium events, verify or shadow-apply them, serve metrics."""
     cfg = _load(config)
+    from parity.aws_credentials import credentials_resolvable, missing_credentials_message
+
+    # The daemon retries a failing DynamoDB for ever (an outage ends); missing credentials do not.
+    if not credentials_resolvable():
+        typer.echo(f"error: {missing_credentials_message(cfg.dynamodb.endpoint, cfg.dynamodb.region)}", err=True)
+        raise typer.Exit(2)
     from parity.daemon.main import run_daemon
 
     sys.exit(run_daemon(cfg, log_level=log_level))
@@ -143,7 +201,16 @@ _mount_subcommands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # Wherever botocore found no credentials, say how to provide them instead of a traceback.
+        from parity.aws_credentials import find_no_credentials, generic_missing_credentials_message
+
+        if find_no_credentials(exc) is None:
+            raise
+        typer.echo(f"error: {generic_missing_credentials_message()}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ from typing import Any
 
 from parity.devstack.connector import CONVERTER_KEYS, load_settings, topic_name
 
+RUN_MARKER = "bridge: run begins"  # the first line of each run in the (appended) log
+PROGRESS_MARKER = "bridge: forwarded "
+PROGRESS_EVERY_S = 1.0
+
 
 def engine_properties(cfg: dict[str, Any]) -> dict[str, str]:
     """Debezium properties: the shared settings file, then this run's connection and naming."""
@@ -79,6 +83,7 @@ class KafkaForwarder:
         self._flush_timeout = flush_timeout
         self._errors: list[str] = []
         self.sent = 0
+        self._reported_at = 0.0
 
     def _delivered(self, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -103,6 +108,10 @@ class KafkaForwarder:
             # Raising makes the engine stop without marking the batch: nothing is committed.
             raise RuntimeError(f"kafka delivery failed: {remaining} undelivered, errors {self._errors[:3]}")
         self.sent += len(records)
+        if time.monotonic() - self._reported_at >= PROGRESS_EVERY_S:
+            # Progress for whoever waits on this bridge (`parity dev up` waits while this grows).
+            print(f"{PROGRESS_MARKER}{self.sent} events", flush=True)
+            self._reported_at = time.monotonic()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         while True:
@@ -128,6 +137,8 @@ def create_topics(cfg: dict[str, Any]) -> None:
 
 def run(cfg: dict[str, Any]) -> int:
     import os
+
+    print(f"{RUN_MARKER} (pid {os.getpid()})", flush=True)
 
     # Resolved before pydbzengine starts its JVM: it reads these at import/start time.
     os.environ["PYDBZ_JVM_OPTS"] = " ".join(cfg.get("jvm_opts", []))

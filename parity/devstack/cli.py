@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -34,18 +35,33 @@ def up(
     topic_prefix: Annotated[str | None,
                             typer.Option(help="Debezium topic.prefix (default: the shared settings)")] = None,
     persistent_kafka: Annotated[bool, typer.Option(help="s3-backed broker storage")] = False,
+    timeout: Annotated[float | None,
+                       typer.Option(min=1, help="hard cap in seconds on waiting for the bridge to stream; by "
+                                    "default it is waited for as long as its snapshot progresses "
+                                    "(and given up after 90 s without progress)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print endpoints as JSON")] = False,
 ) -> None:
-    """Start whatever is not running yet (idempotent) and print the endpoints."""
+    """Start whatever is not running yet (idempotent) and print the endpoints. A running bridge is
+    restarted (offsets kept) when --table or --topic-prefix differ from what it runs with."""
     extras = set(with_ or [])
     unknown = extras - set(OPTIONAL)
     if unknown:
         raise typer.BadParameter(f"unknown component(s) {sorted(unknown)}; choose from {list(OPTIONAL)}")
     try:
-        endpoints = _stack(state_dir).up(extras, persistent_kafka, metrics, rules, tables, topic_prefix)
+        endpoints = _stack(state_dir).up(extras, persistent_kafka, metrics, rules, tables, topic_prefix,
+                                         bridge_timeout=timeout)
     except ServiceError as e:
         typer.echo(f"parity dev up: {e}", err=True)
         raise typer.Exit(1) from e
+    bridge_info = endpoints.get("bridge", {})
+    if bridge_info.get("restarted_because"):
+        typer.echo("parity dev up: the running bridge was restarted for the new settings, offsets kept: "
+                   + "; ".join(bridge_info["restarted_because"]), err=True)
+    if bridge_info.get("tables_added"):
+        typer.echo(f"parity dev up: the bridge streams changes of {', '.join(bridge_info['tables_added'])} from "
+                   "now on; rows already there are not snapshotted (the bridge's snapshot is done). For them "
+                   "too, use a new --topic-prefix (its topics start with a snapshot of every table) or "
+                   "`parity dev down` first", err=True)
     if as_json:
         typer.echo(json.dumps(endpoints, indent=2))
         return
@@ -59,6 +75,36 @@ def up(
         bridge = endpoints["bridge"]
         typer.echo(f"bridge       pid {bridge['pid']} prefix {bridge['topic_prefix']}")
     typer.echo(f"state        {endpoints['state_dir']}")
+    typer.echo(f"\n# for parity and the examples (DynamoDB Local needs some AWS credentials, any will do): "
+               f'eval "$(parity dev env{_state_arg(state_dir)})"')
+    for line in export_lines(endpoints["env"]):
+        typer.echo(line)
+
+
+def _state_arg(state_dir: Path | None) -> str:
+    return f" --state-dir {shlex.quote(str(state_dir))}" if state_dir is not None else ""
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+@app.command("env")
+def env_(state_dir: StateDir = None) -> None:
+    """Print `export` lines for the running stack: eval "$(parity dev env)". Sets the DSN, bootstrap
+    servers and endpoint the examples read, the bridge's topic prefix, and dummy AWS credentials
+    (DynamoDB Local accepts any, but boto3 needs some). Exit 1 when the stack does not run."""
+    stack = _stack(state_dir)
+    env = stack.env()
+    procs = stack.status()
+    down = [name for name in ("postgres", "kafka", "dynamodb") if not procs.get(name, {}).get("running")]
+    if not env or down:
+        what = f"{', '.join(down)} not running" if env else "no local stack recorded"
+        typer.echo(f"parity dev env: {what} in {stack.state_dir}; start it with `parity dev up"
+                   f"{_state_arg(state_dir)}`", err=True)
+        raise typer.Exit(1)
+    for line in export_lines(env):
+        typer.echo(line)
 
 
 @app.command()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.devstack.debezium import start_bridge
+from parity.aws_credentials import LOCAL_CREDENTIALS
+from parity.devstack.debezium import BridgeProcess, bridge_process
 from parity.devstack.dynamodb import dynamodb_service
 from parity.devstack.kafka import start_kafka
 from parity.devstack.postgres import postgres_service, start_postgres
@@ -20,6 +21,23 @@ DEFAULT_STATE_DIR = Path(".parity/dev")
 OPTIONAL = ("prometheus", "alertmanager", "bridge")
 # Stop order: the bridge first (it reads Postgres, writes Kafka), storage last.
 _STOP_ORDER = ("prometheus", "alertmanager", "dynamodb", "kafka", "s3rver", "postgres")
+
+
+# What a running bridge was started with that a new `up` may change (the connection settings
+# follow the stack's own services, which are adopted, so they only change after a `down`).
+_BRIDGE_SETTINGS = ("tables", "topic_prefix", "partitions", "schemas_enable", "settings_file",
+                    "extra_properties", "bootstrap", "pg_host", "pg_port", "pg_user", "pg_dbname")
+
+
+def running_bridge_settings(state_dir: Path, slot_name: str = "parity_bridge") -> dict[str, Any] | None:
+    """The settings the running bridge was started with, or None when it does not run."""
+    if not ManagedProcess(name=f"bridge-{slot_name}", state_dir=state_dir, argv=[]).alive():
+        return None
+    try:
+        settings: dict[str, Any] = json.loads((state_dir / "bridge" / slot_name / "bridge.json").read_text())
+        return settings
+    except (OSError, ValueError):
+        return None
 
 
 def default_state_dir() -> Path:
@@ -44,14 +62,34 @@ class Stack:
         except (OSError, ValueError):
             return {}
 
+    def env(self, endpoints: dict[str, Any] | None = None) -> dict[str, str]:
+        """The environment parity and the examples read (`${PARITY_PG_DSN}`, ...) for this stack, with
+        the dummy credentials DynamoDB Local needs (it checks none, but boto3 signs every request).
+        Empty when no stack is recorded."""
+        ep = self.endpoints() if endpoints is None else endpoints
+        if not all(name in ep for name in ("postgres", "kafka", "dynamodb")):
+            return {}
+        env = {
+            **LOCAL_CREDENTIALS,
+            "PARITY_PG_DSN": ep["postgres"]["dsn"],
+            "PARITY_KAFKA_BOOTSTRAP": ep["kafka"]["bootstrap"],
+            "PARITY_DYNAMODB_ENDPOINT": ep["dynamodb"]["endpoint"],
+        }
+        if "bridge" in ep:
+            env["PARITY_TOPIC_PREFIX"] = ep["bridge"]["topic_prefix"]
+        return env
+
     def _save(self, endpoints: dict[str, Any]) -> None:
         self._record.write_text(json.dumps(endpoints, indent=2) + "\n")
 
     def up(self, with_: set[str] | frozenset[str] = frozenset(), persistent_kafka: bool = False,
            metrics_targets: list[str] | None = None, rule_files: list[Path] | None = None,
            bridge_tables: list[str] | None = None, topic_prefix: str | None = None,
-           partitions: int = 4) -> dict[str, Any]:
-        """Start what is not running yet; return the endpoints. Running services are adopted."""
+           partitions: int = 4, bridge_timeout: float | None = None) -> dict[str, Any]:
+        """Start what is not running yet; return the endpoints. Running services are adopted, except
+        a bridge whose settings (`bridge_tables`, `topic_prefix`) were changed: it is restarted.
+        `bridge_timeout` caps the wait for the bridge to stream (by default it is waited for as long
+        as it makes progress)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             self.state_dir.chmod(0o755)  # the `postgres` OS user must reach its data dir
@@ -67,10 +105,16 @@ class Stack:
         ep["kafka"] = {"bootstrap": kafka.bootstrap, "persistent": kafka.persistent}
         timings["kafka"] = kafka.startup_seconds
         bridge = None
+        restarted: list[str] = []
+        added: list[str] = []
         if "bridge" in with_:
+            running = running_bridge_settings(self.state_dir)
             # Its JVM boots (and snapshots) while DynamoDB Local's does.
-            bridge = start_bridge(self.state_dir, pg.dsn, kafka.bootstrap, bridge_tables or [],
-                                  topic_prefix=topic_prefix, partitions=partitions, wait=False)
+            bridge, restarted = self._bridge(running, pg.dsn, kafka.bootstrap, bridge_tables, topic_prefix,
+                                             partitions)
+            if restarted and running is not None and running["topic_prefix"] == bridge.topic_prefix:
+                # Same prefix, same offsets: Debezium's snapshot is done and is not redone for them.
+                added = [t for t in bridge.tables if t not in running["tables"]] if running["tables"] else []
         if dynamo.process.alive():
             dynamo.wait_ready()
         else:
@@ -86,14 +130,40 @@ class Stack:
             prom = start_prometheus(self.state_dir, metrics_targets or [], rule_files, am_url)
             ep["prometheus"] = {"url": prom.url, "scrape_targets": metrics_targets or []}
             timings["prometheus"] = prom.startup_seconds
+        ep["state_dir"] = str(self.state_dir)
         if bridge is not None:
-            bridge.wait_streaming()
-            ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge_tables or [],
-                            "log": str(bridge.log_path)}
+            ep["bridge"] = {"pid": bridge.pid, "topic_prefix": bridge.topic_prefix, "tables": bridge.tables,
+                            "log": str(bridge.log_path), "restarted_because": restarted,
+                            "tables_added": added}
+            # Recorded before the wait: should the bridge not stream in time, what runs is still
+            # known to `parity dev env`, `status` and `down`.
+            self._save(ep)
+            bridge.wait_streaming(timeout=bridge_timeout)
             timings["bridge"] = bridge.startup_seconds
-        ep["state_dir"] = str(self.state_dir.resolve())
         self._save(ep)
-        return {**ep, "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
+        return {**ep, "env": self.env(ep), "startup_seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+    def _bridge(self, running: dict[str, Any] | None, dsn: str, bootstrap: str, tables: list[str] | None,
+                topic_prefix: str | None, partitions: int) -> tuple[BridgeProcess, list[str]]:
+        """The bridge, started without waiting. A running one is adopted when nothing given differs
+        (an option not given keeps its running value); otherwise it is stopped gracefully, which
+        commits its offsets, and started with the new settings: it resumes where it stopped, and a
+        new topic prefix, having no offsets of its own, starts with a snapshot into its topics."""
+        if running is not None:
+            tables = running["tables"] if tables is None else tables
+            topic_prefix = topic_prefix or running["topic_prefix"]
+        bridge = bridge_process(self.state_dir, dsn, bootstrap, tables or [], topic_prefix=topic_prefix,
+                                partitions=partitions)
+        changes: list[str] = []
+        if running is not None:
+            wanted = json.loads(bridge.config_path.read_text())
+            changes = [f"{key} {running.get(key)!r} -> {wanted.get(key)!r}" for key in _BRIDGE_SETTINGS
+                       if running.get(key) != wanted.get(key)]
+            if changes:
+                bridge.stop()
+        if not bridge.alive():
+            bridge.start(wait=False)
+        return bridge, changes
 
     def _alive(self, name: str) -> bool:
         return ManagedProcess(name=name, state_dir=self.state_dir, argv=[]).alive()

@@ -59,8 +59,12 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
         report.checks.append(checks_dynamodb.reachable(dynamodb, config))
         report.extend(checks_dynamodb.probe_dynamodb(dynamodb, config, pg.tables))
     except (BotoCoreError, ClientError) as exc:
-        report.checks.append(fail("dynamodb", "reachable", f"{type(exc).__name__}: {_first_line(exc)}",
-                                  "check dynamodb.endpoint / region and the AWS credentials in the environment"))
+        from parity.aws_credentials import find_no_credentials, missing_credentials_message
+
+        fix = (missing_credentials_message(config.dynamodb.endpoint, config.dynamodb.region)
+               if find_no_credentials(exc) else
+               "check dynamodb.endpoint / region and the AWS credentials in the environment")
+        report.checks.append(fail("dynamodb", "reachable", f"{type(exc).__name__}: {_first_line(exc)}", fix))
 
     reach, md = checks_kafka.metadata(kafka_admin, timeout_s)
     report.checks.append(reach)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError, ParityError
 
 
@@ -60,6 +61,15 @@ def _stores(cfg: Any, workers: int) -> Any:
     return DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
 
 
+def _exit_if_no_credentials(exc: BaseException, cfg: ParityConfig) -> None:
+    """Missing AWS credentials: the one line that names the fix, exit 2 (the environment's setup)."""
+    from parity.aws_credentials import find_no_credentials, missing_credentials_message
+
+    if find_no_credentials(exc):
+        typer.echo(f"error: {missing_credentials_message(cfg.dynamodb.endpoint, cfg.dynamodb.region)}", err=True)
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def reconcile(
@@ -87,6 +97,7 @@ def register(app: typer.Typer) -> None:
                 try:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
+                    _exit_if_no_credentials(exc, cfg)
                     typer.echo(f"error: {exc}", err=True)
                     config_error = isinstance(exc, ConfigError) or "not a mapped table" in str(exc)
                     raise typer.Exit(2 if config_error else 3) from None
@@ -137,6 +148,7 @@ def register(app: typer.Typer) -> None:
                 outcome = repairer.run(data, execute=execute, delete_unexpected=delete_unexpected,
                                        echo=typer.echo)
             except ParityError as exc:
+                _exit_if_no_credentials(exc, cfg)
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from None
             except PostgresConnectionError as exc:
