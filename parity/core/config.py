@@ -178,7 +178,10 @@ class DynamoConfig(_Frozen):
 
 class HttpConfig(_Frozen):
     host: str = "127.0.0.1"
-    port: int = Field(default=9108, ge=0, le=65535)
+    # 18108: the exporter range 9100-9999 of Prometheus' default port allocations is fully
+    # allocated (9108, parity's old default, is graphite_exporter's); 18108 is outside it, outside
+    # the Linux ephemeral range (32768-60999) and not in /etc/services. See docs/deploy.md.
+    port: int = Field(default=18108, ge=0, le=65535)
     bearer_token: SecretStr | None = None
 
 
