@@ -69,3 +69,39 @@ def test_only_reconcile_families_are_published(tmp_path: Path) -> None:
     run(path, ok=True, at=1.0)
     names = {name for name, _labels in samples(path)}
     assert names and all(n.startswith("parity_reconcile_") for n in names)
+
+
+def test_progress_without_a_terminal_is_json_log_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+
+    from parity.logging import configure_logging
+    from parity.reconcilers import cli
+
+    class NotATerminal(io.StringIO):
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(cli.sys, "stdout", NotATerminal())
+    assert isinstance(cli._progress(as_json=False), cli.JsonProgress)
+
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    now = [0.0]
+    progress = cli.JsonProgress(every_s=10.0, clock=lambda: now[0])
+    progress.begin("public.ledger", units=4, estimated_rows=1000)
+    now[0] = 3.0
+    progress.advance(100)  # within 10 s of the last line: quiet
+    now[0] = 12.0
+    progress.advance(400)  # a line
+    now[0] = 12.5
+    progress.unit_done()  # quiet
+    now[0] = 30.0
+    progress.end()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["event"], x["state"], x["rows_read"]) for x in lines] == [
+        ("reconcile progress", "begin", 0),
+        ("reconcile progress", "running", 500),
+        ("reconcile progress", "end", 500),
+    ]
+    assert lines[-1]["target"] == "public.ledger" and lines[-1]["units_done"] == 1 and lines[-1]["units"] == 4
