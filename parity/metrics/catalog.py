@@ -3,12 +3,14 @@
 Rules the catalog keeps (and tests/unit/test_metrics_catalog.py checks):
 - every name starts with `parity_`, uses base units (`_seconds`, `_bytes`, `_ratio`), counters end
   in `_total`;
-- labels are bounded: a table, a topic and partition, an operation, an op code, an outcome or a
-  kind from a fixed set, or a column named by the table's mapping (registered per table, so a
+- labels are bounded: a table, a topic and partition, an operation, an op code, an outcome, a
+  dependency or a kind from a fixed set, or a column named by the table's mapping (registered per table, so a
   column the configuration does not name is refused). Never a key or a value: a label per key
   would grow without bound and would leak data into the monitoring system. Label values from a
   fixed set are checked here, so a typo fails loudly in the caller's test instead of creating a
   new series.
+- one vocabulary: `table` is always the source table (schema.table); a DynamoDB table name is
+  `dynamodb_table` (the parity_dynamodb_* metrics).
 
 Adapters receive a `Metrics` built on a registry they are given (a fresh `CollectorRegistry` in
 tests, read back with `registry.get_sample_value`).
