@@ -106,7 +106,11 @@ class PrometheusTelemetry(Telemetry):
         for (topic, partition), n in lag.items():
             self.metrics.set_consumer_lag(topic, partition, n)
         self._assigned = current
-        self.metrics.assigned_partitions.set(len(current))
+
+    def assigned_partitions(self, count: int) -> None:
+        # From the consumer's assignment, not from the lag: an idle partition (nothing fetched
+        # yet, so no watermark) is still assigned, and ParityNotConsuming reads this.
+        self.metrics.assigned_partitions.set(count)
 
     def dynamo_request(
         self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True

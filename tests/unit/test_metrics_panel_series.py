@@ -139,3 +139,15 @@ def test_the_reachability_probe_reports_each_result(monkeypatch: pytest.MonkeyPa
     finally:
         probe.stop()
     assert seen[0] == {"postgres": True, "dynamodb": True, "kafka": False}
+
+
+def test_assigned_partitions_come_from_the_assignment_not_from_known_lag() -> None:
+    # An idle partition has no fetched watermark, so no lag entry, but it is assigned: counting
+    # lag entries made a healthy idle daemon report 0 partitions (and ParityNotConsuming fire).
+    registry = CollectorRegistry()
+    telemetry = PrometheusTelemetry(Metrics(registry, tables=[T]))
+    telemetry.consumer_lag({})
+    telemetry.assigned_partitions(4)
+    assert registry.get_sample_value("parity_kafka_assigned_partitions") == 4
+    telemetry.consumer_lag({("pg.public.payments", 0): 3})
+    assert registry.get_sample_value("parity_kafka_assigned_partitions") == 4
