@@ -230,7 +230,8 @@ class Metrics:
         )
         self.drift_ratio = self._gauge(
             "parity_drift_ratio",
-            "Confirmed drift / final verdicts over the rolling drift window (the alerting signal).",
+            "Confirmed drift / final verdicts over this daemon's rolling drift window (ParityDriftHigh "
+            "computes the ratio across replicas from parity_verdicts_total instead).",
             ("table",),
         )
         self.drift_window_verdicts = self._gauge(
