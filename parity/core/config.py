@@ -241,7 +241,10 @@ class HttpConfig(_Frozen):
     both TLS files it serves HTTPS only."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=9108, ge=0, le=65535)
+    # 18108: the exporter range 9100-9999 of Prometheus' default port allocations is fully
+    # allocated (9108, parity's old default, is graphite_exporter's); 18108 is outside it, outside
+    # the Linux ephemeral range (32768-60999) and not in /etc/services. See docs/deploy.md.
+    port: int = Field(default=18108, ge=0, le=65535)
     bearer_token: SecretStr | None = None
     # A client that has not sent its request (or read the answer) within this is disconnected, so
     # a slow or stalled client holds a server thread for at most this long.

@@ -1,6 +1,7 @@
 """Rolling drift ratio: confirmed drift / final verdicts over the last `window_s` seconds.
 
-This is the alerting signal (`parity_drift_ratio{table}`). Time is passed in (`now`, seconds on
+This is each daemon's own view (`parity_drift_ratio{table}`, `/status`); the alert rule computes
+the ratio across replicas from the verdict counters. Time is passed in (`now`, seconds on
 any monotonic or wall clock, as long as one window uses one clock), so tests drive it with plain
 numbers. Verdicts are counted in one-second slots: memory is bounded by the window length, not
 by the event rate, which at tens of thousands of verdicts per second matters.

@@ -40,11 +40,16 @@ RAW_READS = ("Scan", "Query", "GetItem", "BatchGetItem")
 
 @runtime_checkable
 class DynamoObserver(Protocol):
-    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None: ...
+    # `last_attempt`: no retry can follow this attempt (an error of an earlier one may be retried).
+    def dynamo_request(
+        self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True
+    ) -> None: ...
 
 
 class _NoObserver:
-    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None:
+    def dynamo_request(
+        self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True
+    ) -> None:
         return None
 
 
@@ -107,7 +112,7 @@ class DynamoStore:
         self._sleep(random.uniform(0, cap))
 
     @contextmanager
-    def _timed(self, table: str, operation: str) -> Iterator[None]:
+    def _timed(self, table: str, operation: str, last_attempt: bool = True) -> Iterator[None]:
         start = time.perf_counter()
         error: str | None = None
         try:
@@ -119,7 +124,7 @@ class DynamoStore:
             error = type(exc).__name__
             raise
         finally:
-            self.observer.dynamo_request(table, operation, time.perf_counter() - start, error)
+            self.observer.dynamo_request(table, operation, time.perf_counter() - start, error, last_attempt)
 
     def _parse_raw(self, response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
         if not getattr(self._raw, "on", False) or response_dict.get("status_code") != 200:
@@ -166,7 +171,7 @@ class DynamoStore:
             table = next(iter(kwargs["TransactItems"][0].values())).get("TableName", "")
         for attempt in range(self.max_attempts):
             try:
-                with self._timed(table, operation):
+                with self._timed(table, operation, last_attempt=attempt + 1 >= self.max_attempts):
                     result: dict[str, Any] = self._call_raw(method, kwargs) if raw else method(**kwargs)
                     return result
             except ClientError as exc:

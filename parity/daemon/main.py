@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -17,7 +17,7 @@ from parity.daemon.status import collect_status
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.daemon.wiring import build_daemon
 from parity.logging import configure_logging
-from parity.metrics.catalog import Metrics
+from parity.metrics.catalog import Metrics, register_runtime_collectors
 from parity.metrics.server import Check, MetricsServer
 
 log = structlog.get_logger("parity.daemon")
@@ -34,9 +34,16 @@ class ReachabilityProbe:
     """Postgres, DynamoDB and Kafka reachability for /readyz (the same checks as `parity doctor`),
     refreshed in a background thread so a probe request never waits on a slow system."""
 
-    def __init__(self, config: ParityConfig, interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: ParityConfig,
+        interval_s: float = 10.0,
+        on_result: Callable[[dict[str, bool]], None] | None = None,
+    ) -> None:
         self.config = config
         self.interval_s = interval_s
+        # Called after every probe with {system: reachable} (parity_dependency_up).
+        self.on_result = on_result
         self._results: list[tuple[str, bool, str]] = [(s, False, "not checked yet") for s in _SYSTEMS]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="parity-reachability", daemon=True)
@@ -56,6 +63,8 @@ class ReachabilityProbe:
                 self._results = reachability(self.config, timeout_s=3.0)
             except Exception as exc:  # a probe must never kill the daemon; report it instead
                 self._results = [(s, False, f"probe failed: {type(exc).__name__}") for s in _SYSTEMS]
+            if self.on_result is not None:
+                self.on_result({name: ok for name, ok, _detail in self._results if name in _SYSTEMS})
             self._stop.wait(self.interval_s)
 
     def checks(self) -> list[Check]:
@@ -99,6 +108,7 @@ def live_status(daemon: Daemon) -> dict[str, Any]:
 def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
     configure_logging(log_level)
     registry = CollectorRegistry()
+    register_runtime_collectors(registry)
     metrics = Metrics(
         registry,
         version=parity_version(),
@@ -111,7 +121,7 @@ def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:
     telemetry.snapshot_rows.update(daemon.snapshot_rows)
     for table in daemon.snapshot_done:  # finished by an earlier run of the daemon
         metrics.backfill_progress(table, 0, snapshot_rows=daemon.snapshot_rows.get(table, 0), done=True)
-    probe = ReachabilityProbe(config).start()
+    probe = ReachabilityProbe(config, on_result=telemetry.dependencies).start()
     server = MetricsServer(
         registry,
         config.daemon.http,

@@ -44,6 +44,10 @@ class Telemetry:
     def consumer_lag(self, lag: dict[tuple[str, int], int]) -> None:
         return None
 
+    def assigned_partitions(self, count: int) -> None:
+        """Partitions the consumer holds now (lag is known only for those with a fetched watermark)."""
+        return None
+
     def failure(self, kind: str) -> None:
         return None
 
@@ -185,6 +189,7 @@ class Daemon:
             self._commit()
             self.telemetry.batch(result, self.pipeline)
             self.telemetry.consumer_lag(lag)
+            self.telemetry.assigned_partitions(len(self.source.assigned))
             self.health.last_loop_at = now
             self.health.failing_since = None
             self.health.last_error = None

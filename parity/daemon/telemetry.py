@@ -11,6 +11,8 @@ from parity.daemon.steps import BatchResult, Pipeline
 from parity.metrics.catalog import Metrics
 
 SHADOW = frozenset({"applied", "stale_skipped", "failed"})
+# Error kinds DynamoStore.call retries (throttling, 5xx, transport) while attempts remain.
+RETRIED_KINDS = frozenset({"throttled", "server", "timeout", "connection"})
 
 
 def _error_kind(error: str) -> str:
@@ -28,9 +30,16 @@ def _error_kind(error: str) -> str:
 
 
 class PrometheusTelemetry(Telemetry):
-    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.metrics = metrics
         self.clock = clock
+        self.wall = wall
         self._assigned: set[tuple[str, int]] = set()
         # Snapshot rows seen per table (run_daemon seeds it with the counts the state store kept).
         self.snapshot_rows: dict[str, int] = {}
@@ -39,6 +48,8 @@ class PrometheusTelemetry(Telemetry):
     def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
         m = self.metrics
         now = self.clock()
+        if result.events:
+            m.batch_processed(self.wall())
         for (table, op, outcome), n in result.events.items():
             m.events.labels(table=table, op=op, outcome=outcome).inc(n)
             if outcome in SHADOW:
@@ -95,13 +106,26 @@ class PrometheusTelemetry(Telemetry):
         for (topic, partition), n in lag.items():
             self.metrics.set_consumer_lag(topic, partition, n)
         self._assigned = current
-        self.metrics.assigned_partitions.set(len(current))
 
-    def dynamo_request(self, table: str, operation: str, seconds: float, error: str | None) -> None:
+    def assigned_partitions(self, count: int) -> None:
+        # From the consumer's assignment, not from the lag: an idle partition (nothing fetched
+        # yet, so no watermark) is still assigned, and ParityNotConsuming reads this.
+        self.metrics.assigned_partitions.set(count)
+
+    def dynamo_request(
+        self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True
+    ) -> None:
+        # `table` here is the DynamoDB table (the metrics' `dynamodb_table` label).
         kind = _error_kind(error) if error else None
-        self.metrics.dynamo_request(table, operation, seconds, kind)
+        outcome = "retried" if kind in RETRIED_KINDS and not last_attempt else "failed"
+        self.metrics.dynamo_request(table, operation, seconds, kind, outcome)
         if kind == "throttled":
             self.metrics.dynamo_throttled(table, operation)
 
     def failure(self, kind: str) -> None:
         return None
+
+    def dependencies(self, reachable: dict[str, bool]) -> None:
+        """The reachability probe's latest result, as parity_dependency_up."""
+        for dependency, up in reachable.items():
+            self.metrics.set_dependency_up(dependency, up)

@@ -3,12 +3,14 @@
 Rules the catalog keeps (and tests/unit/test_metrics_catalog.py checks):
 - every name starts with `parity_`, uses base units (`_seconds`, `_bytes`, `_ratio`), counters end
   in `_total`;
-- labels are bounded: a table, a topic and partition, an operation, an op code, an outcome or a
-  kind from a fixed set, or a column named by the table's mapping (registered per table, so a
+- labels are bounded: a table, a topic and partition, an operation, an op code, an outcome, a
+  dependency or a kind from a fixed set, or a column named by the table's mapping (registered per table, so a
   column the configuration does not name is refused). Never a key or a value: a label per key
   would grow without bound and would leak data into the monitoring system. Label values from a
   fixed set are checked here, so a typo fails loudly in the caller's test instead of creating a
   new series.
+- one vocabulary: `table` is always the source table (schema.table); a DynamoDB table name is
+  `dynamodb_table` (the parity_dynamodb_* metrics).
 
 Adapters receive a `Metrics` built on a registry they are given (a fresh `CollectorRegistry` in
 tests, read back with `registry.get_sample_value`).
@@ -23,7 +25,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from parity.core.window import DriftWindow, DriftWindows
 
@@ -69,6 +80,12 @@ DYNAMO_ERROR_KINDS: Final = (
     "timeout",
     "connection",
 )
+# What became of a failed DynamoDB attempt: `retried` (another attempt followed), `failed` (the error
+# reached the caller), `expected` (a conditional-check failure: in shadow mode the condition refusing
+# a stale write is the design, not a fault). The error-rate alert counts `failed` only.
+DYNAMO_ERROR_OUTCOMES: Final = ("retried", "failed", "expected")
+# The systems the daemon's background reachability probe checks (parity.daemon.main.ReachabilityProbe).
+DEPENDENCIES: Final = ("postgres", "kafka", "dynamodb")
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
 # Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
 NOT_COMPARED_REASONS: Final = ("column_missing",)
@@ -76,8 +93,23 @@ NOT_COMPARED_REASONS: Final = ("column_missing",)
 DRIFT_RESOLUTIONS: Final = ("newer_event", "reread", "repair", "reconcile")
 
 # Label names allowed anywhere in the catalog (a test holds the catalog to this list).
+# One vocabulary: `table` is always the source table (schema.table); a DynamoDB table name is
+# `dynamodb_table`.
 ALLOWED_LABELS: Final = frozenset(
-    {"table", "op", "outcome", "kind", "operation", "partition", "topic", "reason", "version", "column"}
+    {
+        "table",
+        "dynamodb_table",
+        "op",
+        "outcome",
+        "kind",
+        "operation",
+        "partition",
+        "topic",
+        "reason",
+        "version",
+        "column",
+        "dependency",
+    }
 )
 
 # Seconds. CDC lag runs from milliseconds (healthy streaming) to many minutes (a backlog or a
@@ -198,7 +230,8 @@ class Metrics:
         )
         self.drift_ratio = self._gauge(
             "parity_drift_ratio",
-            "Confirmed drift / final verdicts over the rolling drift window (the alerting signal).",
+            "Confirmed drift / final verdicts over this daemon's rolling drift window (ParityDriftHigh "
+            "computes the ratio across replicas from parity_verdicts_total instead).",
             ("table",),
         )
         self.drift_window_verdicts = self._gauge(
@@ -241,6 +274,18 @@ class Metrics:
         self.assigned_partitions = self._gauge(
             "parity_kafka_assigned_partitions", "Partitions currently assigned to this daemon.", ()
         )
+        self.last_batch = self._gauge(
+            "parity_last_batch_timestamp_seconds",
+            "Unix time the daemon last processed a batch holding at least one record (the consumer's "
+            "progress; with messages waiting and this not moving, the daemon is not consuming).",
+            (),
+        )
+        self.dependency_up = self._gauge(
+            "parity_dependency_up",
+            "1 when the background reachability probe (the same checks as /readyz and `parity doctor`) "
+            "last reached the dependency, else 0.",
+            ("dependency",),
+        )
         self.dead_letters = self._counter(
             "parity_dead_letters_total",
             "Records sent to the dead-letter topic, by reason class.",
@@ -257,19 +302,21 @@ class Metrics:
         # --- DynamoDB -----------------------------------------------------------------------------
         self.dynamo_latency = self._histogram(
             "parity_dynamodb_request_duration_seconds",
-            "DynamoDB request latency including SDK retries (table = the DynamoDB table).",
-            ("table", "operation"),
+            "Latency of each DynamoDB request attempt (parity retries throttling and transport errors "
+            "itself: every attempt is one request here).",
+            ("dynamodb_table", "operation"),
             DYNAMO_BUCKETS,
         )
         self.dynamo_errors = self._counter(
             "parity_dynamodb_errors_total",
-            "DynamoDB requests that failed, by error class.",
-            ("table", "operation", "kind"),
+            "DynamoDB request attempts that failed, by error class and by what became of them "
+            "(outcome: retried, failed = reached the caller, expected = a conditional-check failure).",
+            ("dynamodb_table", "operation", "kind", "outcome"),
         )
         self.dynamo_throttles = self._counter(
             "parity_dynamodb_throttles_total",
             "Throttled DynamoDB attempts (also those a retry absorbed) and unprocessed batch items.",
-            ("table", "operation"),
+            ("dynamodb_table", "operation"),
         )
 
         # --- recheck store ------------------------------------------------------------------------
@@ -465,25 +512,48 @@ class Metrics:
 
     # ----- DynamoDB -------------------------------------------------------------------------------
 
-    def dynamo_request(self, table: str, operation: str, duration_s: float, error_kind: str | None = None) -> None:
+    def dynamo_request(
+        self,
+        dynamodb_table: str,
+        operation: str,
+        duration_s: float,
+        error_kind: str | None = None,
+        error_outcome: str = "failed",
+    ) -> None:
+        """One DynamoDB attempt. `error_outcome` says what became of a failed one (see
+        DYNAMO_ERROR_OUTCOMES); a conditional-check failure is always `expected`."""
         op = _one_of(operation, DYNAMO_OPERATIONS, "operation")
-        if (table, op) not in self._dynamo_seen:
-            # First call of this operation on this table: its error and throttle series start at
-            # zero, so the error-rate and throttle panels show 0 rather than "no data" while healthy.
-            self._dynamo_seen.add((table, op))
+        if (dynamodb_table, op) not in self._dynamo_seen:
+            # First call of this operation on this table: its failed-error and throttle series start
+            # at zero, so the error-rate and throttle panels show 0 rather than "no data" while healthy.
+            self._dynamo_seen.add((dynamodb_table, op))
             for kind in DYNAMO_ERROR_KINDS:
-                self.dynamo_errors.labels(table=table, operation=op, kind=kind)
-            self.dynamo_throttles.labels(table=table, operation=op)
-        self.dynamo_latency.labels(table=table, operation=op).observe(max(0.0, duration_s))
+                if kind != "conditional_check_failed":
+                    self.dynamo_errors.labels(dynamodb_table=dynamodb_table, operation=op, kind=kind, outcome="failed")
+            self.dynamo_throttles.labels(dynamodb_table=dynamodb_table, operation=op)
+        self.dynamo_latency.labels(dynamodb_table=dynamodb_table, operation=op).observe(max(0.0, duration_s))
         if error_kind is not None:
+            kind = _one_of(error_kind, DYNAMO_ERROR_KINDS, "kind")
+            outcome = "expected" if kind == "conditional_check_failed" else error_outcome
             self.dynamo_errors.labels(
-                table=table, operation=op, kind=_one_of(error_kind, DYNAMO_ERROR_KINDS, "kind")
+                dynamodb_table=dynamodb_table,
+                operation=op,
+                kind=kind,
+                outcome=_one_of(outcome, DYNAMO_ERROR_OUTCOMES, "outcome"),
             ).inc()
 
-    def dynamo_throttled(self, table: str, operation: str, count: int = 1) -> None:
-        self.dynamo_throttles.labels(table=table, operation=_one_of(operation, DYNAMO_OPERATIONS, "operation")).inc(
-            count
-        )
+    def dynamo_throttled(self, dynamodb_table: str, operation: str, count: int = 1) -> None:
+        self.dynamo_throttles.labels(
+            dynamodb_table=dynamodb_table, operation=_one_of(operation, DYNAMO_OPERATIONS, "operation")
+        ).inc(count)
+
+    # ----- dependencies and progress --------------------------------------------------------------
+
+    def set_dependency_up(self, dependency: str, up: bool) -> None:
+        self.dependency_up.labels(dependency=_one_of(dependency, DEPENDENCIES, "dependency")).set(1 if up else 0)
+
+    def batch_processed(self, now_unix: float) -> None:
+        self.last_batch.set(now_unix)
 
     # ----- recheck store --------------------------------------------------------------------------
 
@@ -557,6 +627,15 @@ class Metrics:
                 self.reconcile_drift.labels(table=table, kind=k).inc(n)
 
 
+def register_runtime_collectors(registry: CollectorRegistry) -> None:
+    """The process (CPU, memory, open files, start time), platform (python_info) and garbage
+    collector metrics of prometheus_client, on the daemon's own registry (its global registry
+    is not served). They are the client library's standard names, not parity's."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 def declared_names(metrics: Metrics) -> set[str]:
     return {s.name for s in metrics.specs()}
 
@@ -569,8 +648,10 @@ def catalog_specs() -> list[MetricSpec]:
 __all__ = [
     "ALLOWED_LABELS",
     "DEAD_LETTER_REASONS",
+    "DEPENDENCIES",
     "DRIFT_RESOLUTIONS",
     "DYNAMO_ERROR_KINDS",
+    "DYNAMO_ERROR_OUTCOMES",
     "DYNAMO_OPERATIONS",
     "EVENT_OUTCOMES",
     "NOT_COMPARED_REASONS",
@@ -581,4 +662,5 @@ __all__ = [
     "Metrics",
     "catalog_specs",
     "declared_names",
+    "register_runtime_collectors",
 ]

@@ -54,6 +54,76 @@ class RichProgress:
         self._progress.stop()
 
 
+class JsonProgress:
+    """Progress as JSON log lines (stderr, like every parity log), for runs without a terminal: a
+    CronJob's or cron entry's log shows how far a long run got. At most one line per `every_s`
+    while rows are read, plus one when a target begins and one when it ends."""
+
+    def __init__(self, every_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        import structlog
+
+        self._log = structlog.get_logger("parity.reconcile")
+        self._every_s = every_s
+        self._clock = clock
+        self._target = ""
+        self._units = 0
+        self._units_done = 0
+        self._rows = 0
+        self._estimated = 0
+        self._started = 0.0
+        self._last = 0.0
+
+    def _emit(self, state: str) -> None:
+        self._log.info(
+            "reconcile progress", state=state, target=self._target, rows_read=self._rows,
+            estimated_rows=self._estimated, units_done=self._units_done, units=self._units,
+            elapsed_s=round(self._clock() - self._started, 1),
+        )
+
+    def begin(self, target: str, units: int, estimated_rows: int) -> None:
+        self._target, self._units, self._estimated = target, units, estimated_rows
+        self._units_done = self._rows = 0
+        self._started = self._last = self._clock()
+        self._emit("begin")
+
+    def advance(self, rows: int) -> None:
+        self._rows += rows
+        self._tick()
+
+    def unit_done(self) -> None:
+        self._units_done += 1
+        self._tick()
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if now - self._last >= self._every_s:
+            self._last = now
+            self._emit("running")
+
+    def end(self) -> None:
+        self._emit("end")
+
+
+def _progress(as_json: bool) -> Any:
+    if not sys.stdout.isatty():
+        from parity.logging import configure_logging
+
+        configure_logging("info")
+        return JsonProgress()
+    return RichProgress() if sys.stderr.isatty() and not as_json else None
+
+
+def _publish(results: Any, target: Any) -> None:
+    if results is None:
+        return
+    try:
+        results.publish(target)
+    except Exception as exc:  # the run's own outcome decides the exit code; say what was not published
+        where = target.pushgateway or target.textfile
+        typer.echo(f"warning: could not publish the reconcile results to {where}: {type(exc).__name__}: {exc}",
+                   err=True)
+
+
 def _stores(cfg: Any, workers: int) -> Any:
     from parity.clients import dynamodb_client
     from parity.daemon.dynamo import DynamoStore
@@ -82,25 +152,54 @@ def register(app: typer.Typer) -> None:
         once: Annotated[bool, typer.Option("--once", help="One run, even if an interval is configured.")] = False,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+        pushgateway: Annotated[
+            str | None,
+            typer.Option("--pushgateway", envvar="PARITY_PUSHGATEWAY", metavar="URL",
+                         help="Push the run's reconcile metrics to this Prometheus Pushgateway."),
+        ] = None,
+        push_job: Annotated[
+            str, typer.Option("--push-job", help="Pushgateway job (grouping key): one per schedule.")
+        ] = "parity-reconcile",
+        metrics_textfile: Annotated[
+            Path | None,
+            typer.Option("--metrics-textfile", envvar="PARITY_METRICS_TEXTFILE", metavar="PATH",
+                         help="Write the run's reconcile metrics to this file (node_exporter's textfile "
+                              "collector directory, a name ending in .prom)."),
+        ] = None,
+        expected_interval: Annotated[
+            float | None,
+            typer.Option("--expected-interval", min=0, metavar="SECONDS",
+                         help="How often this job is scheduled (published as parity_reconcile_interval_seconds: "
+                              "ParityReconcileStale fires after twice that without a success). Default: "
+                              "reconcile.interval_s."),
+        ] = None,
     ) -> None:
         """Compare whole tables: Postgres (one snapshot) against DynamoDB (parallel Scan)."""
+        from parity.reconcilers.publish import ReconcileResults, Target
         from parity.reconcilers.reconcile import Reconciler, write_report
         from parity.reconcilers.report import exit_code, summary_lines
 
         cfg = _load(config)
+        target = Target(pushgateway=pushgateway, job=push_job, textfile=metrics_textfile)
+        publishing = bool(pushgateway or metrics_textfile)
+        period = expected_interval if expected_interval is not None else float(cfg.reconcile.interval_s or 0)
         store = _stores(cfg, workers or cfg.reconcile.workers)
         interval = None if once else cfg.reconcile.interval_s
         try:
             while True:
-                progress = RichProgress() if sys.stderr.isatty() and not as_json else None
-                reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres, progress=progress)
+                progress = _progress(as_json)
+                results = ReconcileResults(expected_interval_s=period) if publishing else None
+                reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres, progress=progress,
+                                        metrics=results.metrics if results is not None else None)
                 try:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
                     _exit_if_no_credentials(exc, cfg)
+                    _publish(results, target)
                     typer.echo(f"error: {exc}", err=True)
                     config_error = isinstance(exc, ConfigError) or "not a mapped table" in str(exc)
                     raise typer.Exit(2 if config_error else 3) from None
+                _publish(results, target)
                 path = write_report(report, Path(cfg.reconcile.report_dir))
                 if as_json:
                     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,12 +62,54 @@ def test_example_scrape_config_is_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+MUTATIONS = {
+    # The drift rule without its minimum volume: one drift in fifty checks would page.
+    "ParityDriftHigh-volume": ("ParityDriftHigh", ">= 100", ">= 1"),
+    # An average of per-replica ratios instead of sum over sum.
+    "ParityDriftHigh-average": (
+        "ParityDriftHigh",
+        """(
+            sum by (table) (increase(parity_verdicts_total{outcome="drift"}[10m]))
+            / sum by (table) (increase(parity_verdicts_total[10m]))
+          )""",
+        """avg by (table) (
+            sum by (job, instance, table) (increase(parity_verdicts_total{outcome="drift"}[10m]))
+            / sum by (job, instance, table) (increase(parity_verdicts_total[10m]))
+          )""",
+    ),
+    # Counting retried throttles and conditional-check failures as errors.
+    "ParityErrorRateHigh-expected": (
+        "ParityErrorRateHigh",
+        'parity_dynamodb_errors_total{outcome="failed"}',
+        "parity_dynamodb_errors_total",
+    ),
+    # Matching the interval on (job, instance): pushed reconcile results never match.
+    "ParityReconcileStale-push": (
+        "ParityReconcileStale",
+        "ignoring (table) group_left",
+        "on (job, instance) group_left",
+    ),
+    "ParityNotConsuming-threshold": (
+        "ParityNotConsuming",
+        "(time() - parity_last_batch_timestamp_seconds) > 300",
+        "(time() - parity_last_batch_timestamp_seconds) > 900",
+    ),
+    "ParityDependencyDown-for": (
+        "ParityDependencyDown",
+        "parity_dependency_up == 0\n        for: 2m",
+        "parity_dependency_up == 0\n        for: 1m",
+    ),
+}
+
+
 @needs_promtool
-def test_a_broken_rule_would_be_caught(tmp_path: Path) -> None:
-    # The gate can fail: the same tests against a drift rule with the wrong threshold fail.
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_broken_rule_would_be_caught(tmp_path: Path, mutation: str) -> None:
+    # The gate can fail: the same tests against a rule with the wrong maths fail, naming the alert.
+    alert, old, new = MUTATIONS[mutation]
     alerts = (PROMETHEUS_DIR / "alerts.yml").read_text()
-    assert "parity_drift_ratio > 0.01" in alerts
-    (tmp_path / "alerts.yml").write_text(alerts.replace("parity_drift_ratio > 0.01", "parity_drift_ratio > 0.001"))
+    assert alerts.count(old) == 1, old
+    (tmp_path / "alerts.yml").write_text(alerts.replace(old, new))
     shutil.copy(PROMETHEUS_DIR / "alerts_test.yml", tmp_path / "alerts_test.yml")
     result = subprocess.run(
         [str(PROMTOOL), "test", "rules", "alerts_test.yml"],
@@ -76,8 +119,9 @@ def test_a_broken_rule_would_be_caught(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
-    assert result.returncode != 0
-    assert "ParityDriftHigh" in result.stdout + result.stderr
+    assert result.returncode != 0, mutation
+    # "alertname: X," for a wrong verdict, "rule: X," for a rule that failed to evaluate.
+    assert re.search(rf"(alertname|rule): {alert},", result.stdout + result.stderr), result.stdout
 
 
 @needs_promtool

@@ -53,6 +53,8 @@ def live(prometheus_bin: str, tmp_path: Path) -> Iterator[tuple[Metrics, Prometh
             while not prometheus.query('up{job="parity"} == 1'):
                 assert time.monotonic() < deadline, "Prometheus never scraped the metrics server"
                 time.sleep(0.2)
+            # The drift alert reads the counters' increase(): verdicts counted after the first scrape.
+            metrics.verdicts_batch(T, now=time.monotonic(), matched=950, drifted={"value_mismatch": 50})
             yield metrics, prometheus
         finally:
             prometheus.stop()
@@ -62,6 +64,18 @@ def test_scraped_values_and_every_panel_query_evaluate(live: tuple[Metrics, Prom
     _metrics, prometheus = live
     [drift] = prometheus.query(f'parity_drift_ratio{{table="{T}"}}')
     assert float(drift["value"][1]) == pytest.approx(0.05)  # type: ignore[index]
+    # The alert's maths (sum over sum of the counters' increase) sees the same 5%.
+    deadline = time.monotonic() + 30
+    while True:
+        fleet = prometheus.query(
+            f'sum(increase(parity_verdicts_total{{table="{T}",outcome="drift"}}[10m]))'
+            f' / sum(increase(parity_verdicts_total{{table="{T}"}}[10m]))'
+        )
+        if fleet and float(fleet[0]["value"][1]) > 0:  # type: ignore[index]
+            break
+        assert time.monotonic() < deadline, fleet
+        time.sleep(0.5)
+    assert float(fleet[0]["value"][1]) == pytest.approx(0.05, rel=0.01)  # type: ignore[index]
     queries = [q for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")) for q in panel_queries(path)]
     assert queries
     for query in queries:
@@ -83,7 +97,8 @@ def test_alert_rules_load_and_evaluate_cleanly(live: tuple[Metrics, PrometheusSe
         assert time.monotonic() < deadline, [(r["name"], r.get("health"), r.get("lastError")) for r in rules]
         time.sleep(0.5)
     assert {r["name"] for r in rules} >= {"ParityDriftHigh", "ParityDaemonDown"}
-    # 5% drift is above the 1% threshold: the headline alert is at least pending.
+    # 5% drift in 1000 verdicts is above the 1% threshold and the 100-verdict minimum: the headline
+    # alert is at least pending.
     drift = next(r for r in rules if r["name"] == "ParityDriftHigh")
     deadline = time.monotonic() + 30
     while not drift["alerts"]:

@@ -46,10 +46,11 @@ class TelemetryDaemon:
     def __init__(self, config: ParityConfig) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry, tables=[t.source for t in config.tables])
-        self.daemon: Daemon = build_daemon(config, telemetry=PrometheusTelemetry(self.metrics))
-        # As `parity run` wires /readyz: reachability of Postgres, DynamoDB and Kafka in the
-        # background, plus the loop's own health (refreshed every 2 s here instead of 10 s).
-        self.probe = ReachabilityProbe(config, interval_s=2.0)
+        telemetry = PrometheusTelemetry(self.metrics)
+        self.daemon: Daemon = build_daemon(config, telemetry=telemetry)
+        # As `parity run` wires /readyz and parity_dependency_up: reachability of Postgres, DynamoDB
+        # and Kafka in the background, plus the loop's own health (refreshed every 2 s, not 10 s).
+        self.probe = ReachabilityProbe(config, interval_s=2.0, on_result=telemetry.dependencies)
         self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
 
     def ready(self) -> bool:

@@ -149,7 +149,14 @@ def test_throttling_on_60_percent_of_reads_is_retried_and_loses_nothing(
         app.finish()
         acc = settle_and_account(dep.config, kafka.bootstrap, bridge.topics, app, daemon=runner.daemon)
         counted = runner.metric("parity_dynamodb_throttles_total")
-    print(f"BatchGetItem calls {throttler.calls}, throttled {throttler.throttled}, metric counted {counted:.0f}")
+        retried = runner.metric("parity_dynamodb_errors_total", kind="throttled", outcome="retried")
+        failed = runner.metric("parity_dynamodb_errors_total", kind="throttled", outcome="failed")
+    print(f"BatchGetItem calls {throttler.calls}, throttled {throttler.throttled}, metric counted {counted:.0f} "
+          f"(errors: {retried:.0f} retried, {failed:.0f} failed after every attempt)")
     assert_accounted(acc, "DynamoDB throttling on 60% of BatchGetItem")
     assert throttler.throttled >= 5 or throttler.fraction == 0
     assert counted == throttler.throttled
+    # Every throttled attempt is an error, labelled by what followed: the error-rate alert counts
+    # only those no retry absorbed.
+    assert retried + failed == throttler.throttled
+    assert retried > failed

@@ -327,3 +327,34 @@ def test_cli_reconcile_exits_1_on_drift_and_repair_dry_run_prints_writes(
     bad = tmp_path / "bad.yaml"
     bad.write_text("postgres: {}\n")
     assert runner.invoke(app, ["reconcile", "--config", str(bad), "--once"]).exit_code == 2
+
+
+def test_cli_reconcile_as_a_job_publishes_its_results_to_a_textfile_and_logs_json_progress(
+    deploy: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    from typer.testing import CliRunner
+
+    from parity.cli import app
+
+    d = deploy(rows=2200, segments=2, workers=2)
+    d.inject()
+    config_path = write_config(d.raw, tmp_path / "parity.yaml")
+    textfile = tmp_path / "textfile" / "parity_reconcile.prom"
+    textfile.parent.mkdir()
+    before = time.time()
+    result = CliRunner().invoke(app, ["reconcile", "--config", str(config_path), "--once",
+                                      "--metrics-textfile", str(textfile), "--expected-interval", "86400"])
+    assert result.exit_code == 1, result.output
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(textfile.read_text()) for s in f.samples}
+    source = d.mapping.source
+    assert samples[("parity_reconcile_interval_seconds", ())] == 86400
+    assert samples[("parity_reconcile_last_success_timestamp_seconds", (("table", source),))] >= before
+    assert samples[("parity_reconcile_runs_total", (("outcome", "success"), ("table", source)))] == 1
+    for kind, keys in EXPECTED.items():
+        assert samples[("parity_reconcile_last_run_drift_keys", (("kind", kind), ("table", source)))] == len(keys)
+    # stdout is not a terminal here: progress went to stderr as JSON log lines.
+    progress = [orjson.loads(line) for line in result.stderr.splitlines() if '"reconcile progress"' in line]
+    assert {p["state"] for p in progress} >= {"begin", "end"}
+    assert progress[-1]["rows_read"] > 0

@@ -169,15 +169,60 @@ def test_dead_letters_by_reason(registry: CollectorRegistry, metrics: Metrics) -
 
 def test_dynamodb_latency_errors_and_throttles(registry: CollectorRegistry, metrics: Metrics) -> None:
     metrics.dynamo_request("BillingSystem", "BatchGetItem", 0.004)
+    metrics.dynamo_request("BillingSystem", "BatchGetItem", 2.0, error_kind="throttled", error_outcome="retried")
     metrics.dynamo_request("BillingSystem", "BatchGetItem", 2.0, error_kind="throttled")
     metrics.dynamo_throttled("BillingSystem", "BatchGetItem", 3)
-    labels = {"table": "BillingSystem", "operation": "BatchGetItem"}
-    assert registry.get_sample_value("parity_dynamodb_request_duration_seconds_count", labels) == 2
+    labels = {"dynamodb_table": "BillingSystem", "operation": "BatchGetItem"}
+    assert registry.get_sample_value("parity_dynamodb_request_duration_seconds_count", labels) == 3
     assert registry.get_sample_value("parity_dynamodb_request_duration_seconds_bucket", {**labels, "le": "0.005"}) == 1
-    assert registry.get_sample_value("parity_dynamodb_errors_total", {**labels, "kind": "throttled"}) == 1
+    errors = "parity_dynamodb_errors_total"
+    assert registry.get_sample_value(errors, {**labels, "kind": "throttled", "outcome": "retried"}) == 1
+    assert registry.get_sample_value(errors, {**labels, "kind": "throttled", "outcome": "failed"}) == 1
     assert registry.get_sample_value("parity_dynamodb_throttles_total", labels) == 3
     with pytest.raises(ValueError):
         metrics.dynamo_request("BillingSystem", "GetItems", 0.1)
+    with pytest.raises(ValueError):
+        metrics.dynamo_request("BillingSystem", "GetItem", 0.1, error_kind="server", error_outcome="maybe")
+
+
+def test_conditional_check_failures_are_expected_not_failed(registry: CollectorRegistry, metrics: Metrics) -> None:
+    # Shadow mode's conditional writes refuse stale events by design: the error-rate alert
+    # (outcome="failed") must not count them.
+    metrics.dynamo_request("Orders", "PutItem", 0.01, error_kind="conditional_check_failed")
+    labels = {"dynamodb_table": "Orders", "operation": "PutItem", "kind": "conditional_check_failed"}
+    assert registry.get_sample_value("parity_dynamodb_errors_total", {**labels, "outcome": "expected"}) == 1
+    assert registry.get_sample_value("parity_dynamodb_errors_total", {**labels, "outcome": "failed"}) is None
+
+
+def test_table_always_means_the_source_table() -> None:
+    # One vocabulary: DynamoDB metrics name the DynamoDB table `dynamodb_table`, never `table`.
+    for s in catalog_specs():
+        if s.name.startswith("parity_dynamodb_"):
+            assert "dynamodb_table" in s.labels and "table" not in s.labels, s.name
+        else:
+            assert "dynamodb_table" not in s.labels, s.name
+
+
+def test_dependency_reachability_and_last_batch(registry: CollectorRegistry, metrics: Metrics) -> None:
+    metrics.set_dependency_up("kafka", False)
+    metrics.set_dependency_up("postgres", True)
+    assert value(registry, "parity_dependency_up", dependency="kafka") == 0
+    assert value(registry, "parity_dependency_up", dependency="postgres") == 1
+    with pytest.raises(ValueError):
+        metrics.set_dependency_up("redis", True)
+    metrics.batch_processed(1_700_000_000.0)
+    assert value(registry, "parity_last_batch_timestamp_seconds") == 1_700_000_000.0
+
+
+def test_runtime_collectors_export_process_and_python_metrics() -> None:
+    from parity.metrics.catalog import register_runtime_collectors
+
+    registry = CollectorRegistry()
+    register_runtime_collectors(registry)
+    text = generate_latest(registry).decode()
+    assert "process_resident_memory_bytes" in text
+    assert "python_info{" in text
+    assert "python_gc_collections_total" in text
 
 
 def test_recheck_backlog_age_is_zero_when_empty(registry: CollectorRegistry, metrics: Metrics) -> None:
