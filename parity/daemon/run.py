@@ -346,7 +346,7 @@ class Daemon:
                 "drift resolved",
                 table=r.source,
                 how=r.how,
-                key=r.key if not _redacted_key(self, r.source) else "<redacted>",
+                key=key_fragment(r.key) if not _redacted_key(self, r.source) else "<redacted>",
             )
         if new:
             for d in new:

@@ -26,6 +26,7 @@ Every batch writes in one transaction before offsets are committed. A failed wri
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sqlite3
 import threading
@@ -159,7 +160,14 @@ class StateStore:
                 private_dir(self.path.parent)
                 for existing in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
                     private_file(existing)
-                os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
+                # Create the file 0600 only when it is missing. Never open and close an existing
+                # one: closing any descriptor of a file drops every POSIX lock this process holds
+                # on it, including those of another connection of this process (a daemon thread),
+                # after which SQLite may checkpoint and unlink a WAL still in use (seen: a second
+                # StateStore in the daemon's process made later commits invisible to others).
+                if not self.path.exists():
+                    with contextlib.suppress(FileExistsError):
+                        os.close(open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives power loss, not only a process crash.

@@ -119,3 +119,37 @@ def test_a_device_as_the_drift_log_keeps_its_mode(tmp_path: Path) -> None:
     JsonLinesFile("/dev/null")  # (a write would fail on fsync, as it always did: not a drift log to use)
     os.close(open_private("/dev/null", os.O_WRONLY))
     assert mode(Path("/dev/null")) == before
+
+
+def test_opening_a_second_store_in_the_process_keeps_the_first_ones_commits_visible(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. A second
+    StateStore that opened and closed the database file itself (to create it 0600) dropped the
+    daemon connection's locks; the next reader in another process (`parity status`) then took
+    itself for the last connection, checkpointed and deleted the WAL, and the daemon's later
+    commits went to the deleted file: invisible to every other process."""
+    import subprocess
+    import sys
+    from decimal import Decimal
+
+    from parity.daemon.state import DriftRecord, Resolution, StateStore
+
+    path = tmp_path / "state" / "state.sqlite"
+    script = (f"import sqlite3; db = sqlite3.connect({str(path)!r}); "
+              "print(db.execute('SELECT count(*) FROM drift WHERE resolved_at IS NULL').fetchone()[0]); db.close()")
+
+    def open_drift_seen_by_another_process() -> str:
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+
+    daemon = StateStore(path)
+    key = {"id": Decimal(7)}
+    record = DriftRecord(source="public.t", target="T", key=key, kind="unexpected_in_target", diffs=[], lsn=5,
+                         first_seen=1.0, confirmed_at=2.0, op="d")
+    daemon.record_batch({("public.t", "drift"): 1}, [record])
+    reader = StateStore(path)  # as the test harness and the demo do, in the daemon's process
+    assert len(reader.drift_records()) == 1
+    reader.close()
+    assert open_drift_seen_by_another_process().strip() == "1"
+    daemon.resolve_drift([Resolution(source="public.t", target="T", key=key, how="reread", at=3.0, lsn=5)])
+    assert daemon.open_drift_counts() == {}
+    assert open_drift_seen_by_another_process().strip() == "0"
+    daemon.close()

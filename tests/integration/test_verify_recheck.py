@@ -42,7 +42,7 @@ def _key(pid: int) -> dict[str, Any]:
 
 
 def _key_text(pid: int) -> str:
-    return json.dumps({"CustomerId": str(pid), "PaymentDateId": f"2024-01-02T03:04:05Z#{pid}"}, sort_keys=True)
+    return json.dumps({"CustomerId": pid, "PaymentDateId": f"2024-01-02T03:04:05Z#{pid}"}, sort_keys=True)
 
 
 class Payments:
