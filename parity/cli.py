@@ -1,4 +1,7 @@
-"""The `parity` command line. Exit codes: 0 ok, 1 the check found a problem, 2 usage or config error."""
+"""The `parity` command line. Exit codes (`parity.exit_codes`): 0 ok, 1 the check found a problem,
+2 usage or configuration error, 3 a dependency unreachable / a run could not finish, 4 a local
+environment problem (port in use, directory not writable). A failure a command does not handle is
+one line from `_ParityGroup.invoke`; PARITY_DEBUG=1 adds the traceback."""
 
 from __future__ import annotations
 
@@ -7,10 +10,38 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer import _click as click  # typer vendors click: its exception classes are these
+from typer.core import TyperGroup
 
 from parity.core.errors import ConfigError
 
+
+class _ParityGroup(TyperGroup):
+    """The top-level seam: an exception a command did not handle becomes one line and its code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            from parity.exit_codes import report
+
+            code = report(exc, lambda line: typer.echo(line, err=True))
+            raise typer.Exit(code) from None
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 app = typer.Typer(
+    cls=_ParityGroup,
     help="parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations.",
     no_args_is_help=True,
     add_completion=False,
@@ -93,7 +124,7 @@ def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: igno
 @app.command()
 def run(
     config: ConfigOption,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error", callback=_log_level)] = "info",
 ) -> None:
     """Run the daemon: consume Debezium events, verify or shadow-apply them, serve metrics."""
     cfg = _load(config)

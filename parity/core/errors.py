@@ -29,3 +29,11 @@ class MappingError(ParityError):
 
 class StoreError(ParityError):
     """A durable store (recheck store, drift sink, checkpoint) could not be written."""
+
+
+class UnreachableError(ParityError):
+    """A dependency (Postgres, Kafka, DynamoDB) did not answer within its timeout (exit code 3)."""
+
+
+class LocalEnvironmentError(ParityError):
+    """This machine is in the way: a port in use, a directory that cannot be written (exit code 4)."""
