@@ -144,8 +144,11 @@ def dynamodb_client(cfg: DynamoConfig) -> Any:
 def kafka_producer(cfg: KafkaConfig) -> Any:
     from confluent_kafka import Producer
 
+    from parity.logging import kafka_client_logger
+
     return Producer(
         {
+            "logger": kafka_client_logger(),  # served by flush()/poll(): see parity.logging
             "bootstrap.servers": cfg.bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",

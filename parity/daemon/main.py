@@ -34,9 +34,11 @@ class ReachabilityProbe:
     """Postgres, DynamoDB and Kafka reachability for /readyz (the same checks as `parity doctor`),
     refreshed in a background thread so a probe request never waits on a slow system."""
 
-    def __init__(self, config: ParityConfig, interval_s: float = 10.0) -> None:
+    def __init__(self, config: ParityConfig, interval_s: float = 10.0, log_every_s: float = 60.0) -> None:
         self.config = config
         self.interval_s = interval_s
+        self.log_every_s = log_every_s
+        self._down_logged: dict[str, float] = {}  # system -> when "unreachable" was last logged
         self._results: list[tuple[str, bool, str]] = [(s, False, "not checked yet") for s in _SYSTEMS]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="parity-reachability", daemon=True)
@@ -56,7 +58,35 @@ class ReachabilityProbe:
                 self._results = reachability(self.config, timeout_s=3.0)
             except Exception as exc:  # a probe must never kill the daemon; report it instead
                 self._results = [(s, False, f"probe failed: {type(exc).__name__}") for s in _SYSTEMS]
+            self.log_changes(time.monotonic())
             self._stop.wait(self.interval_s)
+
+    def log_changes(self, now: float) -> None:
+        """`<system> unreachable, retrying` naming where, when a system goes down and then at most
+        once per `log_every_s` while it stays down; `<system> reachable again` when it is back.
+        (The clients' own lines are rate-limited too, and never name the dependency this plainly.)"""
+        for system, ok, detail in self._results:
+            last = self._down_logged.get(system)
+            if ok:
+                if last is not None:
+                    del self._down_logged[system]
+                    log.info(f"{system} reachable again", **self._where(system))
+                continue
+            if last is None or now - last >= self.log_every_s:
+                self._down_logged[system] = now
+                log.warning(f"{system} unreachable, retrying", detail=detail, **self._where(system))
+
+    def _where(self, system: str) -> dict[str, str]:
+        if system == "kafka":
+            return {"brokers": self.config.kafka.bootstrap_servers}
+        if system == "dynamodb":
+            return {"endpoint": self.config.dynamodb.endpoint or f"AWS {self.config.dynamodb.region}"}
+        from parity.clients import postgres_target
+
+        try:
+            return {"postgres": postgres_target(self.config.postgres).where}
+        except Exception:
+            return {}
 
     def checks(self) -> list[Check]:
         return [Check(name, ok, detail) for name, ok, detail in self._results]

@@ -19,6 +19,7 @@ import structlog
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from parity.core.ledger import TopicPartition as TP
+from parity.logging import kafka_client_logger
 
 log = structlog.get_logger("parity.daemon")
 
@@ -68,6 +69,8 @@ class KafkaSource:
             "enable.partition.eof": False,
             "allow.auto.create.topics": False,
             "topic.metadata.refresh.interval.ms": 5000,
+            # librdkafka's lines go through parity's logging (JSON, rate-limited), served by consume().
+            "logger": kafka_client_logger(),
             **(options or {}),
             **reserved,
         }
