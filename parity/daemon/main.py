@@ -100,7 +100,9 @@ def readiness(daemon: Daemon, probe: ReachabilityProbe) -> Iterable[Check]:
     failing = h.failing_since is not None
     error = h.last_error or ""
     checks = [
-        Check("partitions_assigned", bool(daemon.source.assigned), f"{len(daemon.source.assigned)} assigned"),
+        # In the consumer group, with or without partitions: with more replicas than partitions a
+        # replica legitimately owns none, and a rolling update must not wait for it forever.
+        Check("group_joined", daemon.source.joined, f"{len(daemon.source.assigned)} partitions assigned"),
         Check("pipeline", not failing, error),
         Check("stores_writable", not (failing and "StoreError" in error), ""),
     ]

@@ -96,3 +96,19 @@ def test_reachability_probe_names_the_dead_dependency_rate_limited(monkeypatch: 
     probe._results = [("postgres", True, ""), ("dynamodb", True, ""), ("kafka", True, "")]
     probe.log_changes(70)
     assert events[-1][:2] == ("info", "kafka reachable again")
+
+
+def test_readiness_check_is_group_membership_not_partition_ownership() -> None:
+    from types import SimpleNamespace
+
+    from parity.daemon.main import readiness
+    from parity.daemon.run import Health
+
+    source = SimpleNamespace(joined=True, assigned=set())
+    daemon: Any = SimpleNamespace(source=source, health=Health())
+    probe: Any = SimpleNamespace(checks=lambda: [])
+    [group, *_rest] = readiness(daemon, probe)
+    assert (group.name, group.ok) == ("group_joined", True)
+    source.joined = False
+    [group, *_rest] = readiness(daemon, probe)
+    assert not group.ok
