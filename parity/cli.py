@@ -72,19 +72,25 @@ def config_check(
                      "table and column exists."),
     ] = False,
 ) -> None:
-    """Validate configuration files; print one line per file. Exit 2 if any is invalid (with --live:
-    also if a mapped table or column does not exist), 1 if Postgres cannot be reached."""
+    """Validate configuration files: one line per file, every error on a line of its own. An unset
+    `${VAR}` is checked with a placeholder and noted, so a file checks without its environment (with
+    --live it is an error: the database must be reached). Exit 2 if any file is invalid (with --live:
+    also if a mapped table or column does not exist), 3 if Postgres cannot be reached."""
     from parity.config_loader import load_config
 
     failed = False
     unreachable = False
     for f in files:
+        notes: list[str] | None = None if live else []
         try:
-            cfg = load_config(f)
+            cfg = load_config(f, notes=notes)
         except ConfigError as exc:
-            typer.echo(str(exc), err=True)
+            for line in exc.lines:
+                typer.echo(line, err=True)
             failed = True
             continue
+        for note in notes or []:
+            typer.echo(f"{f.name}: note: {note}")
         if live:
             errors, problem = _live_errors(cfg, f.name)
             if problem is not None:
@@ -101,7 +107,7 @@ def config_check(
     if failed:
         raise typer.Exit(2)
     if unreachable:
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
