@@ -79,9 +79,12 @@ def _classify(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, OSError):
         if exc.errno == errno.EADDRINUSE:
             return LOCAL_ENVIRONMENT, f"address already in use: {_first_line(exc)}"
-        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EROFS, errno.ENOSPC):
+        if exc.filename is not None or isinstance(exc, PermissionError) or exc.errno in (
+                errno.EACCES, errno.EROFS, errno.ENOSPC, errno.ENOTDIR):
+            # A file or directory of this machine (a report or state directory), not a dependency.
             where = f" {exc.filename}" if exc.filename else ""
-            return LOCAL_ENVIRONMENT, f"cannot write{where}: {exc.strerror or exc}"
+            return LOCAL_ENVIRONMENT, (f"cannot use{where}: {exc.strerror or exc}: check the directory "
+                                       "settings (daemon.state_dir, reconcile.report_dir) and free space")
     if isinstance(exc, ParityError):
         return UNREACHABLE, _first_line(exc)
     return UNREACHABLE, (f"unexpected {type(exc).__name__}: {_first_line(exc)} "

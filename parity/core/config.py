@@ -297,6 +297,9 @@ class ReconcileConfig(_Frozen):
     consistent_read: bool = False
     grace_period_s: float = Field(default=5, ge=0)
     report_dir: str = ".parity/reports"
+    # Every statement of reconcile and repair (each FETCH of a partition's cursor, each lookup) is
+    # cancelled by Postgres after this long, so a lock or a stuck server cannot hold a run forever.
+    statement_timeout_s: float = Field(default=300, gt=0)
 
 
 class TableMapping(_Frozen):

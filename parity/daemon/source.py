@@ -23,6 +23,9 @@ from parity.logging import kafka_client_logger
 
 log = structlog.get_logger("parity.daemon")
 
+# librdkafka waits 30 s to set up a connection and 60 s for any request by default.
+KAFKA_TIMEOUTS = {"socket.connection.setup.timeout.ms": 10_000, "socket.timeout.ms": 30_000}
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -69,6 +72,9 @@ class KafkaSource:
             "enable.partition.eof": False,
             "allow.auto.create.topics": False,
             "topic.metadata.refresh.interval.ms": 5000,
+            # Bounded waits on a broker that accepts and never answers (a commit, a fetch):
+            # overridable through kafka.options.
+            **KAFKA_TIMEOUTS,
             # librdkafka's lines go through parity's logging (JSON, rate-limited), served by consume().
             "logger": kafka_client_logger(),
             **(options or {}),

@@ -213,3 +213,32 @@ def test_run_with_kafka_down_names_it_in_parity_log_lines_only(tmp_path: Path) -
     creds = [r for r in records if "Found credentials" in r["event"]]
     assert len(creds) <= 1
     assert proc.returncode == 0  # SIGTERM: a graceful stop
+
+
+def test_repair_on_a_locked_table_is_cancelled_by_the_statement_timeout(tmp_path: Path, pg: Any) -> None:
+    """reconcile.statement_timeout_s holds every statement of repair (and reconcile): a table locked
+    by someone else ends the run in bounded time, one line, exit 3."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.conftest import unique
+
+    table = unique("locked")
+    with pg.connect(autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE public.{table} (payment_id int PRIMARY KEY)")
+    port = int(conninfo_to_dict(pg.dsn).get("port") or 5432)
+    cfg = _config(tmp_path, pg=port, kafka=free_port(), dynamo=free_port(),
+                  reconcile__statement_timeout_s=1)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["postgres"]["dsn"] = pg.dsn
+    raw["tables"][0]["source"] = f"public.{table}"
+    cfg.write_text(yaml.safe_dump(raw))
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"tables": {f"public.{table}": {
+        "target": "Payments", "drift": [{"kind": "missing_in_target", "key": {"PK": {"S": "P#1"}}}]}}}))
+    with pg.connect(autocommit=False) as locker:
+        locker.execute(f"LOCK TABLE public.{table} IN ACCESS EXCLUSIVE MODE")
+        code, _out, err, took = _parity("repair", "-c", str(cfg), "--report", str(report), "--dry-run")
+        locker.rollback()
+    assert code == 3, err
+    assert "statement_timeout" in _one_error_line(err)
+    assert took < 20
