@@ -5,6 +5,7 @@ one line from `_ParityGroup.invoke`; PARITY_DEBUG=1 adds the traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,8 @@ from parity.core.errors import ConfigError
 
 
 class _ParityGroup(TyperGroup):
-    """The top-level seam: an exception a command did not handle becomes one line and its code."""
+    """The top-level seam: an exception a command did not handle becomes one line and its code.
+    `parity --debug <command>` (or PARITY_DEBUG=1) prints the traceback as well."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -47,6 +49,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, print the traceback as well "
+                                        "(same as PARITY_DEBUG=1).")] = False,
+) -> None:
+    if debug:
+        from parity.exit_codes import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
+
+
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -191,6 +191,9 @@ def test_parity_debug_shows_the_traceback(tmp_path: Path) -> None:
     code, _out, err, _took = _parity("status", "-c", str(cfg), env=_env(PARITY_DEBUG="1"))
     assert code == 4
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+    code, _out, err, _took = _parity("--debug", "status", "-c", str(cfg))
+    assert code == 4
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
 
 
 def test_run_with_kafka_down_names_it_in_parity_log_lines_only(tmp_path: Path) -> None:
