@@ -90,8 +90,13 @@ def connect_postgres(target: PostgresSource, **kwargs: Any) -> psycopg.Connectio
     t = postgres_target(target)
     if t.password is not None:
         kwargs["password"] = t.password
+    from parity.waits import announced
+
+    timeout = kwargs.get("connect_timeout") or conninfo_to_dict(t.conninfo).get("connect_timeout")
     try:
-        return psycopg.connect(t.conninfo, **kwargs)
+        with announced(f"Postgres {t.where} to answer",
+                       gives_up_after=f"{timeout} s, postgres.connect_timeout_s" if timeout else ""):
+            return psycopg.connect(t.conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         reason = connection_failure(str(exc), conninfo_to_dict(t.conninfo))
         raise PostgresConnectionError(f"cannot connect to Postgres {t.where}: {reason}") from None

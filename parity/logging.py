@@ -135,7 +135,7 @@ def render_json(event_dict: EventDict, **_ignored: Any) -> str:
 # parity's JSON lines, rate-limited, instead of librdkafka's raw `%3|...` lines on stderr.
 KAFKA_CLIENT_LOGGER = "parity.kafka.client"
 # Libraries whose lines repeat while a dependency is down: at most one identical line per interval.
-RATE_LIMITED = (KAFKA_CLIENT_LOGGER, "botocore", "boto3", "urllib3", "kafka")
+RATE_LIMITED = (KAFKA_CLIENT_LOGGER, "parity.wait", "botocore", "boto3", "urllib3", "kafka")
 _DIGITS = re.compile(r"\d+")
 
 

@@ -112,3 +112,18 @@ def test_readiness_check_is_group_membership_not_partition_ownership() -> None:
     source.joined = False
     [group, *_rest] = readiness(daemon, probe)
     assert not group.ok
+
+
+def test_a_long_wait_says_what_it_waits_for_and_a_short_one_does_not(caplog: Any) -> None:
+    import time
+
+    from parity.waits import announced
+
+    with caplog.at_level(logging.WARNING, logger="parity.wait"):
+        with announced("Postgres u@h:5432/db to answer", gives_up_after="10 s", after_s=0.05):
+            time.sleep(0.3)
+        with announced("Kafka to answer", after_s=0.5):
+            pass
+        time.sleep(0.6)
+    assert [r.getMessage() for r in caplog.records] == [
+        "waiting for Postgres u@h:5432/db to answer (gives up after 10 s)"]
