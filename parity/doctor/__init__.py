@@ -37,7 +37,6 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
     from botocore.exceptions import BotoCoreError, ClientError
 
     from parity.doctor import checks_dynamodb, checks_kafka, checks_mapping, checks_postgres, checks_transport
-
     from parity.waits import announced
 
     report = Report()
