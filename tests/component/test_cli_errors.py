@@ -201,8 +201,10 @@ def test_parity_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
 
 
-def test_run_with_kafka_down_names_it_in_parity_log_lines_only(tmp_path: Path) -> None:
-    kafka = free_port()
+@pytest.mark.parametrize("kind", ["closed", "hanging"])
+def test_run_with_kafka_down_names_it_in_parity_log_lines_only(tmp_path: Path, hanging: HangingListener,
+                                                              kind: str) -> None:
+    kafka = free_port() if kind == "closed" else hanging.port
     cfg = _config(tmp_path, pg=free_port(), kafka=kafka, dynamo=free_port())
     proc = subprocess.Popen([PARITY, "run", "-c", str(cfg)], stderr=subprocess.PIPE, text=True, env=_env())
     try:
