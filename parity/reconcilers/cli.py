@@ -1,6 +1,6 @@
 """`parity reconcile` and `parity repair`. Exit codes: 0 clean; 1 drift found or something not
 compared (reconcile), a write failed (repair); 2 usage, configuration, or a report repair refuses;
-3 a reconcile run could not finish, or repair could not reach Postgres. A Postgres connection
+3 a reconcile run could not finish, or repair could not reach Postgres (parity.exit_codes). A Postgres connection
 failure is parity's one line (`parity.clients.PostgresConnectionError`), never the driver's text."""
 
 from __future__ import annotations
@@ -87,8 +87,18 @@ def register(app: typer.Typer) -> None:
                 try:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
-                    typer.echo(f"error: {exc}", err=True)
+                    from parity.exit_codes import USAGE, classify
+
                     config_error = isinstance(exc, ConfigError) or "not a mapped table" in str(exc)
+                    # A run that failed on missing credentials is a configuration error (2), like
+                    # everywhere else, and says what to do; every other failure of a run is 3.
+                    line, cause = str(exc), exc.__cause__
+                    while cause is not None and not config_error:
+                        code, why = classify(cause)
+                        if code == USAGE:
+                            config_error, line = True, f"{exc}: {why}"
+                        cause = cause.__cause__
+                    typer.echo(f"error: {line}", err=True)
                     raise typer.Exit(2 if config_error else 3) from None
                 path = write_report(report, Path(cfg.reconcile.report_dir))
                 if as_json:

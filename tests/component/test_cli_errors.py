@@ -252,3 +252,26 @@ def test_repair_on_a_locked_table_is_cancelled_by_the_statement_timeout(tmp_path
     assert code == 3, err
     assert "statement_timeout" in _one_error_line(err)
     assert took < 20
+
+
+def test_reconcile_without_aws_credentials_is_a_configuration_error(tmp_path: Path, pg: Any) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.conftest import unique
+
+    table = unique("nocreds")
+    with pg.connect(autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE public.{table} (payment_id int PRIMARY KEY)")
+        admin.execute(f"INSERT INTO public.{table} VALUES (1)")
+    port = int(conninfo_to_dict(pg.dsn).get("port") or 5432)
+    cfg = _config(tmp_path, pg=port, kafka=free_port(), dynamo=free_port())
+    raw = yaml.safe_load(cfg.read_text())
+    raw["postgres"]["dsn"] = pg.dsn
+    raw["tables"][0]["source"] = f"public.{table}"
+    cfg.write_text(yaml.safe_dump(raw))
+    env = _env(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    code, _out, err, took = _parity("reconcile", "--once", "-c", str(cfg), env=env)
+    assert code == 2, err
+    assert "credentials" in _one_error_line(err).lower()
+    assert took < 30
