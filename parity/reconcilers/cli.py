@@ -57,7 +57,32 @@ def _stores(cfg: Any, workers: int) -> Any:
     from parity.clients import dynamodb_client
     from parity.daemon.dynamo import DynamoStore
 
-    return DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
+    store = DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
+    store.on_unreachable = _dynamo_wait_notice(cfg)
+    return store
+
+
+def _dynamo_wait_notice(cfg: Any, every_s: float = 10.0) -> Any:
+    """While DynamoStore retries an unreachable DynamoDB, say so (at most once per `every_s`):
+    the retries of a run can add up to a minute or more (dynamodb.timeout_s per attempt)."""
+    import logging
+    import threading
+
+    last = [-every_s]
+    lock = threading.Lock()
+    where = cfg.dynamodb.endpoint or f"AWS {cfg.dynamodb.region}"
+
+    def notice(detail: str) -> None:
+        now = time.monotonic()
+        with lock:
+            if now - last[0] < every_s:
+                return
+            last[0] = now
+        logging.getLogger("parity.wait").warning(
+            f"waiting for DynamoDB {where}: {detail}; retrying (each attempt gives up after "
+            f"{cfg.dynamodb.timeout_s:g} s, dynamodb.timeout_s)")
+
+    return notice
 
 
 def register(app: typer.Typer) -> None:

@@ -275,3 +275,29 @@ def test_reconcile_without_aws_credentials_is_a_configuration_error(tmp_path: Pa
     assert code == 2, err
     assert "credentials" in _one_error_line(err).lower()
     assert took < 30
+
+
+@pytest.mark.parametrize("kind", ["closed", "hanging"])
+def test_reconcile_with_dynamodb_down_is_one_line_exit_3(tmp_path: Path, pg: Any, hanging: HangingListener,
+                                                         kind: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.conftest import unique
+
+    table = unique("nodynamo")
+    with pg.connect(autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE public.{table} (payment_id int PRIMARY KEY)")
+        admin.execute(f"INSERT INTO public.{table} VALUES (1)")
+    port = int(conninfo_to_dict(pg.dsn).get("port") or 5432)
+    dynamo = free_port() if kind == "closed" else hanging.port
+    cfg = _config(tmp_path, pg=port, kafka=free_port(), dynamo=dynamo)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["postgres"]["dsn"] = pg.dsn
+    raw["tables"][0]["source"] = f"public.{table}"
+    cfg.write_text(yaml.safe_dump(raw))
+    code, _out, err, took = _parity("reconcile", "--once", "-c", str(cfg), timeout=120)
+    assert code == 3, err
+    line = _one_error_line(err)
+    assert "Scan" in line, line
+    assert took < 100, took  # dynamodb.timeout_s 2 s per attempt, parity's bounded retries
+    assert f"waiting for DynamoDB http://127.0.0.1:{dynamo}" in err, err
