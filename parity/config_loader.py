@@ -80,8 +80,10 @@ class _Unset:
 
     def __init__(self) -> None:
         self.notes: list[str] = []
+        self.paths: set[str] = set()
 
     def value(self, name: str, path: list[int | str], whole: bool) -> str:
+        self.paths.add(_loc(path))
         self.notes.append(f"{_loc(path)}: ${{{name}}} is unset, checked with a placeholder")
         return _PLACEHOLDERS.get(tuple(path), PLACEHOLDER) if whole else PLACEHOLDER  # type: ignore[arg-type]
 
@@ -223,18 +225,43 @@ def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] 
     if unset is not None and notes is not None:
         notes.extend(unset.notes)
     errors = [(e.path or "", e.reason) for e in problems]
+    placeheld = unset.paths if unset is not None else set()
     try:
         config = ParityConfig.model_validate(data)
     except ValidationError as exc:
         bad = {p for p, _ in errors}
-        # A field whose substitution failed already has its error; its validation error is noise.
-        errors += [(p, m) for p, m in _validation_errors(exc, data) if p not in bad]
+        for p, m in _validation_errors(exc, data):
+            if p in bad:
+                continue  # its substitution failed: that error says it already
+            if p in placeheld and notes is not None:
+                # The placeholder does not fit the field (a number, a choice): not checked, noted.
+                notes.append(f"{p}: not checked: the placeholder of the unset variable is refused ({m})")
+                continue
+            errors.append((p, m))
         config = None
     if errors:
         first, *rest = [ConfigError(m, source=source, path=p or None) for p, m in errors]
         raise ConfigError(first.reason, source=source, path=first.path, more=tuple(rest))
-    assert config is not None
+    if config is None:
+        # Only placeholders were refused: check the rest with those fields left at their defaults.
+        trimmed = _without(data, placeheld)
+        try:
+            config = ParityConfig.model_validate(trimmed)
+        except ValidationError as exc:
+            first, *rest = [ConfigError(m, source=source, path=p or None)
+                            for p, m in _validation_errors(exc, trimmed)]
+            raise ConfigError(first.reason, source=source, path=first.path, more=tuple(rest)) from None
     return config
+
+
+def _without(node: Any, paths: set[str], path: tuple[int | str, ...] = ()) -> Any:
+    """`node` without the mapping entries at `paths` (list items stay: removing one would shift the
+    indexes of the others)."""
+    if isinstance(node, dict):
+        return {k: _without(v, paths, (*path, k)) for k, v in node.items() if _loc([*path, k]) not in paths}
+    if isinstance(node, list):
+        return [_without(v, paths, (*path, i)) for i, v in enumerate(node)]
+    return node
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

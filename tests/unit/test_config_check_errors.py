@@ -138,3 +138,19 @@ def test_live_check_needs_the_environment(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check", "--live", str(path)])
     assert result.exit_code == 2
     assert "PARITY_UNSET_DSN_X is not set" in result.stderr
+
+
+def test_an_unset_variable_in_a_number_field_is_noted_not_an_error(tmp_path: Path) -> None:
+    text = BASE + 'daemon: {http: {port: "${PARITY_UNSET_PORT_X}"}}\n' + _tables("a")
+    code, out, err = _check(tmp_path, text)
+    assert code == 0, err
+    assert "f.yaml: note: daemon.http.port: ${PARITY_UNSET_PORT_X} is unset, checked with a placeholder" in out
+    assert any(line.startswith("f.yaml: note: daemon.http.port: not checked") for line in out), out
+    assert out[-1].startswith("f.yaml: ok: 1 table(s)")
+
+
+def test_placeholders_do_not_hide_the_other_errors(tmp_path: Path) -> None:
+    text = BASE + 'daemon: {http: {port: "${PARITY_UNSET_PORT_X}"}, colour: blue}\n' + _tables("a")
+    code, _out, err = _check(tmp_path, text)
+    assert code == 2
+    assert err == ["f.yaml: daemon.colour: unknown key"], err
