@@ -127,3 +127,10 @@ def test_a_long_wait_says_what_it_waits_for_and_a_short_one_does_not(caplog: Any
         time.sleep(0.6)
     assert [r.getMessage() for r in caplog.records] == [
         "waiting for Postgres u@h:5432/db to answer (gives up after 10 s)"]
+
+
+def test_kafka_client_lines_are_redacted() -> None:
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    logging.getLogger(KAFKA_CLIENT_LOGGER).warning("CONFWARN [rdkafka#producer-1] sasl.password=hunter2xyz set")
+    assert "hunter2xyz" not in out.getvalue() and "CONFWARN" in out.getvalue()
