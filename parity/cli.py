@@ -22,6 +22,9 @@ class _ParityGroup(TyperGroup):
     `parity --debug <command>` (or PARITY_DEBUG=1) prints the traceback as well."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from parity.logging import configure_cli_logging
+
+        configure_cli_logging()  # log lines on stderr, never into a command's (JSON) stdout
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, click.ClickException):

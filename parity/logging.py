@@ -250,3 +250,33 @@ def configure_logging(level: str | int = "info", json: bool = True, stream: Text
     # Chatty libraries: their DEBUG lines are useful only when debugging them.
     for noisy in ("botocore", "boto3", "urllib3", "kafka"):
         logging.getLogger(noisy).setLevel(max(number, logging.INFO))
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of the write (a test runner swaps it per invocation)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_cli_logging() -> None:
+    """For the one-shot commands (all but `parity run`, which calls `configure_logging`): structlog's
+    default writes to stdout, where a warning (e.g. `private_path_tightened`) would corrupt the
+    `--json` output. Readable lines on stderr instead, redacted. Left alone when already configured."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=False,
+    )
