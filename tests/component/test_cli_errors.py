@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -96,8 +97,10 @@ def _parity(*args: str, timeout: float = 60, env: dict[str, str] | None = None) 
 
 
 def _one_error_line(stderr: str) -> str:
-    # Besides the error, only "waiting for <what> ... (gives up after ...)" notices of a long wait.
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("waiting for ")]
+    # Besides the error, only "waiting for <what> ... (gives up after ...)" notices of a long wait
+    # and parity's own log lines (`<time> [warning  ] private_path_tightened ...`).
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("waiting for ")
+             and not re.match(r"\d{4}-\d\d-\d\dT\S+ \[(info|warning) *\] ", ln)]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: "), stderr
     assert "Traceback" not in stderr
