@@ -1,21 +1,59 @@
-"""The `parity` command line. Exit codes: 0 ok, 1 the check found a problem, 2 usage or config error."""
+"""The `parity` command line. Exit codes (`parity.exit_codes`): 0 ok, 1 the check found a problem,
+2 usage or configuration error, 3 a dependency unreachable / a run could not finish, 4 a local
+environment problem (port in use, directory not writable). A failure a command does not handle is
+one line from `_ParityGroup.invoke`; PARITY_DEBUG=1 adds the traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer import _click as click  # typer vendors click: its exception classes are these
+from typer.core import TyperGroup
 
 from parity.core.errors import ConfigError
 
+
+class _ParityGroup(TyperGroup):
+    """The top-level seam: an exception a command did not handle becomes one line and its code.
+    `parity --debug <command>` (or PARITY_DEBUG=1) prints the traceback as well."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from parity.logging import configure_cli_logging
+
+        configure_cli_logging()  # log lines on stderr, never into a command's (JSON) stdout
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            from parity.exit_codes import report
+
+            code = report(exc, lambda line: typer.echo(line, err=True))
+            raise typer.Exit(code) from None
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 app = typer.Typer(
+    cls=_ParityGroup,
     help="parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -34,8 +72,14 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, print the traceback as well "
+                                        "(same as PARITY_DEBUG=1).")] = False,
 ) -> None:
     """parity: continuous verification and CDC-driven sync of PostgreSQL -> DynamoDB migrations."""
+    if debug:
+        from parity.exit_codes import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
 
 
 def config_json_schema() -> dict[str, Any]:
@@ -84,19 +128,25 @@ def config_check(
                      "table and column exists."),
     ] = False,
 ) -> None:
-    """Validate configuration files; print one line per file. Exit 2 if any is invalid (with --live:
-    also if a mapped table or column does not exist), 1 if Postgres cannot be reached."""
+    """Validate configuration files: one line per file, every error on a line of its own. An unset
+    `${VAR}` is checked with a placeholder and noted, so a file checks without its environment (with
+    --live it is an error: the database must be reached). Exit 2 if any file is invalid (with --live:
+    also if a mapped table or column does not exist), 3 if Postgres cannot be reached."""
     from parity.config_loader import load_config
 
     failed = False
     unreachable = False
     for f in files:
+        notes: list[str] | None = None if live else []
         try:
-            cfg = load_config(f)
+            cfg = load_config(f, notes=notes)
         except ConfigError as exc:
-            typer.echo(str(exc), err=True)
+            for line in exc.lines:
+                typer.echo(line, err=True)
             failed = True
             continue
+        for note in notes or []:
+            typer.echo(f"{f.name}: note: {note}")
         if live:
             errors, problem = _live_errors(cfg, f.name)
             if problem is not None:
@@ -113,7 +163,7 @@ def config_check(
     if failed:
         raise typer.Exit(2)
     if unreachable:
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 @config_app.command("schema")
@@ -145,7 +195,7 @@ def _live_errors(cfg, where: str) -> tuple[list[str], str | None]:  # type: igno
 @app.command()
 def run(
     config: ConfigOption,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error", callback=_log_level)] = "info",
 ) -> None:
     """Run the daemon: consume Debezium events, verify or shadow-apply them, serve metrics."""
     cfg = _load(config)

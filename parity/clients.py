@@ -75,13 +75,28 @@ def postgres_target(source: PostgresSource) -> PostgresTarget:
     return PostgresTarget(make_conninfo("", **params), None if password is None else str(password))
 
 
+def with_statement_timeout(target: PostgresTarget, seconds: float) -> PostgresTarget:
+    """The target with `statement_timeout` set for every session it opens (libpq `options`, so it
+    holds from the first statement, inside snapshot transactions and in worker processes alike;
+    each FETCH of a server-side cursor is a statement of its own). Options of the DSN are kept."""
+    params = conninfo_to_dict(target.conninfo)
+    ms = max(1, round(seconds * 1000))
+    params["options"] = f"{params.get('options') or ''} -c statement_timeout={ms}".strip()
+    return PostgresTarget(make_conninfo("", **params), target.password)
+
+
 def connect_postgres(target: PostgresSource, **kwargs: Any) -> psycopg.Connection[Any]:
     """psycopg.connect with the password passed as its own parameter, and failures in one line."""
     t = postgres_target(target)
     if t.password is not None:
         kwargs["password"] = t.password
+    from parity.waits import announced
+
+    timeout = kwargs.get("connect_timeout") or conninfo_to_dict(t.conninfo).get("connect_timeout")
     try:
-        return psycopg.connect(t.conninfo, **kwargs)
+        with announced(f"Postgres {t.where} to answer",
+                       gives_up_after=f"{timeout} s, postgres.connect_timeout_s" if timeout else ""):
+            return psycopg.connect(t.conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         reason = connection_failure(str(exc), conninfo_to_dict(t.conninfo))
         raise PostgresConnectionError(f"cannot connect to Postgres {t.where}: {reason}") from None
@@ -144,8 +159,13 @@ def dynamodb_client(cfg: DynamoConfig) -> Any:
 def kafka_producer(cfg: KafkaConfig) -> Any:
     from confluent_kafka import Producer
 
+    from parity.daemon.source import KAFKA_TIMEOUTS
+    from parity.logging import kafka_client_logger
+
     return Producer(
         {
+            "logger": kafka_client_logger(),  # served by flush()/poll(): see parity.logging
+            **KAFKA_TIMEOUTS,
             "bootstrap.servers": cfg.bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",

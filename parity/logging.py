@@ -14,7 +14,9 @@ import json as stdjson
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -129,6 +131,62 @@ def render_json(event_dict: EventDict, **_ignored: Any) -> str:
         return stdjson.dumps(event_dict, default=_stdlib_default, separators=(",", ":"), ensure_ascii=False)
 
 
+# The logger librdkafka's lines are forwarded to (confluent-kafka's `logger` setting): they become
+# parity's JSON lines, rate-limited, instead of librdkafka's raw `%3|...` lines on stderr.
+KAFKA_CLIENT_LOGGER = "parity.kafka.client"
+# Libraries whose lines repeat while a dependency is down: at most one identical line per interval.
+RATE_LIMITED = (KAFKA_CLIENT_LOGGER, "parity.wait", "botocore", "boto3", "urllib3", "kafka")
+_DIGITS = re.compile(r"\d+")
+
+
+def kafka_client_logger() -> logging.Logger:
+    """For confluent-kafka's `logger` configuration key (consumer and producer)."""
+    return logging.getLogger(KAFKA_CLIENT_LOGGER)
+
+
+class RateLimitFilter(logging.Filter):
+    """At most one line per `interval_s` for each repeated message of the libraries in `prefixes`
+    (numbers in the message are ignored when comparing: librdkafka says "after 0ms", "after 3ms");
+    the line that gets through after a quiet spell says how many were suppressed. botocore's
+    "Found credentials in ..." (logged at every credential resolution) passes once per process."""
+
+    def __init__(self, interval_s: float = 30.0, prefixes: tuple[str, ...] = RATE_LIMITED,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.prefixes = prefixes
+        self.clock = clock
+        self.max_keys = max_keys
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._once: set[str] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        message = record.getMessage()
+        with self._lock:
+            if record.name.startswith("botocore.credentials") and message.startswith("Found credentials"):
+                if message in self._once:
+                    return False
+                self._once.add(message)
+                return True
+            key = (record.name, record.levelno, _DIGITS.sub("#", message))
+            now = self.clock()
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self.interval_s:
+                self._seen[key] = (seen[0], seen[1] + 1)
+                return False
+            if len(self._seen) >= self.max_keys:
+                self._seen.clear()
+            self._seen[key] = (now, 0)
+        suppressed = seen[1] if seen is not None else 0
+        if suppressed:
+            record.msg = f"{message} ({suppressed} identical lines suppressed in the last {self.interval_s:g}s)"
+            record.args = ()
+        return True
+
+
 def _processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -181,6 +239,7 @@ def configure_logging(level: str | int = "info", json: bool = True, stream: Text
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    handler.addFilter(RateLimitFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_parity", False):
@@ -191,3 +250,33 @@ def configure_logging(level: str | int = "info", json: bool = True, stream: Text
     # Chatty libraries: their DEBUG lines are useful only when debugging them.
     for noisy in ("botocore", "boto3", "urllib3", "kafka"):
         logging.getLogger(noisy).setLevel(max(number, logging.INFO))
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of the write (a test runner swaps it per invocation)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_cli_logging() -> None:
+    """For the one-shot commands (all but `parity run`, which calls `configure_logging`): structlog's
+    default writes to stdout, where a warning (e.g. `private_path_tightened`) would corrupt the
+    `--json` output. Readable lines on stderr instead, redacted. Left alone when already configured."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=False,
+    )

@@ -186,6 +186,14 @@ class KafkaConfig(_Frozen):
     dead_letter_topic: str = "parity.dlq"
     session_timeout_ms: int = Field(default=10_000, ge=1000)
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        # `${PARITY_KAFKA_BOOTSTRAP}` set to "" would otherwise make the client wait for nothing.
+        if not value.strip():
+            raise ValueError("empty")
+        return value
+
     @model_validator(mode="after")
     def _auth_owns_its_settings(self) -> KafkaConfig:
         if self.auth is not None:
@@ -292,6 +300,9 @@ class ReconcileConfig(_Frozen):
     consistent_read: bool = False
     grace_period_s: float = Field(default=5, ge=0)
     report_dir: str = ".parity/reports"
+    # Every statement of reconcile and repair (each FETCH of a partition's cursor, each lookup) is
+    # cancelled by Postgres after this long, so a lock or a stuck server cannot hold a run forever.
+    statement_timeout_s: float = Field(default=300, gt=0)
 
 
 class TableMapping(_Frozen):

@@ -39,11 +39,14 @@ class ReachabilityProbe:
         config: ParityConfig,
         interval_s: float = 10.0,
         on_result: Callable[[dict[str, bool]], None] | None = None,
+        log_every_s: float = 60.0,
     ) -> None:
         self.config = config
         self.interval_s = interval_s
         # Called after every probe with {system: reachable} (parity_dependency_up).
         self.on_result = on_result
+        self.log_every_s = log_every_s
+        self._down_logged: dict[str, float] = {}  # system -> when "unreachable" was last logged
         self._results: list[tuple[str, bool, str]] = [(s, False, "not checked yet") for s in _SYSTEMS]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="parity-reachability", daemon=True)
@@ -63,9 +66,40 @@ class ReachabilityProbe:
                 self._results = reachability(self.config, timeout_s=3.0)
             except Exception as exc:  # a probe must never kill the daemon; report it instead
                 self._results = [(s, False, f"probe failed: {type(exc).__name__}") for s in _SYSTEMS]
-            if self.on_result is not None:
-                self.on_result({name: ok for name, ok, _detail in self._results if name in _SYSTEMS})
+            try:
+                if self.on_result is not None:
+                    self.on_result({name: ok for name, ok, _detail in self._results if name in _SYSTEMS})
+                self.log_changes(time.monotonic())
+            except Exception:  # reporting must not stop the probe that /readyz depends on
+                log.exception("reachability report failed")
             self._stop.wait(self.interval_s)
+
+    def log_changes(self, now: float) -> None:
+        """`<system> unreachable, retrying` naming where, when a system goes down and then at most
+        once per `log_every_s` while it stays down; `<system> reachable again` when it is back.
+        (The clients' own lines are rate-limited too, and never name the dependency this plainly.)"""
+        for system, ok, detail in self._results:
+            last = self._down_logged.get(system)
+            if ok:
+                if last is not None:
+                    del self._down_logged[system]
+                    log.info(f"{system} reachable again", **self._where(system))
+                continue
+            if last is None or now - last >= self.log_every_s:
+                self._down_logged[system] = now
+                log.warning(f"{system} unreachable, retrying", detail=detail, **self._where(system))
+
+    def _where(self, system: str) -> dict[str, str]:
+        if system == "kafka":
+            return {"brokers": self.config.kafka.bootstrap_servers}
+        if system == "dynamodb":
+            return {"endpoint": self.config.dynamodb.endpoint or f"AWS {self.config.dynamodb.region}"}
+        from parity.clients import postgres_target
+
+        try:
+            return {"postgres": postgres_target(self.config.postgres).where}
+        except Exception:
+            return {}
 
     def checks(self) -> list[Check]:
         return [Check(name, ok, detail) for name, ok, detail in self._results]
@@ -79,7 +113,9 @@ def readiness(daemon: Daemon, probe: ReachabilityProbe) -> Iterable[Check]:
     failing = h.failing_since is not None
     error = h.last_error or ""
     checks = [
-        Check("partitions_assigned", bool(daemon.source.assigned), f"{len(daemon.source.assigned)} assigned"),
+        # In the consumer group, with or without partitions: with more replicas than partitions a
+        # replica legitimately owns none, and a rolling update must not wait for it forever.
+        Check("group_joined", daemon.source.joined, f"{len(daemon.source.assigned)} partitions assigned"),
         Check("pipeline", not failing, error),
         Check("stores_writable", not (failing and "StoreError" in error), ""),
     ]

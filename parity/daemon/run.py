@@ -155,7 +155,7 @@ class Daemon:
         log.info("stopped")
 
     def ready(self) -> bool:
-        return bool(self.source.assigned) and self.health.failing_since is None
+        return bool(getattr(self.source, "joined", self.source.assigned)) and self.health.failing_since is None
 
     # -- one iteration -------------------------------------------------------------------------
 

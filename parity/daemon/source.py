@@ -19,8 +19,12 @@ import structlog
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from parity.core.ledger import TopicPartition as TP
+from parity.logging import kafka_client_logger
 
 log = structlog.get_logger("parity.daemon")
+
+# librdkafka waits 30 s to set up a connection and 60 s for any request by default.
+KAFKA_TIMEOUTS = {"socket.connection.setup.timeout.ms": 10_000, "socket.timeout.ms": 30_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class KafkaSource:
             "enable.partition.eof": False,
             "allow.auto.create.topics": False,
             "topic.metadata.refresh.interval.ms": 5000,
+            # Bounded waits on a broker that accepts and never answers (a commit, a fetch):
+            # overridable through kafka.options.
+            **KAFKA_TIMEOUTS,
+            # librdkafka's lines go through parity's logging (JSON, rate-limited), served by consume().
+            "logger": kafka_client_logger(),
             **(options or {}),
             **reserved,
         }
@@ -76,16 +85,20 @@ class KafkaSource:
         self.consumer = consumer_factory(conf)
         self.topics = list(topics)
         self.assigned: set[TP] = set()
+        # True once the group gave this member an assignment, even an empty one (more replicas
+        # than partitions): readiness means "in the group", not "owns partitions" (docs/deploy.md).
+        self.joined = False
         self.positions: dict[TP, int] = {}
         self.watermark_behind: set[TP] = set()  # partitions whose reported end is below our position
         self.high_watermarks: dict[TP, int] = {}  # as last seen by lag()
         # Where consumption starts on a partition nothing has been read from since assignment
         # (its committed offset), so an idle, fully consumed partition has a known lag of 0.
         self._start: dict[TP, int | None] = {}
-        self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
+        self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        self.joined = True
         self.assigned.update(tps)
         if self._on_assign:
             self._on_assign(tps)
@@ -99,6 +112,11 @@ class KafkaSource:
             self.positions.pop(tp, None)
             self.high_watermarks.pop(tp, None)
             self._start.pop(tp, None)
+
+    def _lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # The group evicted us (session timeout, broker gone): out of the group until re-assigned.
+        self.joined = False
+        self._revoked(consumer, partitions)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
         msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)

@@ -37,6 +37,7 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
     from botocore.exceptions import BotoCoreError, ClientError
 
     from parity.doctor import checks_dynamodb, checks_kafka, checks_mapping, checks_postgres, checks_transport
+    from parity.waits import announced
 
     report = Report()
     # From the configuration alone: warnings for clear-text transport, before any connection.
@@ -56,7 +57,9 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
                                   "check postgres.dsn (host, port, database, user, sslmode) and pg_hba.conf"))
 
     try:
-        report.checks.append(checks_dynamodb.reachable(dynamodb, config))
+        with announced(f"DynamoDB {config.dynamodb.endpoint or config.dynamodb.region} to answer",
+                       gives_up_after=f"{config.dynamodb.timeout_s:g} s, dynamodb.timeout_s"):
+            report.checks.append(checks_dynamodb.reachable(dynamodb, config))
         report.extend(checks_dynamodb.probe_dynamodb(dynamodb, config, pg.tables))
     except (BotoCoreError, ClientError) as exc:
         from parity.aws_credentials import find_no_credentials, missing_credentials_message
@@ -66,7 +69,8 @@ def diagnose(config: ParityConfig, *, pg_connect: Callable[[], Any], dynamodb: A
                "check dynamodb.endpoint / region and the AWS credentials in the environment")
         report.checks.append(fail("dynamodb", "reachable", f"{type(exc).__name__}: {_first_line(exc)}", fix))
 
-    reach, md = checks_kafka.metadata(kafka_admin, timeout_s)
+    with announced(f"Kafka brokers {config.kafka.bootstrap_servers} to answer", gives_up_after=f"{timeout_s:g} s"):
+        reach, md = checks_kafka.metadata(kafka_admin, timeout_s)
     report.checks.append(reach)
     if md is not None:
         report.extend(checks_kafka.probe_kafka(md, kafka_consumer, config, timeout_s))

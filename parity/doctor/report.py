@@ -75,7 +75,10 @@ class Report:
         return self.count(Status.FAIL) > 0
 
     def exit_code(self) -> int:
-        """0 when nothing fails (warnings included), 1 when something fails."""
+        """0 when nothing fails (warnings included); 3 when a system cannot be reached (an operational
+        failure, not a finding: see `parity.exit_codes`); else 1 when something fails."""
+        if any(c.name == "reachable" and c.status is Status.FAIL for c in self.checks):
+            return 3
         return 1 if self.failed else 0
 
     def find(self, *, system: str | None = None, name: str | None = None,

@@ -102,7 +102,16 @@ class MetricsServer:
         if self._httpd is not None:
             raise RuntimeError("already started")
         handler = _handler_class(self)
-        self._httpd = _Server((self.config.host, self.config.port), handler)
+        try:
+            self._httpd = _Server((self.config.host, self.config.port), handler)
+        except OSError as exc:
+            from parity.core.errors import LocalEnvironmentError
+
+            # One line naming the setting, not socketserver's traceback (exit code 4).
+            raise LocalEnvironmentError(
+                f"daemon.http: cannot listen on {self.config.host}:{self.config.port}: "
+                f"{exc.strerror or exc}: stop the process using it or set daemon.http.port / daemon.http.host"
+            ) from exc
         self._httpd.daemon_threads = True
         if self.config.tls_cert_file and self.config.tls_key_file:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

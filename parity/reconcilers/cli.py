@@ -1,6 +1,6 @@
 """`parity reconcile` and `parity repair`. Exit codes: 0 clean; 1 drift found or something not
 compared (reconcile), a write failed (repair); 2 usage, configuration, or a report repair refuses;
-3 a reconcile run could not finish, or repair could not reach Postgres. A Postgres connection
+3 a reconcile run could not finish, or repair could not reach Postgres (parity.exit_codes). A Postgres connection
 failure is parity's one line (`parity.clients.PostgresConnectionError`), never the driver's text."""
 
 from __future__ import annotations
@@ -128,7 +128,32 @@ def _stores(cfg: Any, workers: int) -> Any:
     from parity.clients import dynamodb_client
     from parity.daemon.dynamo import DynamoStore
 
-    return DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
+    store = DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
+    store.on_unreachable = _dynamo_wait_notice(cfg)
+    return store
+
+
+def _dynamo_wait_notice(cfg: Any, every_s: float = 10.0) -> Any:
+    """While DynamoStore retries an unreachable DynamoDB, say so (at most once per `every_s`):
+    the retries of a run can add up to a minute or more (dynamodb.timeout_s per attempt)."""
+    import logging
+    import threading
+
+    last = [-every_s]
+    lock = threading.Lock()
+    where = cfg.dynamodb.endpoint or f"AWS {cfg.dynamodb.region}"
+
+    def notice(detail: str) -> None:
+        now = time.monotonic()
+        with lock:
+            if now - last[0] < every_s:
+                return
+            last[0] = now
+        logging.getLogger("parity.wait").warning(
+            f"waiting for DynamoDB {where}: {detail}; retrying (each attempt gives up after "
+            f"{cfg.dynamodb.timeout_s:g} s, dynamodb.timeout_s)")
+
+    return notice
 
 
 def _exit_if_no_credentials(exc: BaseException, cfg: ParityConfig) -> None:
@@ -196,8 +221,18 @@ def register(app: typer.Typer) -> None:
                 except ParityError as exc:
                     _exit_if_no_credentials(exc, cfg)
                     _publish(results, target)
-                    typer.echo(f"error: {exc}", err=True)
+                    from parity.exit_codes import USAGE, classify
+
                     config_error = isinstance(exc, ConfigError) or "not a mapped table" in str(exc)
+                    # A run that failed on missing credentials is a configuration error (2), like
+                    # everywhere else, and says what to do; every other failure of a run is 3.
+                    line, cause = str(exc), exc.__cause__
+                    while cause is not None and not config_error:
+                        code, why = classify(cause)
+                        if code == USAGE:
+                            config_error, line = True, f"{exc}: {why}"
+                        cause = cause.__cause__
+                    typer.echo(f"error: {line}", err=True)
                     raise typer.Exit(2 if config_error else 3) from None
                 _publish(results, target)
                 path = write_report(report, Path(cfg.reconcile.report_dir))

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from parity.clients import PostgresSource, postgres_target
+from parity.clients import PostgresSource, postgres_target, with_statement_timeout
 from parity.core.compare import Mismatch, compare
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
@@ -194,7 +194,8 @@ class Reconciler:
         self.config = config
         self.settings = config.reconcile
         self.dynamo = dynamo
-        self.dsn = postgres_target(dsn)  # parsed once; the password is kept apart from the DSN
+        # Parsed once (the password kept apart from the DSN), every session with the statement timeout.
+        self.dsn = with_statement_timeout(postgres_target(dsn), config.reconcile.statement_timeout_s)
         self.metrics = metrics
         self.progress: Progress = progress or _NoProgress()
         self._sleep = sleep

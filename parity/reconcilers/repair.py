@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from parity.clients import PostgresSource, postgres_target
+from parity.clients import PostgresSource, postgres_target, with_statement_timeout
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper
@@ -95,7 +95,7 @@ class Repairer:
     ) -> None:
         self.config = config
         self.dynamo = dynamo
-        self.lookup = RowLookup(postgres_target(dsn))
+        self.lookup = RowLookup(with_statement_timeout(postgres_target(dsn), config.reconcile.statement_timeout_s))
         self.rate = rate
         self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}

@@ -204,7 +204,7 @@ def test_prometheus_scrapes_the_live_daemon_every_panel_has_data_and_drift_pages
         ready = json.loads(http_get(f"{live.url}/readyz", TOKEN)[1])
         checks = {c["name"]: c["ok"] for c in ready["checks"]}
         assert ready["ready"] is True
-        assert checks["partitions_assigned"] and checks["postgres"], ready
+        assert checks["group_joined"] and checks["postgres"], ready
 
         # --- load: drift above 1% on the verify table, changes on the shadow table, one poison record ---
         verify_topic = live.config.kafka.topic_for(live.verify_table.source)

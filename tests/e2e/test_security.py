@@ -367,7 +367,7 @@ def test_no_secret_appears_in_any_output_of_a_run(
         assert run.returncode != 0 and "password authentication failed" in text, text[-2000:]
         assert f"{password_role}@127.0.0.1:{pg.port}/postgres" in text, text[-2000:]  # where, in parity's words
         assert "Traceback" not in run.stderr  # a wrong password is a one-line error, not a crash
-    assert doctor.returncode == 1 and bad_repair.returncode == 3
+    assert doctor.returncode == 3 and bad_repair.returncode == 3  # could not log in: exit 3, not 1 (drift)
 
     # The scan recognises the secrets where they do belong (the secret files, the environment).
     assert leak_sources({"pg file": (secrets_dir / "pg-password").read_text(), "wrong env": WRONG_PG_PASSWORD,

@@ -1,4 +1,4 @@
-"""`parity config check --live` when the database cannot be asked: exit 1, and the DSN (with its
+"""`parity config check --live` when the database cannot be asked: exit 3 (unreachable), and the DSN (with its
 password) never printed. The live check itself runs on the real stack (test_column_missing.py)."""
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def test_without_live_the_check_stays_static(tmp_path: Path) -> None:
     assert "payments.yaml: ok: 1 table(s)" in result.output
 
 
-def test_live_against_an_unreachable_database_exits_1_without_the_dsn(tmp_path: Path) -> None:
+def test_live_against_an_unreachable_database_exits_3_without_the_dsn(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check", "--live", str(_write(tmp_path))])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output
     assert "payments.yaml: cannot check against the database:" in result.output
     assert SECRET not in result.output
