@@ -75,9 +75,13 @@ class Report:
         return self.count(Status.FAIL) > 0
 
     def exit_code(self) -> int:
-        """0 when nothing fails (warnings included); 3 when a system cannot be reached (an operational
-        failure, not a finding: see `parity.exit_codes`); else 1 when something fails."""
-        if any(c.name == "reachable" and c.status is Status.FAIL for c in self.checks):
+        """0 when nothing fails (warnings included); 2 when AWS credentials are missing; 3 when a
+        system cannot be reached (an operational failure, not a finding: see `parity.exit_codes`);
+        else 1 when something fails."""
+        unreachable = [c for c in self.checks if c.name == "reachable" and c.status is Status.FAIL]
+        if any("NoCredentialsError" in c.reason for c in unreachable):
+            return 2  # the environment's setup, as in every other command (parity.exit_codes)
+        if unreachable:
             return 3
         return 1 if self.failed else 0
 
