@@ -37,7 +37,7 @@ def missing_credentials_message(endpoint: str | None, region: str | None = None)
 
 def generic_missing_credentials_message() -> str:
     """When the endpoint is not known where the error surfaced."""
-    return ("no AWS credentials found: against DynamoDB Local export any "
+    return ("AWS credentials missing: against DynamoDB Local export any "
             f'({_LOCAL_EXPORT}, or eval "$(parity dev env)" for the local stack); against AWS configure '
             "them (AWS_PROFILE, an instance or task role, or IRSA on EKS)")
 

@@ -97,8 +97,9 @@ def _botocore(exc: BaseException) -> tuple[int, str] | None:
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
-        return USAGE, ("AWS credentials missing: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-                       "or run with a role (IRSA, task role, instance profile)")
+        from parity.aws_credentials import generic_missing_credentials_message
+
+        return USAGE, generic_missing_credentials_message()  # one wording, wherever it surfaces
     if isinstance(exc, bce.NoRegionError):
         return USAGE, "AWS region missing: set dynamodb.region"
     if isinstance(exc, bce.ConnectTimeoutError | bce.ReadTimeoutError):

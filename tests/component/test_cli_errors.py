@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from parity.devstack.process import free_port
+from tests.cli_output import is_log_record
 
 pytestmark = pytest.mark.component
 
@@ -96,21 +97,12 @@ def _parity(*args: str, timeout: float = 60, env: dict[str, str] | None = None) 
     return p.returncode, p.stdout, p.stderr, time.monotonic() - start
 
 
-def _is_log_record(line: str) -> bool:
-    """A JSON log line of parity's (progress, a wait notice) with a level below error."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and "event" in record and record.get("level") in ("debug", "info", "warning")
-
-
 def _one_error_line(stderr: str) -> str:
     # Besides the error, only "waiting for <what> ... (gives up after ...)" notices of a long wait
     # and parity's own log lines below error (`<time> [warning  ] private_path_tightened ...`, or
     # JSON lines such as the reconcile's progress when stderr is not a terminal).
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("waiting for ")
-             and not re.match(r"\d{4}-\d\d-\d\dT\S+ \[(info|warning) *\] ", ln) and not _is_log_record(ln)]
+             and not re.match(r"\d{4}-\d\d-\d\dT\S+ \[(info|warning) *\] ", ln) and not is_log_record(ln)]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: "), stderr
     assert "Traceback" not in stderr

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli_output import is_log_record
 from tests.conftest import unique
 
 pytestmark = pytest.mark.integration
@@ -67,24 +68,10 @@ def test_doctor_fails_the_dynamodb_check_with_the_fix(config: Path, tmp_path: Pa
     _assert_names_the_fix(result)
 
 
-def _error_lines(stderr: str) -> list[str]:
-    """stderr without parity's JSON log lines below error (progress, "waiting for ..." notices)."""
-    import json
-
-    def is_log(line: str) -> bool:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return False
-        return isinstance(record, dict) and record.get("level") in ("debug", "info", "warning")
-
-    return [ln for ln in stderr.strip().splitlines() if not is_log(ln)]
-
-
 def test_reconcile_stops_with_one_line_naming_the_fix(config: Path, tmp_path: Path) -> None:
     result = _parity(tmp_path, "reconcile", "--config", str(config), "--once")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert len(_error_lines(result.stderr)) == 1, result.stderr
+    assert len([ln for ln in result.stderr.strip().splitlines() if not is_log_record(ln)]) == 1, result.stderr
     _assert_names_the_fix(result)
 
 
