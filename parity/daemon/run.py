@@ -121,6 +121,9 @@ class Daemon:
         self.last_event_at: float | None = previous.get("last_event_at")
         self.last_event_source_at: float | None = previous.get("last_event_source_at")
         self._stream_written: tuple[float, Any] = (0.0, None)
+        # The loop's latest lag, for the HTTP thread: computing it there would call the consumer
+        # (a committed-offsets round trip of up to 5 s) from a second thread.
+        self.last_lag: dict[tuple[str, int], int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -173,6 +176,7 @@ class Daemon:
             self._dynamo_trouble = False
             result = self.pipeline.process(records, now) if records else BatchResult()
             lag = self.source.lag()
+            self.last_lag = lag
             self._caught_up.clear()
             self._caught_up.update(tp for tp, n in lag.items() if n == 0)
             self.pipeline.recheck_due(now, result)
