@@ -18,12 +18,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.core.events import ChangeEvent, decode_record
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
-from parity.daemon.source import Record
 
 TABLE = "public.bench_acc"
 

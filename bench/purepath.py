@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from parity.adapters.kafka import Record
 from parity.core.compare import compare
 from parity.core.config import ParityConfig
 from parity.core.events import ChangeEvent, decode_record
 from parity.core.mapping import ItemMapper
-from parity.daemon.source import Record
 
 
 def run(cfg: ParityConfig, records: list[Record], actual: dict[Any, dict[str, Any]]) -> dict[str, Any]:

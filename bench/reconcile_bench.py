@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from parity.adapters.dynamodb import DynamoStore  # noqa: E402
 from parity.core.mapping import ItemMapper  # noqa: E402
 from parity.core.values import item_to_wire  # noqa: E402
-from parity.daemon.dynamo import DynamoStore  # noqa: E402
 from parity.reconcilers.postgres import columns_read, partition_query  # noqa: E402
 from parity.reconcilers.reconcile import Reconciler  # noqa: E402
 from tests.integration.reconcile_harness import ACCOUNTS_SQL, accounts_mapping, config_for, create_table  # noqa: E402

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import dataset
-from parity.clients import dynamodb_client
+from parity.adapters.clients import dynamodb_client
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.kafka import Record
 from parity.core.config import ParityConfig
-from parity.daemon.dynamo import DynamoStore
-from parity.daemon.source import Record
 
 
 def run(cfg: ParityConfig, records: list[Record], state_dir: Path, concurrency: int,
         raw_table: str) -> dict[str, Any]:
+    from parity.adapters.state import StateStore
     from parity.daemon.shadow import ShadowApplier
-    from parity.daemon.state import StateStore
     from parity.daemon.steps import Pipeline
 
     client = dynamodb_client(cfg.dynamodb)

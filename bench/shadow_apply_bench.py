@@ -21,12 +21,12 @@ import orjson
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 
-from parity.clients import dynamodb_client
+from parity.adapters.clients import dynamodb_client
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.kafka import Record
+from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
-from parity.daemon.dynamo import DynamoStore
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.source import Record
-from parity.daemon.state import StateStore
 from parity.daemon.steps import Pipeline
 from parity.devstack.dynamodb import start_dynamodb
 

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from parity.clients import dynamodb_client
+from parity.adapters.clients import dynamodb_client
+from parity.adapters.kafka import Record
 from parity.core.compare import Match, compare
 from parity.core.config import ParityConfig
 from parity.core.events import ChangeEvent, decode_record
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_from_wire, item_to_wire
-from parity.daemon.source import Record
 
 
 def run_daemon(cfg: ParityConfig, total: int, timeout: float) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from parity.clients import INVALID_DSN, parse_dsn
+from parity.adapters.clients import INVALID_DSN, parse_dsn
 from parity.core.config import ParityConfig, _PathError
 from parity.core.errors import ConfigError
 

@@ -63,7 +63,7 @@ def _classify(exc: BaseException) -> tuple[int, str]:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         psycopg = None  # type: ignore[assignment]
     if psycopg is not None and isinstance(exc, psycopg.Error):
-        from parity.clients import PostgresConnectionError
+        from parity.adapters.clients import PostgresConnectionError
 
         if isinstance(exc, PostgresConnectionError):
             return UNREACHABLE, f"{_first_line(exc)}: check postgres.dsn and that the server is up"

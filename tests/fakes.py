@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from parity.daemon.dynamo import key_tuple
+from parity.adapters.dynamodb import key_tuple
 
 Item = dict[str, Any]
 
 
 class FakeDynamoStore:
-    """The read side of `parity.daemon.dynamo.DynamoStore`, over dicts."""
+    """The read side of `parity.adapters.dynamodb.DynamoStore`, over dicts."""
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[tuple[Any, ...], Item]] = {}

@@ -94,7 +94,7 @@ class ReachabilityProbe:
             return {"brokers": self.config.kafka.bootstrap_servers}
         if system == "dynamodb":
             return {"endpoint": self.config.dynamodb.endpoint or f"AWS {self.config.dynamodb.region}"}
-        from parity.clients import postgres_target
+        from parity.adapters.clients import postgres_target
 
         try:
             return {"postgres": postgres_target(self.config.postgres).where}

@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 import structlog
 
+from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
+from parity.adapters.kafka import KafkaSource
+from parity.adapters.sinks import JsonLinesFile, KafkaTopicSink
+from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
 from parity.core.errors import StoreError
 from parity.core.keys import key_fragment
-from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
-from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
-from parity.daemon.source import KafkaSource
-from parity.daemon.state import StateStore
 from parity.daemon.steps import BatchResult, Pipeline, dead_letter_message
 
 log = structlog.get_logger("parity.daemon")
@@ -216,7 +216,7 @@ class Daemon:
         if now < self._next_reread:
             return []
         self._next_reread = now + self.reread_interval_s
-        from parity.daemon.state import reread_item
+        from parity.adapters.state import reread_item
         from parity.daemon.steps import canonical_key
 
         for rowid, source, _key, text, lsn in self.state.open_drift(self._open_rowid):

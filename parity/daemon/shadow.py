@@ -24,14 +24,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.state import StateStore, key_json
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import Op
 from parity.core.mapping import TargetRouter
 from parity.core.ratelimit import TokenBucket
 from parity.core.values import item_from_wire, item_to_wire, to_wire
-from parity.daemon.dynamo import DynamoStore
-from parity.daemon.state import StateStore, key_json
 from parity.daemon.steps import BatchResult, DeadLetter, Work
 
 

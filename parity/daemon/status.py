@@ -24,9 +24,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
 from parity.daemon.run import STREAM_FACT, STREAM_HEARTBEAT_S, state_path
-from parity.daemon.state import StateStore
 
 RESOLVED = (
     "match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "not_compared", "skipped", "truncate"

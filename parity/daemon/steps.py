@@ -33,6 +33,9 @@ from typing import Any
 import orjson
 import structlog
 
+from parity.adapters.dynamodb import BATCH_GET_LIMIT, DynamoStore, key_tuple
+from parity.adapters.kafka import Record
+from parity.adapters.state import DriftRecord, Resolution
 from parity.core.columns import COLUMN_MISSING
 from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, display_pair, same
 from parity.core.config import ColumnRule, ParityConfig, TableMapping
@@ -41,9 +44,6 @@ from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Row, Skip, Tombston
 from parity.core.ledger import OffsetLedger, TopicPartition
 from parity.core.mapping import ItemMapper, converter
 from parity.core.recheck import KeyId, PendingCheck, RecheckStore
-from parity.daemon.dynamo import BATCH_GET_LIMIT, DynamoStore, key_tuple
-from parity.daemon.source import Record
-from parity.daemon.state import DriftRecord, Resolution
 
 Item = dict[str, Any]
 log = structlog.get_logger("parity.daemon")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from parity.clients import dynamodb_client, kafka_producer
+from parity.adapters.clients import dynamodb_client, kafka_producer
+from parity.adapters.dynamodb import DynamoObserver, DynamoStore
+from parity.adapters.kafka import KafkaSource
+from parity.adapters.sinks import JsonLinesFile, KafkaTopicSink
+from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
-from parity.daemon.dynamo import DynamoObserver, DynamoStore
 from parity.daemon.run import Daemon, Telemetry, state_path
-from parity.daemon.sinks import JsonLinesFile, KafkaTopicSink
-from parity.daemon.source import KafkaSource
-from parity.daemon.state import StateStore
 from parity.kafka_auth import client_options
 
 

@@ -381,8 +381,8 @@ class DemoRun:
         except ImportError as exc:  # the reconciler is optional for the demo's streaming half
             self.notes.append(f"reconcile skipped: {exc}")
             return {"status": f"skipped: {exc}"}
-        from parity.clients import dynamodb_client
-        from parity.daemon.dynamo import DynamoStore
+        from parity.adapters.clients import dynamodb_client
+        from parity.adapters.dynamodb import DynamoStore
 
         store = DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=4)
         try:

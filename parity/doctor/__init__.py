@@ -91,7 +91,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _pg_connect(config: ParityConfig, timeout_s: float | None = None, *, session: bool = True) -> Any:
-    from parity.clients import connect_postgres
+    from parity.adapters.clients import connect_postgres
 
     def connect() -> Any:
         # The password goes apart from the DSN, and a failure is parity's one line, never libpq's.
@@ -128,7 +128,7 @@ def _kafka_clients(config: ParityConfig) -> Iterator[tuple[Any, Any]]:
 
 def run_doctor(config: ParityConfig, *, sample: int = 100, max_retained_wal: int = DEFAULT_MAX_RETAINED_WAL,
                timeout_s: float = _TIMEOUT_S) -> Report:
-    from parity.clients import dynamodb_client
+    from parity.adapters.clients import dynamodb_client
 
     with _kafka_clients(config) as (admin, consumer):
         return diagnose(config, pg_connect=_pg_connect(config), dynamodb=dynamodb_client(config.dynamodb),
@@ -142,7 +142,7 @@ def reachability(config: ParityConfig, timeout_s: float = 3.0) -> list[tuple[str
     from botocore.exceptions import BotoCoreError, ClientError
     from confluent_kafka.admin import AdminClient
 
-    from parity.clients import dynamodb_client
+    from parity.adapters.clients import dynamodb_client
     from parity.doctor import checks_dynamodb, checks_kafka
 
     out: list[tuple[str, bool, str]] = []

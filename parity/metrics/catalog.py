@@ -89,7 +89,7 @@ DEPENDENCIES: Final = ("postgres", "kafka", "dynamodb")
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
 # Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
 NOT_COMPARED_REASONS: Final = ("column_missing",)
-# How open drift was found healed (parity.daemon.state.RESOLUTION_HOWS).
+# How open drift was found healed (parity.adapters.state.RESOLUTION_HOWS).
 DRIFT_RESOLUTIONS: Final = ("newer_event", "reread", "repair", "reconcile")
 
 # Label names allowed anywhere in the catalog (a test holds the catalog to this list).

@@ -1,7 +1,7 @@
 """`parity reconcile` and `parity repair`. Exit codes: 0 clean; 1 drift found or something not
 compared (reconcile), a write failed (repair); 2 usage, configuration, or a report repair refuses;
 3 a reconcile run could not finish, or repair could not reach Postgres (parity.exit_codes). A Postgres connection
-failure is parity's one line (`parity.clients.PostgresConnectionError`), never the driver's text."""
+failure is parity's one line (`parity.adapters.clients.PostgresConnectionError`), never the driver's text."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ def _publish(results: Any, target: Any) -> None:
 
 
 def _stores(cfg: Any, workers: int) -> Any:
-    from parity.clients import dynamodb_client
-    from parity.daemon.dynamo import DynamoStore
+    from parity.adapters.clients import dynamodb_client
+    from parity.adapters.dynamodb import DynamoStore
 
     store = DynamoStore(dynamodb_client(cfg.dynamodb), concurrency=max(4, workers))
     store.on_unreachable = _dynamo_wait_notice(cfg)
@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
         except (OSError, orjson.JSONDecodeError) as exc:
             typer.echo(f"error: cannot read report {report}: {exc}", err=True)
             raise typer.Exit(2) from None
-        from parity.clients import PostgresConnectionError
+        from parity.adapters.clients import PostgresConnectionError
 
         store = _stores(cfg, cfg.reconcile.workers)
         try:
@@ -299,9 +299,9 @@ def register(app: typer.Typer) -> None:
 def _resolve_repaired(cfg: Any, written: list[tuple[str, Any]]) -> None:
     """Close the daemon's open drift of the keys a repair wrote, when its state store is here
     (else the daemon's next re-read or reconcile does)."""
+    from parity.adapters.state import StateStore, key_json
     from parity.core.errors import StoreError
     from parity.daemon.run import state_path
-    from parity.daemon.state import StateStore, key_json
 
     path = state_path(cfg)
     if not path.exists():

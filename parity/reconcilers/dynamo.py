@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from parity.adapters.dynamodb import DynamoStore
 from parity.core.digest import row_hash
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper, TargetRouter
 from parity.core.ratelimit import TokenBucket
 from parity.core.values import Item, item_from_wire, item_to_wire
-from parity.daemon.dynamo import DynamoStore
 from parity.reconcilers.tally import (
     OTHER_TABLE,
     UNMAPPED,

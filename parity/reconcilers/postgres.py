@@ -31,7 +31,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from parity.clients import PostgresSource, connect_postgres
+from parity.adapters.clients import PostgresSource, connect_postgres
 from parity.core.config import ParityConfig, TableMapping, template_fields
 from parity.core.digest import MASK, row_hash
 from parity.core.errors import ConfigError, MappingError

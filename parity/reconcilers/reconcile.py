@@ -37,13 +37,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from parity.clients import PostgresSource, postgres_target, with_statement_timeout
+from parity.adapters.clients import PostgresSource, postgres_target, with_statement_timeout
+from parity.adapters.dynamodb import DynamoStore, key_tuple
 from parity.core.compare import Mismatch, compare
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper, TargetRouter
 from parity.core.values import Item
-from parity.daemon.dynamo import DynamoStore, key_tuple
 from parity.files import private_dir, write_private
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.coverage import (

@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from parity.clients import PostgresSource, postgres_target, with_statement_timeout
+from parity.adapters.clients import PostgresSource, postgres_target, with_statement_timeout
+from parity.adapters.dynamodb import DynamoStore
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper
 from parity.core.ratelimit import TokenBucket
 from parity.core.values import Item, item_to_wire, to_wire
-from parity.daemon.dynamo import DynamoStore
 from parity.reconcilers.postgres import RowLookup
 from parity.reconcilers.report import wire_from_json, wire_json
 from parity.reconcilers.tally import key_from_json

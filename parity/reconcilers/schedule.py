@@ -106,8 +106,8 @@ class ReconcileSchedule:
 
     def _reflect_in_open_drift(self, state: Any, report: dict[str, Any]) -> None:
         """The stream's open drift and the reconcile agree: keys found clean close, keys found
-        drifted open (parity.daemon.state.StateStore.reconciled)."""
-        from parity.daemon.state import reconcile_drift_keys
+        drifted open (parity.adapters.state.StateStore.reconciled)."""
+        from parity.adapters.state import reconcile_drift_keys
 
         started = _epoch(report["started_at"])
         for source, table in report["tables"].items():
@@ -120,8 +120,8 @@ class ReconcileSchedule:
     def _store(self) -> tuple[Any, bool]:
         if self._dynamo is not None:
             return self._dynamo, False
-        from parity.clients import dynamodb_client
-        from parity.daemon.dynamo import DynamoStore
+        from parity.adapters.clients import dynamodb_client
+        from parity.adapters.dynamodb import DynamoStore
 
         # The daemon's own clients serve the stream; a reconcile gets its own connection pool.
         return DynamoStore(dynamodb_client(self.config.dynamodb), concurrency=4), True

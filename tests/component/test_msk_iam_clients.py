@@ -48,7 +48,7 @@ def signed(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
 
 def _producer(cfg: ParityConfig) -> Any:
-    from parity.clients import kafka_producer
+    from parity.adapters.clients import kafka_producer
 
     return kafka_producer(cfg.kafka)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.daemon.sinks import JsonLinesFile
-from parity.daemon.state import StateStore
+from parity.adapters.sinks import JsonLinesFile
+from parity.adapters.state import StateStore
 from parity.files import open_private
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.reconcile import write_report
@@ -131,7 +131,7 @@ def test_opening_a_second_store_in_the_process_keeps_the_first_ones_commits_visi
     import sys
     from decimal import Decimal
 
-    from parity.daemon.state import DriftRecord, Resolution, StateStore
+    from parity.adapters.state import DriftRecord, Resolution, StateStore
 
     path = tmp_path / "state" / "state.sqlite"
     script = (f"import sqlite3; db = sqlite3.connect({str(path)!r}); "

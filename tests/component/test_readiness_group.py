@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from parity.daemon.source import KafkaSource
+from parity.adapters.kafka import KafkaSource
 from tests.conftest import unique
 
 pytestmark = pytest.mark.component

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.daemon.run import STREAM_FACT, state_path
-from parity.daemon.state import StateStore
 from parity.daemon.status import LIVE_WITHIN_S, collect_status
 
 pytestmark = pytest.mark.component

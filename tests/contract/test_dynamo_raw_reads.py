@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from parity.adapters.dynamodb import DynamoStore
 from parity.core.values import item_from_wire, item_to_wire
-from parity.daemon.dynamo import DynamoStore
 from tests.conftest import unique
 
 pytestmark = pytest.mark.component

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from parity.adapters.dynamodb import DynamoStore
 from parity.core.values import item_to_wire
-from parity.daemon.dynamo import DynamoStore
 from tests.conftest import unique
 from tests.fakes import FakeDynamoStore
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from parity.daemon.dynamo import DynamoStore
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.state import StateStore
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.state import StateStore
 from parity.daemon.steps import Pipeline
 from tests.conftest import unique
 from tests.unit.test_shadow import TABLE, FakeClient, FakeTable, Harness, _config, _row

@@ -485,8 +485,8 @@ def test_no_secret_in_the_demo_outputs(tmp_path: Path) -> None:
 def test_hostile_table_and_column_names_are_quoted_not_executed(
     pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from parity.clients import dynamodb_client
-    from parity.daemon.dynamo import DynamoStore
+    from parity.adapters.clients import dynamodb_client
+    from parity.adapters.dynamodb import DynamoStore
     from parity.doctor import Status, run_doctor
     from parity.reconcilers.reconcile import Reconciler
 

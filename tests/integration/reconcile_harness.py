@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 from psycopg import sql
 
+from parity.adapters.dynamodb import DynamoStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.mapping import ItemMapper
 from parity.core.values import Item, item_to_wire
-from parity.daemon.dynamo import DynamoStore
 from parity.reconcilers.postgres import columns_read
 
 ROOT = Path(__file__).resolve().parents[2]

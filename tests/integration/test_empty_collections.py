@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from parity.daemon.dynamo import DynamoStore
-from parity.daemon.state import key_json
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.state import key_json
 from parity.reconcilers.reconcile import Reconciler
 from parity.reconcilers.repair import Repairer
 from parity.reconcilers.report import exit_code

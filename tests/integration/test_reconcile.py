@@ -17,10 +17,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.state import StateStore
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
-from parity.daemon.dynamo import DynamoStore
-from parity.daemon.state import StateStore
 from parity.metrics.catalog import Metrics
 from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.reconcile import Reconciler, write_report

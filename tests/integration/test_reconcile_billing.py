@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from parity.adapters.dynamodb import DynamoStore
 from parity.config_loader import parse_config
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
-from parity.daemon.dynamo import DynamoStore
 from parity.reconcilers.reconcile import Reconciler
 from parity.reconcilers.repair import Repairer
 from tests.conftest import unique

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from parity.daemon.dynamo import DynamoStore
+from parity.adapters.dynamodb import DynamoStore
 from parity.reconcilers.reconcile import Reconciler
 from parity.reconcilers.repair import Repairer
 from parity.reconcilers.report import exit_code

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from parity.adapters.state import StateStore
 from parity.daemon.run import state_path
-from parity.daemon.state import StateStore
 from tests.conftest import unique
 from tests.integration.verify_harness import (
     DaemonThread,

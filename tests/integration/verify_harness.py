@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
+from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.daemon.run import Daemon, state_path
-from parity.daemon.state import StateStore
 from parity.daemon.wiring import build_daemon
 
 ROOT = Path(__file__).resolve().parents[2]

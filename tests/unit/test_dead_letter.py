@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
+from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
-from parity.daemon.source import Record
 from parity.daemon.steps import Pipeline, dead_letter_message
 from tests.fakes import FakeDynamoStore
 

@@ -346,8 +346,8 @@ _READERS = frozenset({"verify", "shadow", "reconcile"})
 # (file, function, operation) -> the policies that must grant it. Empty: the doctor's permission
 # probes, which check on purpose what each mode needs (and report what is missing).
 NEEDED_BY: dict[tuple[str, str, str], frozenset[str]] = {
-    ("parity/daemon/dynamo.py", "DynamoStore._get_chunk", "BatchGetItem"): _READERS,
-    ("parity/daemon/dynamo.py", "DynamoStore.get", "GetItem"): _READERS,
+    ("parity/adapters/dynamodb.py", "DynamoStore._get_chunk", "BatchGetItem"): _READERS,
+    ("parity/adapters/dynamodb.py", "DynamoStore.get", "GetItem"): _READERS,
     # /readyz (reachability) and the doctor describe the mapped tables with the daemon's own role.
     ("parity/doctor/checks_dynamodb.py", "describe", "DescribeTable"): _READERS,
     ("parity/reconcilers/reconcile.py", "Reconciler._checkpoint", "DescribeTable"): frozenset({"reconcile"}),
@@ -532,7 +532,7 @@ def test_the_msk_policy_covers_what_the_daemon_does_on_the_cluster() -> None:
             assert a.startswith("kafka-cluster:")
             by_action.setdefault(a, []).extend(s["Resource"])
     # connect; read the change topics; join its group and commit offsets there; write drift and dead
-    # letters with the idempotent producer (enable.idempotence in parity.clients.kafka_producer)
+    # letters with the idempotent producer (enable.idempotence in parity.adapters.clients.kafka_producer)
     assert set(by_action) == {"kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
                               "kafka-cluster:WriteDataIdempotently",
                               "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData",
@@ -540,7 +540,7 @@ def test_the_msk_policy_covers_what_the_daemon_does_on_the_cluster() -> None:
                               "kafka-cluster:AlterGroup"}
     for action in ("Connect", "DescribeCluster", "WriteDataIdempotently"):
         assert all(":cluster/" in r for r in by_action[f"kafka-cluster:{action}"]), action
-    assert "enable.idempotence" in (ROOT / "parity" / "clients.py").read_text()
+    assert "enable.idempotence" in (ROOT / "parity" / "adapters" / "clients.py").read_text()
     assert all(":group/" in r for r in by_action["kafka-cluster:AlterGroup"])
     writes = by_action["kafka-cluster:WriteData"]
     assert writes and all(r.endswith(("/parity.drift", "/parity.dlq")) for r in writes), writes

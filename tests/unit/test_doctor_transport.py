@@ -78,7 +78,7 @@ def test_dynamodb_plain_http_off_loopback_warns(endpoint: str | None, expected: 
 
 
 def test_an_unparsable_dsn_never_reaches_the_doctor_and_is_not_echoed() -> None:
-    # The configuration refuses it at load time (parity.clients.parse_dsn), so no check sees it.
+    # The configuration refuses it at load time (parity.adapters.clients.parse_dsn), so no check sees it.
     from parity.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:

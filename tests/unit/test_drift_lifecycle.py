@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from parity.daemon.state import DriftRecord, Resolution, StateStore, key_json
+from parity.adapters.state import DriftRecord, Resolution, StateStore, key_json
 from tests.unit.test_pipeline import Harness, _item, _row
 
 pytestmark = pytest.mark.unit
@@ -123,7 +123,7 @@ def test_a_repair_closes_the_keys_it_wrote(state: StateStore) -> None:
 
 
 def test_open_drift_keeps_what_a_re_read_needs(state: StateStore) -> None:
-    from parity.daemon.state import reread_item
+    from parity.adapters.state import reread_item
 
     state.record_batch({}, [_drift(1, 10, 100.0)])
     [(rowid, source, key, text, lsn)] = state.reread_candidates(limit=10, older_than=100.0)
@@ -256,8 +256,8 @@ def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(t
 
     import orjson
 
+    from parity.adapters.sinks import JsonLinesFile
     from parity.daemon.run import Daemon, Telemetry
-    from parity.daemon.sinks import JsonLinesFile
     from parity.daemon.steps import BatchResult
     from tests.fakes import FakeDynamoStore
     from tests.unit.test_pipeline import _config

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError, ReadTimeoutError
 
-from parity.clients import PostgresConnectionError
+from parity.adapters.clients import PostgresConnectionError
 from parity.core.errors import ConfigError, LocalEnvironmentError, StoreError
 from parity.exit_codes import classify
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
 from parity.core.config import AttrType, PgTypeHint
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
-from parity.daemon.source import Record
 from parity.daemon.steps import Pipeline
 from tests.fakes import FakeDynamoStore
 from tests.unit.mapping_helpers import table

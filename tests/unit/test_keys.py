@@ -11,8 +11,8 @@ import orjson
 import pytest
 import structlog
 
+from parity.adapters.state import DriftRecord, key_json
 from parity.core.keys import key_document, key_fragment
-from parity.daemon.state import DriftRecord, key_json
 from parity.logging import configure_logging
 
 pytestmark = pytest.mark.unit

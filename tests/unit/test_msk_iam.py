@@ -120,7 +120,7 @@ def test_a_missing_signer_names_the_extra_to_install(monkeypatch: pytest.MonkeyP
 
 
 def test_the_consumer_gets_the_msk_iam_settings(signer: list[str]) -> None:
-    from parity.daemon.source import KafkaSource
+    from parity.adapters.kafka import KafkaSource
     from parity.daemon.wiring import kafka_source
 
     seen: list[dict[str, Any]] = []
@@ -144,7 +144,7 @@ def test_the_drift_and_dead_letter_producer_gets_the_msk_iam_settings(
         signer: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import confluent_kafka
 
-    from parity.clients import kafka_producer
+    from parity.adapters.clients import kafka_producer
 
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(confluent_kafka, "Producer", lambda conf: seen.append(conf) or object())

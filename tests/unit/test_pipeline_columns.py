@@ -11,8 +11,8 @@ import orjson
 import pytest
 import structlog
 
+from parity.adapters.kafka import Record
 from parity.core.types import PLACEHOLDER
-from parity.daemon.source import Record
 from tests.unit.test_pipeline import TOPIC, TP, Harness, _item, _row
 
 pytestmark = pytest.mark.unit

@@ -207,7 +207,7 @@ def test_kafka_secret_options_are_masked_in_log_lines() -> None:
 
 
 def test_a_connection_error_is_one_line_that_never_quotes_the_dsn() -> None:
-    from parity.clients import PostgresConnectionError, connect_postgres
+    from parity.adapters.clients import PostgresConnectionError, connect_postgres
 
     port = free_port()
     dsn = f"host=127.0.0.1 port={port} dbname=app user=parity connect_timeout=2 password={libpq_quoted(HOSTILE)}"
@@ -221,7 +221,7 @@ def test_a_connection_error_is_one_line_that_never_quotes_the_dsn() -> None:
 
 
 def test_a_malformed_dsn_given_to_connect_is_not_echoed() -> None:
-    from parity.clients import PostgresConnectionError, connect_postgres
+    from parity.adapters.clients import PostgresConnectionError, connect_postgres
 
     with pytest.raises(PostgresConnectionError) as err:
         connect_postgres("host=db password=Kx7Qm2 Rt5Wn8Lp3")
@@ -229,7 +229,7 @@ def test_a_malformed_dsn_given_to_connect_is_not_echoed() -> None:
 
 
 def test_the_password_is_kept_apart_from_the_connection_string() -> None:
-    from parity.clients import postgres_target
+    from parity.adapters.clients import postgres_target
 
     target = postgres_target(f"postgresql://parity:{urllib.parse.quote(HOSTILE, safe='')}@db:5/app")
     assert target.password == HOSTILE
@@ -256,6 +256,6 @@ def test_the_password_is_kept_apart_from_the_connection_string() -> None:
     ],
 )
 def test_connection_failures_are_said_in_parity_words(message: str, reason: str) -> None:
-    from parity.clients import connection_failure
+    from parity.adapters.clients import connection_failure
 
     assert connection_failure(message, {"user": "parity", "dbname": "app"}) == reason

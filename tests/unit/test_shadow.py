@@ -16,14 +16,14 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
+from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
+from parity.adapters.kafka import Record
+from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError
 from parity.core.types import PLACEHOLDER
-from parity.daemon.dynamo import DynamoStore, DynamoUnavailable
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.source import Record
-from parity.daemon.state import StateStore
 from parity.daemon.steps import BatchResult, Pipeline
 
 pytestmark = pytest.mark.unit

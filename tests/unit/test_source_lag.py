@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import TopicPartition
 
-from parity.daemon.source import KafkaSource
+from parity.adapters.kafka import KafkaSource
 
 pytestmark = pytest.mark.unit
 

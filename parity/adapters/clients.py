@@ -159,7 +159,7 @@ def dynamodb_client(cfg: DynamoConfig) -> Any:
 def kafka_producer(cfg: KafkaConfig) -> Any:
     from confluent_kafka import Producer
 
-    from parity.daemon.source import KAFKA_TIMEOUTS
+    from parity.adapters.kafka import KAFKA_TIMEOUTS
     from parity.logging import kafka_client_logger
 
     return Producer(
