@@ -4,6 +4,10 @@ sometimes wrong on purpose. Used by the demo, the integration tests and the benc
 Each DynamoDB write lands up to `lag_ms` after its Postgres commit (a dual write is not atomic),
 but writes of one key stay in order, as they would from a real application. Injected drift is
 recorded with its expected kind so a run can be scored: injected vs detected.
+
+The application builds its DynamoDB items by hand (`payment_item`), as examples/payments.yaml
+documents them, not through parity's mapper: a run then checks the mapper against an independent
+writer, and a mapper bug shows up as drift instead of being written to both sides alike.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from parity.core.config import TableMapping
-from parity.core.mapping import ItemMapper
-from parity.core.values import item_to_wire
 
 DRIFT_KINDS = ("value_mismatch", "subtle_value", "missing_in_target", "unexpected_in_target", "stale_in_target")
 # What parity reports for each injected kind (a subtle value is still a value mismatch).
@@ -36,6 +38,80 @@ REPORTED_KIND = {
     "unexpected_in_target": "unexpected_in_target",
     "stale_in_target": "stale_in_target",
 }
+
+
+# The payments mapping of examples/payments.yaml that `payment_item` writes out by hand:
+# key templates, and the attribute of each mapped column (customer_id is the partition key only).
+PAYMENTS_KEYS = {"CustomerId": "{customer_id}", "PaymentDateId": "{payment_date:%Y-%m-%dT%H:%M:%SZ}#{payment_id}"}
+PAYMENTS_ATTRIBUTES = {
+    "payment_id": "PaymentId",
+    "loan_id": "LoanId",
+    "amount": "Amount",
+    "payment_date": "PaymentDate",
+    "method": "Method",
+    "status": "Status",
+    "transaction_reference": "TransactionReference",
+    "processed_date": "ProcessedDate",
+    "created_at": "CreatedAt",
+    "updated_at": "UpdatedAt",
+}
+
+
+def _utc_text(moment: datetime, timespec: str) -> str:
+    # timestamptz as ISO text in UTC with a `Z`, truncated to `timespec` (the mapping's precision).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+
+def payment_key(row: dict[str, Any]) -> dict[str, Any]:
+    """The DynamoDB key of a payments row: CustomerId (N) and PaymentDateId (S)."""
+    moment = row["payment_date"].astimezone(UTC)
+    return {
+        "CustomerId": Decimal(row["customer_id"]),
+        "PaymentDateId": f"{moment:%Y-%m-%dT%H:%M:%SZ}#{row['payment_id']}",
+    }
+
+
+def payment_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The DynamoDB item of a payments row as the application writes it: numbers as Decimal,
+    timestamps as UTC ISO text (PaymentDate to the second, the others to the millisecond), and a
+    NULL column left out."""
+    item: dict[str, Any] = {
+        **payment_key(row),
+        "PaymentId": Decimal(row["payment_id"]),
+        "LoanId": Decimal(row["loan_id"]),
+        "Amount": Decimal(row["amount"]),
+        "PaymentDate": _utc_text(row["payment_date"], "seconds"),
+        "Method": row["method"],
+        "Status": row["status"],
+        "CreatedAt": _utc_text(row["created_at"], "milliseconds"),
+        "UpdatedAt": _utc_text(row["updated_at"], "milliseconds"),
+    }
+    if row.get("transaction_reference") is not None:
+        item["TransactionReference"] = row["transaction_reference"]
+    if row.get("processed_date") is not None:
+        item["ProcessedDate"] = _utc_text(row["processed_date"], "milliseconds")
+    return item
+
+
+def wire_item(item: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A payments item (strings and numbers only) in DynamoDB's wire format."""
+    wire: dict[str, dict[str, str]] = {}
+    for name, value in item.items():
+        if isinstance(value, str):
+            wire[name] = {"S": value}
+        elif isinstance(value, Decimal):
+            wire[name] = {"N": str(value)}
+        else:
+            raise TypeError(f"{name}: a payments item holds strings and numbers, not {type(value).__name__}")
+    return wire
+
+
+def _check_payments_mapping(mapping: TableMapping) -> None:
+    """Refuse a mapping whose items `payment_item` does not build: the workload would write items
+    parity is not configured to expect, and every one of them would be reported as drift."""
+    attributes = {c: r.attribute(c) for c, r in mapping.columns.items() if not r.exclude}
+    if mapping.keys != PAYMENTS_KEYS or attributes != PAYMENTS_ATTRIBUTES or mapping.indexes or mapping.constants:
+        raise ValueError(f"{mapping.source} is not the payments mapping of examples/payments.yaml")
 
 
 @dataclass(frozen=True)
@@ -151,8 +227,8 @@ class PaymentsApp:
     def __init__(self, conn: Any, dynamo: Any, mapping: TableMapping, *, lag_ms: float = 0, seed: int = 7) -> None:
         self.conn = conn
         self.dynamo = dynamo
+        _check_payments_mapping(mapping)
         self.mapping = mapping
-        self.mapper = ItemMapper(mapping)
         self.rng = random.Random(seed)
         self.writer = DelayedWriter(lag_ms / 1000, self.rng)
         self.injected: list[InjectedDrift] = []
@@ -163,19 +239,19 @@ class PaymentsApp:
     # -- DynamoDB half -------------------------------------------------------------------------
 
     def _put(self, item: dict[str, Any]) -> None:
-        wire = item_to_wire(item)
+        wire = wire_item(item)
         self.writer.submit(
             _kid(item, self.mapping), lambda: self.dynamo.put_item(TableName=self.mapping.target, Item=wire)
         )
 
     def _delete(self, key: dict[str, Any]) -> None:
-        wire = item_to_wire(key)
+        wire = wire_item(key)
         self.writer.submit(
             _kid(key, self.mapping), lambda: self.dynamo.delete_item(TableName=self.mapping.target, Key=wire)
         )
 
     def _record(self, row: dict[str, Any], kind: str) -> None:
-        self.injected.append(InjectedDrift(self.mapping.source, self.mapper.key(row), kind, time.time()))
+        self.injected.append(InjectedDrift(self.mapping.source, payment_key(row), kind, time.time()))
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -192,7 +268,7 @@ class PaymentsApp:
             with self.conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(query, [v for p in params for v in p])  # one statement: one round trip
                 created = cur.fetchall()
-            wires = [item_to_wire(self.mapper.item(r)) for r in created]
+            wires = [wire_item(payment_item(r)) for r in created]
 
             def put(chunk: list[dict[str, Any]]) -> None:
                 request = {self.mapping.target: [{"PutRequest": {"Item": w}} for w in chunk]}
@@ -244,7 +320,7 @@ class PaymentsApp:
         if drift == "missing_in_target":
             self._record(row, drift)
             return int(row["payment_id"])
-        item = self.mapper.item(row)
+        item = payment_item(row)
         if drift in ("value_mismatch", "subtle_value"):
             self._record(row, drift)
             item = _corrupt(item, drift)
@@ -266,13 +342,13 @@ class PaymentsApp:
             row = cur.fetchone()
         if row is None or old is None:
             return
-        item = self.mapper.item(row)
+        item = payment_item(row)
         if drift == "stale_in_target":
             # The newer write lands, and right after it a delayed retry of the older one overwrites
             # it: the classic dual-write race. (If the verifier read between the two writes it
             # would see a match: only the reconciler can catch a later overwrite.)
             self._record(row, drift)
-            newer, older = item_to_wire(item), item_to_wire(self.mapper.item(old))
+            newer, older = wire_item(item), wire_item(payment_item(old))
 
             def race() -> None:
                 self.dynamo.put_item(TableName=self.mapping.target, Item=newer)
@@ -295,7 +371,7 @@ class PaymentsApp:
         if drift == "unexpected_in_target":
             self._record(row, drift)
             return
-        self._delete(self.mapper.key(row))
+        self._delete(payment_key(row))
 
     def run(self, operations: int, *, drift_every: int = 0, rate: float | None = None) -> None:
         """`operations` random creates (60%), updates (30%) and deletes (10%); every `drift_every`-th

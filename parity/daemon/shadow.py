@@ -30,8 +30,9 @@ from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import Op
 from parity.core.mapping import TargetRouter
-from parity.core.ratelimit import TokenBucket
-from parity.core.values import item_from_wire, item_to_wire, to_wire
+from parity.core.ratelimit import Pacer
+from parity.core.update import OwnedAttributes, item_update
+from parity.core.values import item_from_wire, item_to_wire
 from parity.daemon.steps import BatchResult, DeadLetter, Work
 
 
@@ -52,31 +53,17 @@ def key_text(key: dict[str, Any]) -> str:
     return key_json(key)
 
 
-class _Limiter:
-    def __init__(self, rate: float) -> None:
-        self._bucket = TokenBucket(rate)
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            wait = self._bucket.reserve(time.monotonic())
-        if wait > 0:
-            time.sleep(wait)
-
-
 class ShadowApplier:
     def __init__(self, config: ParityConfig, dynamo: DynamoStore, state: StateStore) -> None:
         self.config = config
         self.dynamo = dynamo
         self.state = state
-        self.limiters = {t.source: _Limiter(t.write_rate_limit) for t in config.tables if t.write_rate_limit}
-        self._attrs: dict[str, list[str]] = {}
-        for t in config.tables:
-            # Everything this mapping writes besides the key: a column (or sparse index attribute)
-            # that is NULL in the new row must be removed from the stored item.
-            self._attrs[t.source] = [r.attribute(c) for c, r in t.columns.items() if not r.exclude] + [
-                a for a in t.indexes if a not in t.keys
-            ]
+        self.limiters = {
+            t.source: Pacer(t.write_rate_limit, clock=time.monotonic, sleep=time.sleep, lock=threading.Lock())
+            for t in config.tables
+            if t.write_rate_limit
+        }
+        self._owned = {t.source: OwnedAttributes.of(t) for t in config.tables}
 
     def apply(self, works: list[Work], now: float, result: BatchResult) -> None:
         by_target: dict[str, list[Work]] = {}
@@ -276,32 +263,16 @@ class ShadowApplier:
 
     def _update_request(self, m: TableMapping, w: Work) -> dict[str, Any]:
         assert w.expected is not None
-        cond = self._condition(m, w.lsn)
-        names: dict[str, str] = dict(cond["ExpressionAttributeNames"])
-        values: dict[str, Any] = dict(cond["ExpressionAttributeValues"])
-        sets = ["#v = :v"]
-        removes: list[str] = []
-        key_names = set(m.keys)
-        i = 0
-        for attr, value in w.expected.items():
-            if attr in key_names:
-                continue
-            names[f"#a{i}"] = attr
-            values[f":a{i}"] = to_wire(value)
-            sets.append(f"#a{i} = :a{i}")
-            i += 1
-        skip = set(w.unavailable) | set(w.expected)
-        for attr in self._attrs[m.source]:
-            if attr not in skip and attr not in key_names:
-                names[f"#a{i}"] = attr
-                removes.append(f"#a{i}")
-                i += 1
-        expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update = item_update(
+            self._owned[m.source], w.expected, unavailable=w.unavailable, version=(m.version_attribute, w.lsn)
+        )
+        assert update is not None  # the version is always set
+        cond = self._condition(m, w.lsn)  # names #v and :v as the update's version does
         return {
             "TableName": w.target,
             "Key": item_to_wire(w.key),
-            "UpdateExpression": expr,
+            "UpdateExpression": update.expression,
             "ConditionExpression": cond["ConditionExpression"],
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
+            "ExpressionAttributeNames": {**cond["ExpressionAttributeNames"], **update.names},
+            "ExpressionAttributeValues": {**cond["ExpressionAttributeValues"], **update.values},
         }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from parity.adapters.dynamodb import DynamoStore
 from parity.core.digest import row_hash
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper, TargetRouter
-from parity.core.ratelimit import TokenBucket
+from parity.core.ratelimit import Pacer
 from parity.core.values import Item, item_from_wire, item_to_wire
 from parity.reconcilers.tally import (
     OTHER_TABLE,
@@ -34,21 +33,6 @@ from parity.reconcilers.tally import (
 
 # (segment, LastEvaluatedKey as JSON-ready wire or None when finished, spill offset, items in page)
 PageCallback = Callable[[int, dict[str, Any] | None, int, int], None]
-
-
-class ReadLimiter:
-    """Shared RCU/s budget of every segment of a run (thread-safe)."""
-
-    def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._bucket = TokenBucket(rate, burst=max(rate, 1.0))
-        self._lock = threading.Lock()
-        self._sleep = sleep
-
-    def spend(self, units: float) -> None:
-        with self._lock:
-            wait = self._bucket.reserve(time.monotonic(), units)
-        if wait > 0:
-            self._sleep(wait)
 
 
 def consumed_units(response: Mapping[str, Any], items: int, consistent: bool) -> float:
@@ -72,7 +56,7 @@ class SegmentScanner:
         *,
         page_limit: int,
         consistent: bool,
-        limiter: ReadLimiter | None = None,
+        limiter: Pacer | None = None,
     ) -> None:
         self.store = store
         self.table = table
@@ -119,7 +103,7 @@ class SegmentScanner:
             if on_page is not None:
                 on_page(segment, _lek_json(last), offset, len(page))
             if self.limiter is not None:
-                self.limiter.spend(consumed_units(response, len(page), self.consistent))
+                self.limiter.acquire(consumed_units(response, len(page), self.consistent))
             if not last:
                 break
             kwargs["ExclusiveStartKey"] = last

@@ -43,6 +43,7 @@ from parity.core.compare import Mismatch, compare
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper, TargetRouter
+from parity.core.ratelimit import Pacer
 from parity.core.values import Item
 from parity.files import private_dir, write_private
 from parity.reconcilers.checkpoint import Checkpoint
@@ -54,7 +55,7 @@ from parity.reconcilers.coverage import (
     reason_of,
     typed_primary_key,
 )
-from parity.reconcilers.dynamo import ReadLimiter, SegmentScanner
+from parity.reconcilers.dynamo import SegmentScanner
 from parity.reconcilers.postgres import (
     PartitionReader,
     PartitionTask,
@@ -313,7 +314,7 @@ class Reconciler:
 
         self.progress.begin(group.table, units_total, 2 * int(cp.data.get("estimated_rows", 0)))
         rate = self.settings.read_rate_limit
-        limiter = ReadLimiter(rate, sleep=self._sleep) if rate else None
+        limiter = Pacer(rate, clock=time.monotonic, sleep=self._sleep, lock=threading.Lock()) if rate else None
         scanner = SegmentScanner(
             self.dynamo, group.table, router, selected,
             page_limit=self.settings.page_limit, consistent=self.settings.consistent_read, limiter=limiter,

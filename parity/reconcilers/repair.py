@@ -2,9 +2,10 @@
 
 - `value_mismatch` / `stale_in_target`: UpdateItem to the item mapped from the *current* Postgres
   row: every attribute the mapping produces is SET, or REMOVEd when the row maps to no value for
-  it; attributes the mapping does not produce (a TTL, the shadow version, ignored attributes)
-  are left as they are. Conditional on the target still holding, for each differing attribute,
-  the value the report saw (`seen`; absent -> `attribute_not_exists`). Redacted attributes are
+  it; attributes the mapping does not produce (a TTL, the shadow version, ignored attributes,
+  even when a column maps to one of those names) are left as they are (`parity.core.update`,
+  shared with shadow mode). Conditional on the target still holding, for each differing
+  attribute, the value the report saw (`seen`; absent -> `attribute_not_exists`). Redacted attributes are
   never in a report, so a difference only in a redacted attribute is guarded by the item's
   existence alone.
 - `missing_in_target`: PutItem conditional on the item still being absent.
@@ -30,7 +31,8 @@ from parity.adapters.dynamodb import DynamoStore
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError, ParityError
 from parity.core.mapping import ItemMapper
-from parity.core.ratelimit import TokenBucket
+from parity.core.ratelimit import Pacer
+from parity.core.update import OwnedAttributes, item_update
 from parity.core.values import Item, item_to_wire, to_wire
 from parity.reconcilers.postgres import RowLookup
 from parity.reconcilers.report import wire_from_json, wire_json
@@ -61,28 +63,6 @@ def condition(mapper: ItemMapper, kind: str, seen: Mapping[str, Any]) -> tuple[s
     return " AND ".join(parts), names, values
 
 
-def update(mapper: ItemMapper, item: Item) -> tuple[str, dict[str, str], dict[str, Any]] | None:
-    """(UpdateExpression, names, values) that make the item's mapped attributes equal `item`;
-    None when the mapping produces nothing but the key."""
-    keys = set(mapper.key_attributes)
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    sets: list[str] = []
-    for i, (attr, value) in enumerate(sorted((a, v) for a, v in item.items() if a not in keys)):
-        names[f"#u{i}"] = attr
-        values[f":u{i}"] = to_wire(value)
-        sets.append(f"#u{i} = :u{i}")
-    gone = sorted(set(mapper.plan.rules) - keys - set(item))
-    removes = []
-    for j, attr in enumerate(gone):
-        names[f"#r{j}"] = attr
-        removes.append(f"#r{j}")
-    if not sets and not removes:
-        return None
-    expr = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
-    return expr.strip(), names, values
-
-
 class Repairer:
     def __init__(
         self,
@@ -98,17 +78,16 @@ class Repairer:
         self.lookup = RowLookup(with_statement_timeout(postgres_target(dsn), config.reconcile.statement_timeout_s))
         self.rate = rate
         self._sleep = sleep
-        self._buckets: dict[str, TokenBucket] = {}
+        self._pacers: dict[str, Pacer] = {}
         self.written: list[tuple[str, Item]] = []  # (source, DynamoDB key) of each write done
 
     def _throttle(self, mapping: TableMapping) -> None:
-        bucket = self._buckets.get(mapping.source)
-        if bucket is None:
-            bucket = TokenBucket(self.rate or mapping.write_rate_limit or DEFAULT_RATE)
-            self._buckets[mapping.source] = bucket
-        wait = bucket.reserve(time.monotonic())
-        if wait > 0:
-            self._sleep(wait)
+        pacer = self._pacers.get(mapping.source)
+        if pacer is None:
+            rate = self.rate or mapping.write_rate_limit or DEFAULT_RATE
+            pacer = Pacer(rate, clock=time.monotonic, sleep=self._sleep)
+            self._pacers[mapping.source] = pacer
+        pacer.acquire()
 
     def run(
         self,
@@ -128,6 +107,7 @@ class Repairer:
             except KeyError:
                 raise RepairError(f"the report's table {source} is not in the configuration") from None
             mapper = ItemMapper(mapping)
+            owned = OwnedAttributes.of(mapping)
             table = table_report.get("target") or mapping.write_table
             for entry in table_report.get("drift", []):
                 kind = entry["kind"]
@@ -163,21 +143,21 @@ class Repairer:
                         continue
                     shown = {k: ("<redacted>" if k in mapper.plan.redacted else wire_json(to_wire(v)))
                              for k, v in sorted(item.items())}
-                    changes = update(mapper, item) if kind != "missing_in_target" else None
+                    changes = item_update(owned, item) if kind != "missing_in_target" else None
                     if changes is None:
                         request["Item"] = item_to_wire(item)
                         operation, counter = "PutItem", "put"
                         echo(f"{verb}PUT {table} {_text(entry['key'])} ITEM {orjson.dumps(shown).decode()} "
                              f"IF {_shown_condition(request)}")
                     else:
-                        expr, set_names, set_values = changes
                         shown_condition = _shown_condition(request)  # before the (maybe redacted) values join
                         request["Key"] = item_to_wire(key)
-                        request["UpdateExpression"] = expr
-                        request["ExpressionAttributeNames"] = {**names, **set_names}
-                        request["ExpressionAttributeValues"] = {**values, **set_values}
+                        request["UpdateExpression"] = changes.expression
+                        request["ExpressionAttributeNames"] = {**names, **changes.names}
+                        request["ExpressionAttributeValues"] = {**values, **changes.values}
                         operation, counter = "UpdateItem", "updated"
-                        removed = [a for n, a in set_names.items() if n.startswith("#r")]
+                        removed = list(changes.removed)
+                        shown = {k: v for k, v in shown.items() if k not in owned.left_alone}
                         echo(f"{verb}UPDATE {table} {_text(entry['key'])} SET {orjson.dumps(shown).decode()} "
                              f"REMOVE {orjson.dumps(removed).decode()} IF {shown_condition}")
                 else:

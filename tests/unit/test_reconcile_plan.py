@@ -13,9 +13,10 @@ from parity.core.compare import AttributeDiff, Mismatch, MismatchKind
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.digest import key_bucket
 from parity.core.mapping import ItemMapper
+from parity.core.update import OwnedAttributes, item_update
 from parity.reconcilers.coverage import NotCompared, reason_of
 from parity.reconcilers.reconcile import DrillDown, ReconcileError, bucket_count, drift_candidates, target_groups
-from parity.reconcilers.repair import condition, update
+from parity.reconcilers.repair import condition
 from parity.reconcilers.report import (
     DriftEntry,
     drift_entry,
@@ -259,11 +260,11 @@ def test_repair_conditions_on_what_the_report_saw() -> None:
 
 
 def test_repair_updates_mapped_attributes_and_leaves_target_only_ones() -> None:
-    mapper = ItemMapper(mapping(ignore_attributes=["expires_at"]))
-    item = mapper.item({"id": 7, "name": "n", "secret": "s", "balance": None})  # balance NULL: no attribute
-    changes = update(mapper, item)
+    table = mapping(ignore_attributes=["expires_at"])
+    item = ItemMapper(table).item({"id": 7, "name": "n", "secret": "s", "balance": None})  # balance NULL: no attribute
+    changes = item_update(OwnedAttributes.of(table), item)
     assert changes is not None
-    expr, names, values = changes
+    expr, names, values = changes.expression, changes.names, changes.values
     # SET what the row maps to, REMOVE what the mapping produces but the row has no value for;
     # the key is never in the expression, and target-only or ignored attributes are not named.
     assert expr == "SET #u0 = :u0, #u1 = :u1, #u2 = :u2 REMOVE #r0"
