@@ -51,7 +51,7 @@ class PrometheusTelemetry(Telemetry):
         if result.events:
             m.batch_processed(self.wall())
         for (table, op, outcome), n in result.events.items():
-            m.events.labels(table=table, op=op, outcome=outcome).inc(n)
+            m.event(table, op, outcome, n)
             if outcome in SHADOW:
                 m.shadow_applied(table, outcome, n)
         matched: Counter[str] = Counter()
@@ -110,7 +110,7 @@ class PrometheusTelemetry(Telemetry):
     def assigned_partitions(self, count: int) -> None:
         # From the consumer's assignment, not from the lag: an idle partition (nothing fetched
         # yet, so no watermark) is still assigned, and ParityNotConsuming reads this.
-        self.metrics.assigned_partitions.set(count)
+        self.metrics.set_assigned_partitions(count)
 
     def dynamo_request(
         self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True

@@ -118,17 +118,12 @@ class DemoRun:
     def _run(self, cleanup: ExitStack) -> dict[str, Any]:
         import boto3
         import psycopg
-        from prometheus_client import CollectorRegistry
 
-        from parity.daemon.main import ReachabilityProbe, live_status, parity_version, readiness
-        from parity.daemon.telemetry import PrometheusTelemetry
-        from parity.daemon.wiring import build_daemon
+        from parity.daemon.app import DaemonApp, live_status
         from parity.devstack.debezium import start_bridge
         from parity.devstack.dynamodb import CREDENTIALS
         from parity.devstack.process import free_port
         from parity.devstack.stack import Stack
-        from parity.metrics.catalog import Metrics
-        from parity.metrics.server import MetricsServer
 
         s = self.s
         self.phase("starting", "Postgres, Kafka (tansu), DynamoDB Local")
@@ -175,23 +170,13 @@ class DemoRun:
 
         # Topics exist with 4 partitions before anyone subscribes or produces (tansu would make 1).
         create_topics(AdminClient({"bootstrap.servers": bootstrap}), cfg.topics(), 4)
-        registry = CollectorRegistry()
-        metrics = Metrics(registry, version=parity_version(), tables=[t.source for t in cfg.tables],
-                          columns={t.source: list(t.columns) for t in cfg.tables},
-                          drift_window_s=cfg.daemon.drift_window_s)
-        daemon = build_daemon(cfg, telemetry=PrometheusTelemetry(metrics))
-        probe = ReachabilityProbe(cfg).start()  # the same wiring as `parity run` (daemon/main.py)
-        cleanup.callback(probe.stop)
-        server = MetricsServer(registry, cfg.daemon.http, readiness=lambda: readiness(daemon, probe),
-                               status=lambda: live_status(daemon)).start()
-        cleanup.callback(server.stop)
-        thread = threading.Thread(target=daemon.run, name="parity-daemon", daemon=True)
-        thread.start()
+        # The process `parity run` is, in a thread; the demo reconciles as a phase of its own.
+        app = DaemonApp(cfg, reconcile_schedule=False)
+        daemon, registry, metrics = app.daemon, app.registry, app.metrics
+        app.start()
 
         def stop_daemon() -> None:
-            daemon.stop_event.set()
-            thread.join(30)
-            daemon.state.close()
+            app.stop()
             # Drop the last references to the daemon's Kafka producer while the broker still runs:
             # destroyed later, librdkafka would log reconnect failures all through the teardown.
             del daemon.dead_letters
@@ -199,6 +184,8 @@ class DemoRun:
             gc.collect()
 
         cleanup.callback(stop_daemon)
+        assert app.server is not None
+        server = app.server
         self.sampler = Sampler(registry, phase=lambda: self.progress.phase).start()
         cleanup.callback(self.sampler.stop)
         self.endpoints = {"metrics": f"{server.url}/metrics", "status": f"{server.url}/status",

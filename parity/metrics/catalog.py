@@ -84,7 +84,7 @@ DYNAMO_ERROR_KINDS: Final = (
 # reached the caller), `expected` (a conditional-check failure: in shadow mode the condition refusing
 # a stale write is the design, not a fault). The error-rate alert counts `failed` only.
 DYNAMO_ERROR_OUTCOMES: Final = ("retried", "failed", "expected")
-# The systems the daemon's background reachability probe checks (parity.daemon.main.ReachabilityProbe).
+# The systems the daemon's background reachability probe checks (parity.daemon.app.ReachabilityProbe).
 DEPENDENCIES: Final = ("postgres", "kafka", "dynamodb")
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
 # Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
@@ -328,9 +328,6 @@ class Metrics:
             "Age of the oldest key waiting in the recheck store.",
             ("table",),
         )
-        self.recheck_store_bytes = self._gauge(
-            "parity_recheck_store_size_bytes", "On-disk size of the recheck store.", ()
-        )
 
         # --- shadow mode --------------------------------------------------------------------------
         self.shadow_apply = self._counter(
@@ -433,10 +430,10 @@ class Metrics:
 
     # ----- streaming ------------------------------------------------------------------------------
 
-    def event(self, table: str, op: str | enum.Enum, outcome: str) -> None:
+    def event(self, table: str, op: str | enum.Enum, outcome: str, count: int = 1) -> None:
         self.events.labels(
             table=table, op=_one_of(op, OPS, "op"), outcome=_one_of(outcome, EVENT_OUTCOMES, "outcome")
-        ).inc()
+        ).inc(count)
 
     def verdict(self, table: str, now: float, drift_kind: str | enum.Enum | None = None) -> float:
         """Counts one final verdict (drift when `drift_kind` is given) and refreshes the drift ratio.
@@ -490,6 +487,9 @@ class Metrics:
 
     def observe_verdict_latency(self, table: str, latency_s: float) -> None:
         self.verdict_latency.labels(table=table).observe(max(0.0, latency_s))
+
+    def set_assigned_partitions(self, count: int) -> None:
+        self.assigned_partitions.set(max(0, count))
 
     def set_consumer_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         self.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(0, lag_messages))
@@ -585,7 +585,7 @@ class Metrics:
     def reconcile_scheduled(self, interval_s: float, tables: Iterable[str], now_unix: float) -> None:
         """Periodic reconciling is on: publish the interval, and count the wait for the first success
         from now (otherwise a reconciler that never succeeds would never look stale)."""
-        self.reconcile_interval.set(interval_s)
+        self.set_reconcile_interval(interval_s)
         for table in tables:
             if (
                 self.registry.get_sample_value("parity_reconcile_last_success_timestamp_seconds", {"table": table})
@@ -593,6 +593,10 @@ class Metrics:
             ):
                 self.reconcile_last_success.labels(table=table).set(now_unix)
             self.reconcile_progress.labels(table=table).set(1)
+
+    def set_reconcile_interval(self, interval_s: float) -> None:
+        """The schedule's period (0: no schedule, which turns ParityReconcileStale off)."""
+        self.reconcile_interval.set(max(0.0, interval_s))
 
     def reconcile_progressed(self, table: str, ratio: float) -> None:
         self.reconcile_progress.labels(table=table).set(min(1.0, max(0.0, ratio)))

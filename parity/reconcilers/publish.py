@@ -132,7 +132,7 @@ class ReconcileResults:
         self.metrics = Metrics(self.registry, version=version)
         # The schedule's period: ParityReconcileStale fires after twice this without a success
         # (0 turns the alert off for this job).
-        self.metrics.reconcile_interval.set(max(0.0, expected_interval_s))
+        self.metrics.set_reconcile_interval(expected_interval_s)
 
     def families(self, previous: dict[str, Metric], now_unix: float) -> list[Metric]:
         return merge(self.registry.collect(), previous, now_unix)

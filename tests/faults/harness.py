@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import CollectorRegistry
 
 from parity.core.config import ParityConfig
 from parity.core.keys import key_document
-from parity.daemon.main import ReachabilityProbe, readiness
+from parity.daemon.app import DaemonApp
 from parity.daemon.run import Daemon
-from parity.daemon.telemetry import PrometheusTelemetry
-from parity.daemon.wiring import build_daemon
-from parity.metrics.catalog import Metrics
 from parity.workload import PaymentsApp
 from tests.integration.verify_harness import drift_set, partition_ends, resolved_total, wait_for
 
@@ -40,44 +35,13 @@ def expected_drift(app: PaymentsApp) -> list[tuple[str, str, str]]:
     )
 
 
-class TelemetryDaemon:
-    """A daemon in a thread, built like `parity run` builds it (Prometheus telemetry included)."""
+class TelemetryDaemon(DaemonApp):
+    """A daemon in a thread, composed as `parity run` composes it (Prometheus telemetry, the
+    reachability probe behind /readyz and parity_dependency_up), without the HTTP server (the tests
+    read the registry) and with the probe refreshed every 2 s, not 10 s, so an outage shows soon."""
 
     def __init__(self, config: ParityConfig) -> None:
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry, tables=[t.source for t in config.tables])
-        telemetry = PrometheusTelemetry(self.metrics)
-        self.daemon: Daemon = build_daemon(config, telemetry=telemetry)
-        # As `parity run` wires /readyz and parity_dependency_up: reachability of Postgres, DynamoDB
-        # and Kafka in the background, plus the loop's own health (refreshed every 2 s, not 10 s).
-        self.probe = ReachabilityProbe(config, interval_s=2.0, on_result=telemetry.dependencies)
-        self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
-
-    def ready(self) -> bool:
-        """What /readyz answers (every check must pass)."""
-        return all(c.ok for c in readiness(self.daemon, self.probe))
-
-    def failed_checks(self) -> list[str]:
-        return [c.name for c in readiness(self.daemon, self.probe) if not c.ok]
-
-    def metric(self, name: str, **labels: str) -> float:
-        total = 0.0
-        for family in self.registry.collect():
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
-
-    def __enter__(self) -> TelemetryDaemon:
-        self.probe.start()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.daemon.stop_event.set()
-        self.probe.stop()
-        self.thread.join(60)
-        self.daemon.state.close()
+        super().__init__(config, http=False, probe_interval_s=2.0, reconcile_schedule=False)
 
 
 def committed_offsets(bootstrap: str, group: str, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from confluent_kafka import Consumer, TopicPartition
 from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
-from parity.daemon.run import Daemon, state_path
-from parity.daemon.wiring import build_daemon
+from parity.daemon.app import DaemonApp
+from parity.daemon.run import Telemetry, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -114,19 +113,19 @@ def create_topics(kafka: Any, topics: list[str], partitions: int = 4) -> None:
                 raise
 
 
-class DaemonThread:
-    def __init__(self, config: ParityConfig, telemetry: Any | None = None) -> None:
-        self.daemon: Daemon = build_daemon(config, telemetry=telemetry)
-        self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
+class DaemonThread(DaemonApp):
+    """The daemon loop in a thread, with no HTTP server, probe or periodic reconcile; `telemetry` is a
+    test's own (None: unobserved)."""
 
-    def __enter__(self) -> DaemonThread:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.daemon.stop_event.set()
-        self.thread.join(30)
-        self.daemon.state.close()
+    def __init__(self, config: ParityConfig, telemetry: Telemetry | None = None) -> None:
+        super().__init__(
+            config,
+            telemetry=telemetry if telemetry is not None else False,
+            http=False,
+            probe_interval_s=None,
+            reconcile_schedule=False,
+            join_timeout_s=30.0,
+        )
 
 
 def start_daemon_process(config_path: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -68,7 +68,7 @@ def test_configured_logging_routes_kafka_client_lines_as_json_and_limits_them() 
 
 def test_reachability_probe_names_the_dead_dependency_rate_limited(monkeypatch: Any) -> None:
     from parity.config_loader import parse_config
-    from parity.daemon import main
+    from parity.daemon import app
 
     cfg = parse_config({
         "postgres": {"dsn": "postgresql://u@127.0.0.1:1/db"},
@@ -85,8 +85,8 @@ def test_reachability_probe_names_the_dead_dependency_rate_limited(monkeypatch: 
         def info(self, event: str, **kw: Any) -> None:
             events.append(("info", event, kw))
 
-    monkeypatch.setattr(main, "log", Log())
-    probe = main.ReachabilityProbe(cfg, log_every_s=60)
+    monkeypatch.setattr(app, "log", Log())
+    probe = app.ReachabilityProbe(cfg, log_every_s=60)
     probe._results = [("postgres", True, ""), ("dynamodb", True, ""), ("kafka", False, "no answer")]
     for t in (0, 10, 20, 59):
         probe.log_changes(t)
