@@ -339,6 +339,16 @@ class _Missing(Exception):
         self.why = why
 
 
+def _key_column_value(row: Mapping[str, Any], column: str) -> Any:
+    """The column's value in `row`, for a key template: raises _Missing when it has none."""
+    value = row.get(column, UNAVAILABLE)
+    if value is None:
+        raise _Missing(column, "NULL")
+    if value is UNAVAILABLE:
+        raise _Missing(column, "not in the event")
+    return value
+
+
 def _format_field(value: Any, spec: str) -> str:
     if not spec:
         return render(value)
@@ -395,11 +405,7 @@ class KeyTemplate:
                 out.append(part)
                 continue
             column, spec = part
-            value = row.get(column, UNAVAILABLE)
-            if value is None:
-                raise _Missing(column, "NULL")
-            if value is UNAVAILABLE:
-                raise _Missing(column, "not in the event")
+            value = _key_column_value(row, column)
             try:
                 out.append(_format_field(value, spec))
             except (ValueError, TypeError) as exc:
@@ -569,11 +575,7 @@ class ItemMapper:
         if not template.bare:
             return template.render(row)
         column = template.columns[0]
-        value = row.get(column, UNAVAILABLE)
-        if value is None:
-            raise _Missing(column, "NULL")
-        if value is UNAVAILABLE:
-            raise _Missing(column, "not in the event")
+        value = _key_column_value(row, column)
         try:
             return self._converters[column](value)
         except MappingError as exc:

@@ -91,19 +91,22 @@ def _empty_is_null(value: Value) -> Value | _Drop:
     return normalize_value(value)
 
 
+def _iso_utc(text: str) -> dt.datetime | None:
+    """ISO 8601 text (surrounding blanks allowed) as a naive UTC datetime (naive text taken as
+    UTC), or None if it is not one."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_UTC).replace(tzinfo=None)
+    return moment
+
+
 def _parse_moment(value: Value, epoch_scale: int) -> dt.datetime | None:
     """The instant as a naive UTC datetime (naive input taken as UTC), or None if not a timestamp."""
     if isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            try:
-                moment = dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                return None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(_UTC).replace(tzinfo=None)
-        return moment
+        return _iso_utc(value)
     if isinstance(value, Decimal) and value.is_finite():
         try:
             micros = int(value.scaleb(6 - epoch_scale).to_integral_value(rounding=decimal.ROUND_FLOOR))
@@ -157,13 +160,8 @@ def _date(value: Value) -> Value | _Drop:
         try:
             return dt.date.fromisoformat(value.strip()).isoformat()
         except ValueError:
-            try:
-                moment = dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                return value
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(_UTC)
-            return moment.date().isoformat()
+            moment = _iso_utc(value)
+            return value if moment is None else moment.date().isoformat()
     return normalize_value(value)
 
 

@@ -438,6 +438,19 @@ def schema_decoder(
     raise ValueError(f"unknown Connect type {t!r}")
 
 
+# Hinted Postgres types whose decoder needs nothing from the hint but the type.
+_SIMPLE_BY_PG_TYPE: Final[dict[str, ValueDecoder]] = {
+    "timestamptz": _zoned_timestamp,
+    "date": _date_any,
+    "json": _json,
+    "bytea": _bytea,
+    "text": _text,
+    "uuid": _uuid,
+    "interval": _interval_any,
+    "array": _array(None),
+}
+
+
 def hinted_decoder(hint: ColumnHint) -> ValueDecoder:
     """The decoder of a schemaless column from its hint (every value passes through it)."""
     p = hint.pg_type
@@ -445,23 +458,7 @@ def hinted_decoder(hint: ColumnHint) -> ValueDecoder:
         return _numeric_hinted(hint.scale)
     if p == "timestamp":
         return _timestamp(hint.time_unit)
-    if p == "timestamptz":
-        return _zoned_timestamp
-    if p == "date":
-        return _date_any
     if p == "time":
         return _time(hint.time_unit)
-    if p == "json":
-        return _json
-    if p == "bytea":
-        return _bytea
-    if p == "text":
-        return _text
-    if p == "uuid":
-        return _uuid
-    if p == "interval":
-        return _interval_any
-    if p == "array":
-        return _array(None)
     # integer, float, boolean, None: nothing to convert; only the TOAST markers are mapped.
-    return unavailable_or_same
+    return _SIMPLE_BY_PG_TYPE.get(p or "", unavailable_or_same)

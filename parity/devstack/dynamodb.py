@@ -8,25 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parity.devstack.prereqs import dynamodb_local_dir, java_bin
-from parity.devstack.process import ManagedProcess, free_port, wait_until
+from parity.devstack.process import LocalService, ManagedProcess, free_port, wait_until
 
 # DynamoDB Local checks neither, but boto3 needs some; -sharedDb makes every key see one database.
 CREDENTIALS = {"aws_access_key_id": "parity", "aws_secret_access_key": "parity", "region_name": "us-east-1"}
 
 
 @dataclass
-class DynamoService:
-    port: int
-    process: ManagedProcess
-    startup_seconds: float = 0.0
+class DynamoService(LocalService):
+    """In memory: a restart loses every table, as a fresh DynamoDB Local would."""
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
 
     def client(self) -> object:
         """A boto3 DynamoDB client for this endpoint (typed loosely: boto3 has no stubs here)."""
@@ -52,26 +46,14 @@ class DynamoService:
             self.wait_ready()
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        self.startup_seconds = wait_until(self.ready, timeout, "dynamodb local", self.process.alive,
-                                          self.process.log_path)
+        self.startup_seconds = self.until_ready(timeout, "dynamodb local")
         return self.startup_seconds
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill9(self) -> None:
-        self.process.kill9()
 
     def pause(self) -> None:
         self.process.pause()
 
     def resume(self) -> None:
         self.process.resume()
-
-    def restart(self) -> None:
-        """In-memory: a restart loses every table, as a fresh DynamoDB Local would."""
-        self.stop()
-        self.start()
 
 
 def dynamodb_service(state_dir: Path, port: int | None = None) -> DynamoService:

@@ -5,25 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from parity.devstack.prereqs import s3rver_bin, tansu_bin
-from parity.devstack.process import ManagedProcess, ServiceError, free_port, port_open, wait_until
+from parity.devstack.process import LocalService, ManagedProcess, ServiceError, free_port, port_open, wait_until
 
 _BUCKET = "tansu"
 
 
 @dataclass
-class KafkaService:
-    """A running broker. With `persistent`, topics and offsets survive `restart()` and `kill9()`."""
+class KafkaService(LocalService):
+    """A running broker. With `persistent`, topics and offsets survive `restart()` and `kill9()`
+    (which kills the broker only, not its storage)."""
 
-    port: int
-    process: ManagedProcess
     s3: ManagedProcess | None = None
     s3_port: int | None = None
-    startup_seconds: float = 0.0
-    _created: set[str] = field(default_factory=set, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -32,10 +29,6 @@ class KafkaService:
     @property
     def persistent(self) -> bool:
         return self.s3 is not None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
 
     def ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -51,18 +44,13 @@ class KafkaService:
             self.s3.start()
             wait_until(lambda: port_open(self.s3_port or 0), 30, "s3rver", self.s3.alive, self.s3.log_path)
         self.process.start()
-        self.startup_seconds = wait_until(self.ready, 30, "kafka (tansu)", self.process.alive,
-                                          self.process.log_path)
+        self.startup_seconds = self.until_ready(30, "kafka (tansu)")
 
     def stop(self) -> None:
         """Stop the broker and, with persistent storage, its S3 emulator too."""
         self.process.stop()
         if self.s3 is not None:
             self.s3.stop()
-
-    def kill9(self) -> None:
-        """SIGKILL the broker only (the storage survives when persistent)."""
-        self.process.kill9()
 
     def restart(self, *, warm: bool = True) -> None:
         """Stop and start the broker; with `warm`, then read every partition to its end.

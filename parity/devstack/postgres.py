@@ -8,34 +8,27 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 from parity.devstack.prereqs import postgres_bindir
-from parity.devstack.process import ManagedProcess, ServiceError, free_port, wait_until
+from parity.devstack.process import LocalService, ManagedProcess, ServiceError, free_port
 
 # initdb refuses to run as root; the cluster then belongs to Debian's `postgres` user.
 _RUN_AS = "postgres" if os.geteuid() == 0 else None
 
 
 @dataclass
-class PostgresService:
+class PostgresService(LocalService):
     """A running private cluster. `dsn` connects as superuser over TCP (trust auth on loopback)."""
 
-    port: int
-    data_dir: Path
-    process: ManagedProcess
-    startup_seconds: float = 0.0
+    data_dir: Path = field(kw_only=True)
 
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
 
     def connect(self, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.dsn, autocommit=autocommit)
@@ -46,7 +39,7 @@ class PostgresService:
         return True
 
     def wait_ready(self, timeout: float = 30.0) -> float:
-        return wait_until(self.ready, timeout, "postgres", self.process.alive, self.process.log_path)
+        return self.until_ready(timeout, "postgres")
 
     def start(self) -> None:
         self.process.start()
@@ -55,13 +48,6 @@ class PostgresService:
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
         self.process.stop(timeout=30.0)
-
-    def kill9(self) -> None:
-        self.process.kill9()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def replication_slots(self) -> list[str]:
         with self.connect() as conn:

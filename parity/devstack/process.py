@@ -2,6 +2,8 @@
 
 Services outlive the `parity dev up` command that started them, so everything needed to stop
 one later (its PID) is written to `<state>/<name>.pid`; `stop()` works from that file alone.
+`LocalService` is what the services with a port (Postgres, Kafka, DynamoDB Local, Prometheus,
+Alertmanager) share around their process: its PID, stop, SIGKILL, restart, the wait until ready.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,3 +174,38 @@ class ManagedProcess:
                 return True
             time.sleep(0.05)
         return False
+
+
+@dataclass
+class LocalService(ABC):
+    """A service on 127.0.0.1:`port` run by `process`, ready once it answers a request."""
+
+    port: int
+    process: ManagedProcess
+    startup_seconds: float = 0.0  # what its last start (or adoption) waited until it was ready
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether it answers now; raising counts as not yet (see `wait_until`)."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the process and wait until it is ready."""
+
+    def until_ready(self, timeout: float, what: str) -> float:
+        """Seconds until `ready()`; fails at once, with its log's tail, should the process exit."""
+        return wait_until(self.ready, timeout, what, self.process.alive, self.process.log_path)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill9(self) -> None:
+        self.process.kill9()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

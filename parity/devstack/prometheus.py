@@ -8,9 +8,10 @@ import signal
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from parity.devstack.prereqs import program
-from parity.devstack.process import ManagedProcess, free_port, wait_until
+from parity.devstack.process import LocalService, ManagedProcess, free_port
 
 
 def _http_ok(url: str) -> bool:
@@ -19,38 +20,19 @@ def _http_ok(url: str) -> bool:
 
 
 @dataclass
-class HttpService:
+class HttpService(LocalService):
     """A Prometheus or Alertmanager process answering on `url`."""
-
-    port: int
-    process: ManagedProcess
-    startup_seconds: float = 0.0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
 
     def ready(self) -> bool:
         return _http_ok(f"{self.url}/-/ready")
 
     def start(self) -> None:
         self.process.start()
-        self.startup_seconds = wait_until(self.ready, 60, self.process.name, self.process.alive,
-                                          self.process.log_path)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill9(self) -> None:
-        self.process.kill9()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        self.startup_seconds = self.until_ready(60, self.process.name)
 
 
 class PrometheusService(HttpService):
@@ -67,6 +49,9 @@ class PrometheusService(HttpService):
 
 class AlertmanagerService(HttpService):
     pass
+
+
+_Service = TypeVar("_Service", bound=HttpService)
 
 
 def _yaml_list(items: list[str]) -> str:
@@ -105,15 +90,8 @@ def start_prometheus(state_dir: Path, scrape_targets: list[str], rule_files: lis
         f"scrape_configs:\n  - job_name: parity\n{auth}    static_configs:\n"
         f"      - targets: {_yaml_list(scrape_targets)}\n"
     )
-    port = port or free_port()
-    process = ManagedProcess(
-        name="prometheus", state_dir=state_dir, stop_signal=signal.SIGTERM,
-        argv=[binary, f"--config.file={config}", f"--storage.tsdb.path={base / 'data'}",
-              f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
-    )
-    service = PrometheusService(port=port, process=process)
-    service.start()
-    return service
+    return _start(PrometheusService, "prometheus", state_dir, binary, config, port,
+                  f"--storage.tsdb.path={base / 'data'}", "--web.enable-lifecycle")
 
 
 def start_alertmanager(state_dir: Path, webhook_url: str | None = None,
@@ -131,12 +109,18 @@ def start_alertmanager(state_dir: Path, webhook_url: str | None = None,
         "route:\n  receiver: default\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
         f"receivers:\n{receiver}"
     )
+    return _start(AlertmanagerService, "alertmanager", state_dir, binary, config, port,
+                  f"--storage.path={base / 'data'}", "--cluster.listen-address=")
+
+
+def _start(kind: type[_Service], name: str, state_dir: Path, binary: str, config: Path, port: int | None,
+           *flags: str) -> _Service:
+    """Prometheus and Alertmanager take their config file and listen address the same way."""
     port = port or free_port()
     process = ManagedProcess(
-        name="alertmanager", state_dir=state_dir, stop_signal=signal.SIGTERM,
-        argv=[binary, f"--config.file={config}", f"--storage.path={base / 'data'}",
-              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        name=name, state_dir=state_dir, stop_signal=signal.SIGTERM,
+        argv=[binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}", *flags],
     )
-    service = AlertmanagerService(port=port, process=process)
+    service = kind(port=port, process=process)
     service.start()
     return service
