@@ -11,7 +11,8 @@ import pytest
 
 from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
-from parity.daemon.steps import BatchResult, Pipeline
+from parity.daemon.batch import BatchResult
+from parity.daemon.pipeline import Pipeline
 from tests.fakes import FakeDynamoStore
 
 pytestmark = pytest.mark.unit
