@@ -273,7 +273,7 @@ def _unknown_attributes(expected: Item, actual: Item, known: frozenset[str]) -> 
     diffs = tuple(
         AttributeDiff(a, *display_pair(v, actual[a])) if a in actual else AttributeDiff(a, display(v), ABSENT)
         for a, v in expected.items()
-        if a not in known and (a not in actual or not same(v, actual[a]))
+        if a not in known and (a not in actual or not _same_or_false(v, actual[a]))
     )
     return Mismatch(MismatchKind.VALUE_MISMATCH, diffs) if diffs else MATCH
 
