@@ -19,8 +19,8 @@ from parity.core.config import ParityConfig
 def run(cfg: ParityConfig, records: list[Record], state_dir: Path, concurrency: int,
         raw_table: str) -> dict[str, Any]:
     from parity.adapters.state import StateStore
+    from parity.daemon.pipeline import Pipeline
     from parity.daemon.shadow import ShadowApplier
-    from parity.daemon.steps import Pipeline
 
     client = dynamodb_client(cfg.dynamodb)
     mapping = cfg.tables[0]

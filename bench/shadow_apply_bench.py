@@ -26,8 +26,8 @@ from parity.adapters.dynamodb import DynamoStore
 from parity.adapters.kafka import Record
 from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
+from parity.daemon.pipeline import Pipeline
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.steps import Pipeline
 from parity.devstack.dynamodb import start_dynamodb
 
 

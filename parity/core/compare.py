@@ -3,6 +3,10 @@
 A mismatch is a value, never an exception: `compare` does not raise for any data. Both sides go
 through `normalize.comparable_item` first, so representation-only differences (1.50 vs 1.5, JSON
 key order, timestamp precision within the rule, "" vs absent with the rule) are not reported.
+
+The mapping's rules say which attributes are compared. Given `known` (see `known_attributes`),
+an expected attribute the mapping does not account for is compared too, as a plain value: a
+column added by schema drift under the `compare` rule is expected in the target as it is.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from parity.core.values import Item, Value, number_text
 if TYPE_CHECKING:
     from parity.core.mapping import ItemMapper
 
-__all__ = ["AttributeDiff", "Match", "Mismatch", "MismatchKind", "compare", "display", "display_pair"]
+__all__ = [
+    "AttributeDiff",
+    "Match",
+    "Mismatch",
+    "MismatchKind",
+    "compare",
+    "display",
+    "display_pair",
+    "known_attributes",
+]
 
 ABSENT: Final = "<absent>"
 REDACTED: Final = "<redacted>"
@@ -200,8 +213,10 @@ def compare(
     actual: Item | None,
     *,
     unavailable: Collection[str] = (),
+    known: frozenset[str] | None = None,
 ) -> Match | Mismatch:
-    """`expected` None means the row is deleted: the target should hold nothing."""
+    """`expected` None means the row is deleted: the target should hold nothing. With `known`,
+    expected attributes outside it are compared as plain values (module docstring)."""
     if expected is None:
         return MATCH if actual is None else Mismatch(MismatchKind.UNEXPECTED_IN_TARGET)
     if actual is None:
@@ -239,11 +254,28 @@ def compare(
             continue  # raw values within the tolerance
         diffs.append(_diff(name, en, an, rule.redact))
     if not diffs:
-        return MATCH
+        return MATCH if known is None else _unknown_attributes(expected, actual, known)
     kind = MismatchKind.VALUE_MISMATCH
     if _is_stale(expected_fresh, actual_fresh):
         kind = MismatchKind.STALE_IN_TARGET
     return Mismatch(kind, tuple(diffs), target_ahead=_is_stale(actual_fresh, expected_fresh))
+
+
+def known_attributes(mapper: ItemMapper) -> frozenset[str]:
+    """The attributes the mapping accounts for: compared by a rule, ignored, or shadow mode's version."""
+    mapping = mapper.mapping
+    return frozenset(mapper.plan.rules) | frozenset(mapping.ignore_attributes) | {mapping.version_attribute}
+
+
+def _unknown_attributes(expected: Item, actual: Item, known: frozenset[str]) -> Match | Mismatch:
+    if len(expected) <= len(known) and all(a in known for a in expected):
+        return MATCH
+    diffs = tuple(
+        AttributeDiff(a, *display_pair(v, actual[a])) if a in actual else AttributeDiff(a, display(v), ABSENT)
+        for a, v in expected.items()
+        if a not in known and (a not in actual or not _same_or_false(v, actual[a]))
+    )
+    return Mismatch(MismatchKind.VALUE_MISMATCH, diffs) if diffs else MATCH
 
 
 class _Nothing:

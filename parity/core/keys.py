@@ -8,6 +8,9 @@ embedded in a JSON line (see `key_fragment`) is the same bytes as the key on its
 
 This is the *display* form. The state store keeps its own identity text for a key (drift dedupe,
 the shadow graveyard): changing that text would change which rows count as the same key.
+
+`canonical_key` is the in-memory identity of a key (the daemon's recheck store, LSN dedupe and
+open drift): two keys with the same attributes and values are the same key, whatever their order.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ import orjson
 
 from parity.core.values import number_text
 
-__all__ = ["key_document", "key_fragment"]
+__all__ = ["canonical_key", "key_document", "key_fragment"]
+
+
+def canonical_key(key: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The key as a hashable value, independent of attribute order (module docstring)."""
+    return tuple(sorted(key.items()))
 
 
 def key_document(key: Mapping[str, Any]) -> str:

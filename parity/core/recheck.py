@@ -7,7 +7,7 @@ if that is later (`grace_from`). The suspicion is re-read on a schedule measured
 mismatch (default +1 s, +2 s, +5 s, +15 s, +30 s), keeping only the points before the grace
 point, and once more exactly at the grace point. That read decides: if it still differs, the
 check stops reading (`decided_at`) and waits only for the stream to pass the read (a newer event
-for the key would supersede it; the pipeline says when, see `Pipeline._stream_passed`); it is
+for the key would supersede it; the verifier says when, see `Verifier._stream_passed`); it is
 drift as soon as that holds, and since nothing is read again the verdict does not depend on
 when the consumer catches up. A verified delete
 (`confirm_only`) is never final before its grace-point read: a late write of the old row could

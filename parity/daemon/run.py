@@ -27,7 +27,8 @@ from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
 from parity.core.errors import StoreError
 from parity.core.keys import key_fragment
-from parity.daemon.steps import BatchResult, Pipeline, dead_letter_message
+from parity.daemon.batch import BatchResult, dead_letter_message
+from parity.daemon.pipeline import Pipeline
 
 log = structlog.get_logger("parity.daemon")
 
@@ -38,7 +39,7 @@ STREAM_HEARTBEAT_S = 5.0  # an idle daemon still refreshes it this often: `parit
 class Telemetry:
     """What the loop reports. The default does nothing; `parity.daemon.telemetry` feeds Prometheus."""
 
-    def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
+    def batch(self, result: BatchResult) -> None:
         return None
 
     def consumer_lag(self, lag: dict[tuple[str, int], int]) -> None:
@@ -191,7 +192,7 @@ class Daemon:
             if reread:
                 self.state.touch_reread(reread, now)
             self._commit()
-            self.telemetry.batch(result, self.pipeline)
+            self.telemetry.batch(result)
             self.telemetry.consumer_lag(lag)
             self.telemetry.assigned_partitions(len(self.source.assigned))
             self.health.last_loop_at = now
@@ -217,7 +218,7 @@ class Daemon:
             return []
         self._next_reread = now + self.reread_interval_s
         from parity.adapters.state import reread_item
-        from parity.daemon.steps import canonical_key
+        from parity.core.keys import canonical_key
 
         for rowid, source, _key, text, lsn in self.state.open_drift(self._open_rowid):
             self._open_rowid = max(self._open_rowid, rowid)

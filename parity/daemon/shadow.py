@@ -30,10 +30,11 @@ from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import MappingError
 from parity.core.events import Op
 from parity.core.mapping import TargetRouter
+from parity.core.outcomes import Outcome
 from parity.core.ratelimit import Pacer
 from parity.core.update import OwnedAttributes, item_update
 from parity.core.values import item_from_wire, item_to_wire
-from parity.daemon.steps import BatchResult, DeadLetter, Work
+from parity.daemon.batch import BatchResult, DeadLetter, Work
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Rejected:
 TRANSACTION_LIMIT = 100  # DynamoDB's limit of items per TransactWriteItems
 
 # (applied | stale_skipped | Rejected, the old key buried by a key move)
-Outcome = tuple["str | Rejected", "tuple[str, str, int] | None"]
+Written = tuple["Outcome | Rejected", "tuple[str, str, int] | None"]
 
 
 def key_text(key: dict[str, Any]) -> str:
@@ -74,14 +75,14 @@ class ShadowApplier:
             texts = [key_text(w.key) for w in ws]
             for k, lsn in self.state.graveyard_lsns(target, texts).items():
                 graves[(target, k)] = lsn
-        outcomes: list[Outcome | None] = [None] * len(works)
+        outcomes: list[Written | None] = [None] * len(works)
         grouped: list[int] = []
         singles: list[int] = []
         for i, w in enumerate(works):
             grave = graves.get((w.target, key_text(w.key)))
             if grave is not None and grave >= w.lsn:
                 # Deleted at this LSN or later: nothing to write (a replayed delete included).
-                outcomes[i] = ("stale_skipped", None)
+                outcomes[i] = (Outcome.STALE_SKIPPED, None)
             elif self._old_key(w) is not None or w.mapping.shadow_writes == "single":
                 singles.append(i)  # a key move is two writes: kept out of the transactions
             else:
@@ -105,7 +106,7 @@ class ShadowApplier:
     def _account(
         self,
         works: list[Work],
-        outcomes: list[Outcome | None],
+        outcomes: list[Written | None],
         graves: dict[tuple[str, str], int],
         now: float,
         result: BatchResult,
@@ -120,15 +121,15 @@ class ShadowApplier:
                 result.dead_letters.append(
                     DeadLetter(w.record, f"rejected by DynamoDB: {outcome.reason}", w.mapping.source, "other")
                 )
-                result.count(w.mapping.source, "failed", op=w.event.op.value)
+                result.count(w.mapping.source, Outcome.FAILED, op=w.event.op.value)
                 continue
             result.count(w.mapping.source, outcome, op=w.event.op.value)
-            if outcome == "applied":
+            if outcome == Outcome.APPLIED:
                 result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
                 result.shadow_writes += 1
-            if w.expected is None and outcome in ("applied", "stale_skipped"):
+            if w.expected is None and outcome in (Outcome.APPLIED, Outcome.STALE_SKIPPED):
                 buried.append((w.target, key_text(w.key), w.lsn))
-            elif outcome == "applied" and (w.target, key_text(w.key)) in graves:
+            elif outcome == Outcome.APPLIED and (w.target, key_text(w.key)) in graves:
                 revived.append((w.target, key_text(w.key)))
             if extra is not None:
                 buried.append(extra)
@@ -173,7 +174,7 @@ class ShadowApplier:
         result.truncate_deleted[mapping.source] = result.truncate_deleted.get(mapping.source, 0) + deleted
         return deleted
 
-    def _transact(self, works: list[Work], chunk: list[int]) -> tuple[dict[int, Outcome], list[int]]:
+    def _transact(self, works: list[Work], chunk: list[int]) -> tuple[dict[int, Written], list[int]]:
         """One TransactWriteItems of conditional writes: (decided outcomes, indexes to retry alone).
 
         A cancelled transaction writes nothing and says per item why: a failed condition is a
@@ -193,15 +194,15 @@ class ShadowApplier:
             reasons = exc.response.get("CancellationReasons") or []
             if len(reasons) != len(chunk):
                 return {}, list(chunk)
-            decided: dict[int, Outcome] = {}
+            decided: dict[int, Written] = {}
             retry: list[int] = []
             for i, reason in zip(chunk, reasons, strict=True):
                 if reason.get("Code") == "ConditionalCheckFailed":
-                    decided[i] = ("stale_skipped", None)
+                    decided[i] = (Outcome.STALE_SKIPPED, None)
                 else:
                     retry.append(i)
             return decided, retry
-        return {i: ("applied", None) for i in chunk}, []
+        return {i: (Outcome.APPLIED, None) for i in chunk}, []
 
     def _write_op(self, w: Work) -> dict[str, Any]:
         if w.expected is None:
@@ -221,7 +222,7 @@ class ShadowApplier:
             return None
         return old_key if old_key != w.key else None
 
-    def _apply_one(self, w: Work) -> Outcome:
+    def _apply_one(self, w: Work) -> Written:
         limiter = self.limiters.get(w.mapping.source)
         if limiter:
             limiter.acquire()
@@ -230,7 +231,7 @@ class ShadowApplier:
         try:
             if w.expected is None:
                 self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, w.key, w.lsn))
-                return "applied", None
+                return Outcome.APPLIED, None
             old_key = self._old_key(w)
             if old_key is not None:
                 # A change of a key column that is not the primary key moves the item.
@@ -242,11 +243,11 @@ class ShadowApplier:
                     if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                         raise
             self.dynamo.call("UpdateItem", **self._update_request(m, w))
-            return "applied", extra
+            return Outcome.APPLIED, extra
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") == "ConditionalCheckFailedException":
-                return "stale_skipped", extra
+                return Outcome.STALE_SKIPPED, extra
             if error.get("Code") == "ValidationException":
                 return Rejected(f"{error.get('Code')}: {error.get('Message', '')}"), extra
             raise

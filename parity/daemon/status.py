@@ -26,11 +26,9 @@ from rich.table import Table
 
 from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
+from parity.core.outcomes import Outcome
 from parity.daemon.run import STREAM_FACT, STREAM_HEARTBEAT_S, state_path
 
-RESOLVED = (
-    "match", "drift", "dead_letter", "superseded", "duplicate", "unverified", "not_compared", "skipped", "truncate"
-)
 # A snapshot older than this says the daemon is not live: several missed heartbeats, or one batch
 # stuck that long (DynamoDB or Kafka unreachable; /readyz tells which).
 LIVE_WITHIN_S = 6 * STREAM_HEARTBEAT_S
@@ -68,11 +66,11 @@ def collect_status(
     tables: dict[str, Any] = {}
     for t in config.tables:
         c = counts.get(t.source, {})
-        verdicts = c.get("match", 0) + c.get("drift", 0)
+        verdicts = c.get(Outcome.MATCH, 0) + c.get(Outcome.DRIFT, 0)
         row = _empty(t.source, t.mode)
         row.update(
             {
-                "drift_ratio": (c.get("drift", 0) / verdicts) if verdicts else 0.0,
+                "drift_ratio": (c.get(Outcome.DRIFT, 0) / verdicts) if verdicts else 0.0,
                 "drift_by_kind": drift.get(t.source, {}),
                 "snapshot_rows": snap_rows.get(t.source, 0),
                 "snapshot_done": t.source in snap_done,
@@ -119,11 +117,11 @@ def _counted(row: dict[str, Any], outcomes: dict[str, int], pending: int) -> dic
             "resolved": resolved,
             "pending_rechecks": pending,
             "consumed": resolved + pending,
-            "verified": outcomes.get("match", 0),
-            "drift": outcomes.get("drift", 0),
-            "dead_letters": outcomes.get("dead_letter", 0),
-            "applied": outcomes.get("applied", 0),
-            "stale_skipped": outcomes.get("stale_skipped", 0),
+            "verified": outcomes.get(Outcome.MATCH, 0),
+            "drift": outcomes.get(Outcome.DRIFT, 0),
+            "dead_letters": outcomes.get(Outcome.DEAD_LETTER, 0),
+            "applied": outcomes.get(Outcome.APPLIED, 0),
+            "stale_skipped": outcomes.get(Outcome.STALE_SKIPPED, 0),
         }
     )
     return row
@@ -227,7 +225,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         "snapshot",
     ):
         table.add_column(col, justify="left" if col in ("table", "mode") else "right")
-    shown = ("match", "drift", "applied", "stale_skipped", "dead_letter")
+    shown: tuple[str, ...] = (Outcome.MATCH, Outcome.DRIFT, Outcome.APPLIED, Outcome.STALE_SKIPPED, Outcome.DEAD_LETTER)
     for t in status["tables"].values():
         snap = f"{t.get('snapshot_rows', 0)}" + (" done" if t.get("snapshot_done") else "")
         other = sum(n for k, n in t["outcomes"].items() if k not in shown)

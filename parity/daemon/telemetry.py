@@ -6,11 +6,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from parity.core.outcomes import SHADOW, Outcome
+from parity.daemon.batch import BatchResult
 from parity.daemon.run import Telemetry
-from parity.daemon.steps import BatchResult, Pipeline
 from parity.metrics.catalog import Metrics
 
-SHADOW = frozenset({"applied", "stale_skipped", "failed"})
 # Error kinds DynamoStore.call retries (throttling, 5xx, transport) while attempts remain.
 RETRIED_KINDS = frozenset({"throttled", "server", "timeout", "connection"})
 
@@ -45,7 +45,7 @@ class PrometheusTelemetry(Telemetry):
         self.snapshot_rows: dict[str, int] = {}
         self._open_tables: set[str] = set()
 
-    def batch(self, result: BatchResult, pipeline: Pipeline) -> None:
+    def batch(self, result: BatchResult) -> None:
         m = self.metrics
         now = self.clock()
         if result.events:
@@ -56,7 +56,7 @@ class PrometheusTelemetry(Telemetry):
                 m.shadow_applied(table, outcome, n)
         matched: Counter[str] = Counter()
         for (table, outcome), n in result.outcomes.items():
-            if outcome == "match":
+            if outcome == Outcome.MATCH:
                 matched[table] += n
         drifted: dict[str, Counter[str]] = {}
         for d in result.drift:
@@ -72,22 +72,16 @@ class PrometheusTelemetry(Telemetry):
         for (table, column, reason), n in result.not_compared.items():
             m.column_not_compared(table, column, reason, n)
         for table, rows in result.snapshot_rows.items():
-            shadow = pipeline.config.table(table).mode == "shadow"
+            shadow = result.snapshot_mode.get(table) == "shadow"
             self.snapshot_rows[table] = self.snapshot_rows.get(table, 0) + rows
             done = table in result.snapshot_done
             # The snapshot's size is known once its last row has arrived: the backfill progress
             # panel divides the rows applied by it.
             total = self.snapshot_rows[table] if done else None
             m.backfill_progress(table, rows if shadow else 0, snapshot_rows=total, done=done)
-        pending: Counter[str] = Counter()
-        oldest: dict[str, float] = {}
         wall = time.time()
-        for c in pipeline.rechecks.checks():
-            pending[c.source] += 1
-            oldest[c.source] = min(oldest.get(c.source, c.first_seen), c.first_seen)
-        for t in pipeline.config.tables:
-            n = pending.get(t.source, 0)
-            m.set_recheck_backlog(t.source, n, wall - oldest[t.source] if n else 0.0)
+        for table, n in result.recheck_backlog.items():
+            m.set_recheck_backlog(table, n, wall - result.recheck_oldest[table] if n else 0.0)
         m.refresh_all_drift_ratios(now)
 
     def drift_open(self, counts: dict[str, int]) -> None:

@@ -41,7 +41,7 @@ from parity.core.window import DriftWindow, DriftWindows
 # Fixed label values. The daemon passes these strings (or enums whose value is one of them).
 # Debezium op codes, as parity.core.events.Op; "unknown" for records that could not be decoded.
 OPS: Final = ("c", "u", "d", "r", "t", "unknown")
-# Where the pipeline left each event (see parity.daemon.steps): verify mode, then shadow mode.
+# Where the pipeline left each event (see parity.core.outcomes): verify mode, then shadow mode.
 EVENT_OUTCOMES: Final = (
     "match",
     "drift",

@@ -115,8 +115,8 @@ def test_the_daemon_writes_its_snapshot_with_each_batch_and_as_a_heartbeat_when_
 ) -> None:
     from types import SimpleNamespace
 
+    from parity.daemon.batch import BatchResult
     from parity.daemon.run import STREAM_HEARTBEAT_S, Daemon
-    from parity.daemon.steps import BatchResult
 
     store = StateStore(state_path(config))
     daemon = Daemon(

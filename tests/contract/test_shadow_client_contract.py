@@ -10,8 +10,8 @@ import pytest
 
 from parity.adapters.dynamodb import DynamoStore
 from parity.adapters.state import StateStore
+from parity.daemon.pipeline import Pipeline
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.steps import Pipeline
 from tests.conftest import unique
 from tests.unit.test_shadow import TABLE, FakeClient, FakeTable, Harness, _config, _row
 

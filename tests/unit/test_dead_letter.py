@@ -14,7 +14,8 @@ import pytest
 
 from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
-from parity.daemon.steps import Pipeline, dead_letter_message
+from parity.daemon.batch import dead_letter_message
+from parity.daemon.pipeline import Pipeline
 from tests.fakes import FakeDynamoStore
 
 pytestmark = pytest.mark.unit

@@ -257,8 +257,8 @@ def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(t
     import orjson
 
     from parity.adapters.sinks import JsonLinesFile
+    from parity.daemon.batch import BatchResult
     from parity.daemon.run import Daemon, Telemetry
-    from parity.daemon.steps import BatchResult
     from tests.fakes import FakeDynamoStore
     from tests.unit.test_pipeline import _config
 

@@ -20,7 +20,7 @@ from parity.config_loader import parse_config
 from parity.core.config import AttrType, PgTypeHint
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
-from parity.daemon.steps import Pipeline
+from parity.daemon.pipeline import Pipeline
 from tests.fakes import FakeDynamoStore
 from tests.unit.mapping_helpers import table
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from parity.daemon.steps import BatchResult
+from parity.daemon.batch import BatchResult
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.metrics.catalog import EVENT_OUTCOMES, Metrics
 from tests.unit.test_pipeline import Harness
@@ -40,7 +40,7 @@ def test_telemetry_counts_a_batch_per_column_and_the_event_once() -> None:
     result.count(T, "not_compared", 2, op="c")
     result.not_compared[(T, "owner", "column_missing")] += 2
     result.not_compared[(T, "balance", "column_missing")] += 1
-    PrometheusTelemetry(metrics, clock=lambda: 100.0).batch(result, h.pipeline)
+    PrometheusTelemetry(metrics, clock=lambda: 100.0).batch(result)
     assert registry.get_sample_value(NAME, {"table": T, "column": "owner", "reason": "column_missing"}) == 2
     assert registry.get_sample_value(NAME, {"table": T, "column": "balance", "reason": "column_missing"}) == 1
     events = {"table": T, "op": "c", "outcome": "not_compared"}

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from parity.daemon.steps import BatchResult
+from parity.daemon.batch import BatchResult
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.metrics.catalog import DYNAMO_ERROR_KINDS, Metrics
 
@@ -41,21 +40,15 @@ def test_first_dynamodb_request_creates_its_error_and_throttle_series_at_zero() 
     assert registry.get_sample_value("parity_dynamodb_request_duration_seconds_count", where) == 2
 
 
-def _pipeline(mode: str) -> Any:
-    table = SimpleNamespace(source=T, mode=mode)
-    config = SimpleNamespace(tables=[table], table=lambda source: table)
-    return SimpleNamespace(config=config, rechecks=SimpleNamespace(checks=lambda: []))
-
-
 def test_shadow_snapshot_size_is_published_when_the_snapshot_ends() -> None:
     registry = CollectorRegistry()
     telemetry = PrometheusTelemetry(Metrics(registry, tables=[T]), clock=lambda: 100.0)
     telemetry.snapshot_rows[T] = 10  # seeded by run_daemon from the state store (an earlier process)
-    pipeline = _pipeline("shadow")
-    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 25})), pipeline)
+    shadow = {T: "shadow"}
+    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 25}), snapshot_mode=shadow))
     assert registry.get_sample_value("parity_backfill_snapshot_rows", {"table": T}) is None  # not known yet
     assert registry.get_sample_value("parity_backfill_snapshot_done", {"table": T}) == 0
-    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 5}), snapshot_done={T}), pipeline)
+    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 5}), snapshot_done={T}, snapshot_mode=shadow))
     assert registry.get_sample_value("parity_backfill_snapshot_rows", {"table": T}) == 40
     assert registry.get_sample_value("parity_backfill_rows_applied_total", {"table": T}) == 30
     assert registry.get_sample_value("parity_backfill_snapshot_done", {"table": T}) == 1
@@ -64,7 +57,7 @@ def test_shadow_snapshot_size_is_published_when_the_snapshot_ends() -> None:
 def test_verify_mode_snapshot_applies_nothing_but_is_counted() -> None:
     registry = CollectorRegistry()
     telemetry = PrometheusTelemetry(Metrics(registry, tables=[T]), clock=lambda: 100.0)
-    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 7}), snapshot_done={T}), _pipeline("verify"))
+    telemetry.batch(BatchResult(snapshot_rows=Counter({T: 7}), snapshot_done={T}, snapshot_mode={T: "verify"}))
     assert registry.get_sample_value("parity_backfill_snapshot_rows", {"table": T}) == 7
     assert registry.get_sample_value("parity_backfill_rows_applied_total", {"table": T}) in (None, 0)
 
@@ -74,11 +67,11 @@ def test_last_batch_time_moves_only_when_records_were_processed() -> None:
     registry = CollectorRegistry()
     wall = iter([1000.0, 2000.0, 3000.0])
     telemetry = PrometheusTelemetry(Metrics(registry, tables=[T]), clock=lambda: 1.0, wall=lambda: next(wall))
-    telemetry.batch(BatchResult(events=Counter({(T, "c", "match"): 3})), _pipeline("verify"))
+    telemetry.batch(BatchResult(events=Counter({(T, "c", "match"): 3})))
     assert registry.get_sample_value("parity_last_batch_timestamp_seconds") == 1000.0
-    telemetry.batch(BatchResult(), _pipeline("verify"))
+    telemetry.batch(BatchResult())
     assert registry.get_sample_value("parity_last_batch_timestamp_seconds") == 1000.0
-    telemetry.batch(BatchResult(events=Counter({(T, "u", "match"): 1})), _pipeline("verify"))
+    telemetry.batch(BatchResult(events=Counter({(T, "u", "match"): 1})))
     assert registry.get_sample_value("parity_last_batch_timestamp_seconds") == 2000.0
 
 

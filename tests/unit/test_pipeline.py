@@ -11,7 +11,8 @@ import pytest
 
 from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
-from parity.daemon.steps import BatchResult, Pipeline
+from parity.daemon.batch import BatchResult
+from parity.daemon.pipeline import Pipeline
 from tests.fakes import FakeDynamoStore
 
 pytestmark = pytest.mark.unit
@@ -430,3 +431,61 @@ def test_after_a_dynamodb_outage_the_grace_period_runs_from_its_end() -> None:
     h.tick(1.0)
     assert h.drift() == []
     assert h.outcomes() == {"match": 1}
+
+
+# -- what telemetry reads: the batch result, not the pipeline ------------------------------------
+
+
+def test_the_result_carries_the_recheck_backlog_after_the_batch() -> None:
+    h = Harness()
+    first = h.process(h.record("c", _row(1), id_=1))  # not in the target yet: pending
+    assert first.recheck_backlog == {"public.accounts": 1}
+    assert first.recheck_oldest == {"public.accounts": 1000.0}
+    h.tick(0.5)
+    second = h.process(h.record("c", _row(2), id_=2))
+    assert second.recheck_backlog == {"public.accounts": 2}
+    assert second.recheck_oldest == {"public.accounts": 1000.0}  # the older of the two
+    h.store.put("Accounts", _item(1))
+    h.store.put("Accounts", _item(2))
+    after = h.tick(1.0)
+    assert h.outcomes() == {"match": 2}
+    assert after.recheck_backlog == {"public.accounts": 0}  # a configured table is always there
+    assert after.recheck_oldest == {}
+
+
+def test_the_result_says_the_mode_of_tables_with_snapshot_rows() -> None:
+    h = Harness()
+    h.store.put("Accounts", _item(1))
+    payload = {
+        "before": None,
+        "after": _row(1),
+        "source": {"schema": "public", "table": "accounts", "lsn": 900, "ts_ms": 1_000_000,
+                   "snapshot": "last_in_data_collection"},
+        "op": "r",
+        "ts_ms": 1_000_000,
+    }
+    result = h.process(h.record("r", None, id_=1, raw=orjson.dumps(payload)))
+    assert result.snapshot_rows == {"public.accounts": 1}
+    assert result.snapshot_done == {"public.accounts"}
+    assert result.snapshot_mode == {"public.accounts": "verify"}
+    assert h.pipeline.process([], h.now).snapshot_mode == {}
+
+
+def test_telemetry_publishes_the_backlog_from_the_result() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from parity.daemon.telemetry import PrometheusTelemetry
+    from parity.metrics.catalog import Metrics
+
+    h = Harness()
+    registry = CollectorRegistry()
+    telemetry = PrometheusTelemetry(Metrics(registry, tables=["public.accounts"]), clock=lambda: 100.0)
+    where = {"table": "public.accounts"}
+    telemetry.batch(h.process(h.record("c", _row(1), id_=1)))
+    assert registry.get_sample_value("parity_recheck_pending_keys", where) == 1
+    age = registry.get_sample_value("parity_recheck_oldest_pending_age_seconds", where)
+    assert age is not None and age > 0  # wall time since first seen (the harness clock is at 1000 s)
+    h.store.put("Accounts", _item(1))
+    telemetry.batch(h.tick(1.0))
+    assert registry.get_sample_value("parity_recheck_pending_keys", where) == 0
+    assert registry.get_sample_value("parity_recheck_oldest_pending_age_seconds", where) == 0

@@ -17,9 +17,6 @@ ROOMS = sorted(
     d for d in PARITY.rglob("*")
     if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
 )
-# Its docstring is written on another branch of issue 19; once merged this case XPASSes, which
-# fails (strict), so the mark is removed then rather than left behind.
-_PENDING = {"daemon": pytest.mark.xfail(strict=True, reason="daemon/__init__.py docstring comes with its own branch")}
 
 
 def test_discovery_finds_the_known_rooms() -> None:
@@ -35,8 +32,7 @@ def _docstring(room: Path) -> str | None:
 
 @pytest.mark.parametrize(
     "room",
-    [pytest.param(d, id=d.relative_to(PARITY).as_posix(),
-                  marks=_PENDING.get(d.relative_to(PARITY).as_posix(), ())) for d in ROOMS],
+    [pytest.param(d, id=d.relative_to(PARITY).as_posix()) for d in ROOMS],
 )
 def test_room_says_its_purpose(room: Path) -> None:
     doc = _docstring(room)

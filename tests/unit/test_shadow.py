@@ -23,8 +23,9 @@ from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError
 from parity.core.types import PLACEHOLDER
+from parity.daemon.batch import BatchResult
+from parity.daemon.pipeline import Pipeline
 from parity.daemon.shadow import ShadowApplier
-from parity.daemon.steps import BatchResult, Pipeline
 
 pytestmark = pytest.mark.unit
 

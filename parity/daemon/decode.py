@@ -1,0 +1,144 @@
+"""One Kafka record -> a change to verify or apply (`Work`), a TRUNCATE barrier, or an outcome
+counted at once: dead_letter (undecodable, unknown table, unmappable), skipped (heartbeats,
+transaction metadata, tombstones, snapshot rows under policy `skip`) or truncate.
+
+Decoding routes the event to its table's mapping (a topic may carry another table's events, see
+`ParityConfig.table_for_topic`) and builds its expectation (parity.core.expect). The columns an
+expectation reports (schema drift, mapped columns missing from the events) are logged here, once
+per new column, and kept for `parity status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import structlog
+
+from parity.adapters.kafka import Record
+from parity.core.columns import COLUMN_MISSING
+from parity.core.config import ParityConfig, TableMapping
+from parity.core.errors import DecodeError
+from parity.core.events import ChangeEvent, Op, Skip, Tombstone, decode_record
+from parity.core.expect import Expectation, Unmappable, expect
+from parity.core.keys import canonical_key
+from parity.core.ledger import TopicPartition
+from parity.core.mapping import ItemMapper
+from parity.core.outcomes import Outcome
+from parity.daemon.batch import Barrier, BatchResult, DeadLetter, Work
+
+log = structlog.get_logger("parity.daemon")
+
+
+class Decoder:
+    def __init__(
+        self, config: ParityConfig, mappers: Mapping[str, ItemMapper], progress: dict[TopicPartition, float]
+    ) -> None:
+        self.config = config
+        self.mappers = mappers
+        self.by_topic = {config.kafka.topic_for(t.source): t for t in config.tables}
+        # Per partition, the source time up to which every event has been consumed (the verifier
+        # reads it to know when the stream has passed a check's deciding read).
+        self.progress = progress
+        self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
+        self._columns_missing: dict[str, set[str]] = {}  # every mapped column events lacked, per table
+
+    def schema_drift(self) -> dict[str, list[str]]:
+        """Source columns seen in events but absent from the mapping (for status and logs)."""
+        return {t: sorted(c) for t, c in self._schema_drift.items()}
+
+    def columns_missing(self) -> dict[str, list[str]]:
+        """Mapped columns that events arrived without (for status and logs)."""
+        return {t: sorted(c) for t, c in self._columns_missing.items()}
+
+    def decode(self, rec: Record, now: float, result: BatchResult) -> Work | Barrier | None:
+        """`rec` as a change or a barrier; None when its outcome is already counted in `result`."""
+        mapping = self.by_topic.get(rec.topic)
+        if mapping is None:
+            result.dead_letters.append(DeadLetter(rec, f"unknown table: topic {rec.topic!r} is not mapped", None))
+            result.count("<unknown>", Outcome.DEAD_LETTER)
+            return None
+        try:
+            decoded = decode_record(rec.topic, rec.key, rec.value, mapping.columns)
+        except DecodeError as exc:
+            result.dead_letters.append(DeadLetter(rec, f"undecodable: {exc}", mapping.source, "decode"))
+            result.count(mapping.source, Outcome.DEAD_LETTER)
+            return None
+        if isinstance(decoded, (Skip, Tombstone)):
+            result.count(mapping.source, Outcome.SKIPPED)
+            return None
+        event = decoded
+        if event.source != mapping.source:
+            other = self.config.table_for_topic(self.config.kafka.topic_for(event.source))
+            if other is None:
+                result.dead_letters.append(DeadLetter(rec, f"unknown table {event.source!r}", event.source))
+                result.count(event.source, Outcome.DEAD_LETTER)
+                return None
+            mapping = other
+        ts = event.ts_ms / 1000 if event.ts_ms else (rec.timestamp_ms / 1000 if rec.timestamp_ms else now)
+        self.progress[rec.tp] = max(self.progress.get(rec.tp, 0.0), ts)
+        if event.op is Op.TRUNCATE:
+            result.truncated.add(mapping.source)
+            result.count(mapping.source, Outcome.TRUNCATE, op=event.op.value)
+            if mapping.mode == "shadow" and mapping.truncate == "apply":
+                # A barrier: changes before it are applied first, the truncate, then the rest.
+                return Barrier(mapping, event.lsn or 0)
+            return None
+        if event.snapshot:
+            result.snapshot_rows[mapping.source] += 1
+            result.snapshot_mode[mapping.source] = mapping.mode
+            if event.snapshot_table_last:
+                result.snapshot_done.add(mapping.source)
+            if mapping.mode == "verify" and mapping.snapshot_policy == "skip":
+                result.count(mapping.source, Outcome.SKIPPED, op=event.op.value)
+                return None
+        result.cdc_lag.append((mapping.source, max(0.0, now - ts)))
+        expectation = expect(self.mappers[mapping.source], event)
+        self._note_columns(mapping, expectation)
+        if isinstance(expectation, Unmappable):
+            result.dead_letters.append(
+                DeadLetter(rec, f"unmappable: {expectation.reason}", mapping.source, "mapping")
+            )
+            result.count(mapping.source, Outcome.DEAD_LETTER, op=event.op.value)
+            return None
+        return self._work(rec, event, mapping, expectation, ts, now)
+
+    def _work(
+        self, rec: Record, event: ChangeEvent, mapping: TableMapping, expectation: Expectation, ts: float, now: float
+    ) -> Work:
+        target = mapping.write_table
+        return Work(
+            record=rec,
+            event=event,
+            mapping=mapping,
+            mapper=self.mappers[mapping.source],
+            target=target,
+            key_id=(target, canonical_key(expectation.key)),
+            expectation=expectation,
+            lsn=event.lsn or 0,
+            event_ts=ts,
+            consumed_at=now,
+        )
+
+    def _note_columns(self, mapping: TableMapping, found: Expectation | Unmappable) -> None:
+        if found.missing:
+            seen_missing = self._columns_missing.setdefault(mapping.source, set())
+            for col in found.missing:
+                if col not in seen_missing:
+                    seen_missing.add(col)
+                    log.warning(
+                        "mapped column not in the events of its table: they are not compared",
+                        table=mapping.source,
+                        column=col,
+                        reason=COLUMN_MISSING,
+                        mode=mapping.mode,
+                    )
+        if found.unmapped:
+            seen = self._schema_drift.setdefault(mapping.source, set())
+            if not seen.issuperset(found.unmapped):
+                log.warning(
+                    "schema drift: columns not in the mapping",
+                    table=mapping.source,
+                    columns=sorted(set(found.unmapped) - seen),
+                    rule=mapping.schema_drift,
+                )
+            seen.update(found.unmapped)
