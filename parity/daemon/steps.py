@@ -33,8 +33,9 @@ from typing import Any
 import orjson
 import structlog
 
-from parity.adapters.dynamodb import BATCH_GET_LIMIT, DynamoStore, key_tuple
+from parity.adapters.dynamodb import BATCH_GET_LIMIT, key_tuple
 from parity.adapters.kafka import Record
+from parity.adapters.ports import DynamoReads
 from parity.adapters.state import DriftRecord, Resolution
 from parity.core.columns import COLUMN_MISSING
 from parity.core.compare import AttributeDiff, Match, Mismatch, MismatchKind, compare, display, display_pair, same
@@ -147,7 +148,7 @@ def canonical_key(key: Item) -> tuple[tuple[str, Any], ...]:
 class ReadAhead:
     """Consistent reads of verify keys, issued in chunks as keys are offered (module docstring)."""
 
-    def __init__(self, dynamo: DynamoStore) -> None:
+    def __init__(self, dynamo: DynamoReads) -> None:
         self.dynamo = dynamo
         self.issued: set[KeyId] = set()
         self._pending: dict[str, tuple[list[str], list[Item]]] = {}
@@ -183,7 +184,7 @@ class Pipeline:
     def __init__(
         self,
         config: ParityConfig,
-        dynamo: DynamoStore,
+        dynamo: DynamoReads,
         *,
         shadow: Any | None = None,
         dedupe_capacity: int = 1_000_000,
