@@ -1,5 +1,6 @@
-"""In-memory stand-ins for unit tests of pure-ish logic. Each fake passes the same contract tests
-as the real adapter (tests/contract/)."""
+"""In-memory stand-ins for unit tests of pure-ish logic. FakeDynamoStore passes the same contract
+tests as the real adapter (tests/contract/); FakeSource is held to the ChangeSource port by mypy
+where tests/unit/test_daemon_loop.py hands it to the real loop."""
 
 from __future__ import annotations
 
