@@ -20,7 +20,15 @@ import os
 import traceback
 from typing import Any
 
-from parity.core.errors import ConfigError, LocalEnvironmentError, ParityError, StoreError, UnreachableError
+from parity.core.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    DynamoUnavailable,
+    LocalEnvironmentError,
+    ParityError,
+    StoreError,
+    UnreachableError,
+)
 
 OK = 0
 FOUND_PROBLEM = 1
@@ -74,7 +82,8 @@ def _classify(exc: BaseException) -> tuple[int, str]:
     aws = _botocore(exc)
     if aws is not None:
         return aws
-    if type(exc).__module__.startswith(("confluent_kafka", "cimpl")):
+    # confluent-kafka's KafkaException lives in module `cimpl`; the Kafka adapters raise it as BrokerUnavailable.
+    if isinstance(exc, BrokerUnavailable) or type(exc).__module__.startswith(("confluent_kafka", "cimpl")):
         return UNREACHABLE, f"Kafka failed: {_first_line(exc)}: check kafka.bootstrap_servers and the brokers"
     if isinstance(exc, OSError):
         if exc.errno == errno.EADDRINUSE:
@@ -116,7 +125,7 @@ def _botocore(exc: BaseException) -> tuple[int, str] | None:
         return UNREACHABLE, f"DynamoDB failed: {_first_line(exc)}"
     if isinstance(exc, bce.BotoCoreError):
         return UNREACHABLE, f"DynamoDB failed: {_first_line(exc)}"
-    if type(exc).__name__ == "DynamoUnavailable":
+    if isinstance(exc, DynamoUnavailable):
         return UNREACHABLE, f"DynamoDB unreachable: {_first_line(exc)}"
     return None
 

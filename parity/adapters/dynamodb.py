@@ -28,12 +28,14 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from botocore.exceptions import ClientError
 
+from parity.adapters.errors import DynamoRefused as DynamoRefused
+from parity.adapters.errors import error_kind, is_transport_error
+from parity.core.errors import DynamoUnavailable as DynamoUnavailable  # re-exported: long imported from here
 from parity.core.values import item_from_wire, item_to_wire
 
 Item = dict[str, Any]
 KeyTuple = tuple[Any, ...]
 
-THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 BATCH_GET_LIMIT = 100  # DynamoDB's limit of keys per BatchGetItem
 RAW_READS = ("Scan", "Query", "GetItem", "BatchGetItem")
 
@@ -51,10 +53,6 @@ class _NoObserver:
         self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True
     ) -> None:
         return None
-
-
-class DynamoUnavailable(Exception):
-    """DynamoDB did not answer after the bounded retries; the caller must not commit offsets."""
 
 
 def key_tuple(key_names: Sequence[str], item: Item) -> KeyTuple:
@@ -177,15 +175,15 @@ class DynamoStore:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if code in THROTTLE_CODES or status >= 500:
+                if error_kind(code) == "throttled" or status >= 500:
                     if status >= 500:
                         self._unreachable(f"{operation}: {code or status}")
                     if attempt + 1 < self.max_attempts:
                         self._backoff(attempt)
                         continue
                     raise DynamoUnavailable(f"{operation}: {code} after {self.max_attempts} attempts") from exc
-                raise
-            except (ConnectionError, OSError) as exc:
+                raise DynamoRefused(exc) from exc
+            except OSError as exc:
                 self._unreachable(f"{operation}: {type(exc).__name__}")
                 if attempt + 1 < self.max_attempts:
                     self._backoff(attempt)
@@ -193,8 +191,8 @@ class DynamoStore:
                 raise DynamoUnavailable(
                     f"{operation}: {type(exc).__name__} after {self.max_attempts} attempts"
                 ) from exc
-            except Exception as exc:  # botocore's EndpointConnectionError, ReadTimeoutError, ...
-                if type(exc).__module__.startswith(("botocore", "urllib3")):
+            except Exception as exc:  # botocore's EndpointConnectionError, urllib3's errors, ...
+                if is_transport_error(exc):
                     self._unreachable(f"{operation}: {type(exc).__name__}")
                     if attempt + 1 < self.max_attempts:
                         self._backoff(attempt)

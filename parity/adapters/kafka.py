@@ -11,13 +11,14 @@ offset is resolved (see `parity.core.ledger`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
+from parity.core.errors import BrokerUnavailable
 from parity.core.ledger import TopicPartition as TP
 from parity.logging import kafka_client_logger
 
@@ -42,6 +43,8 @@ class Record:
 
 
 class KafkaSource:
+    """The change-topic consumer (a `parity.adapters.ports.ChangeSource`)."""
+
     def __init__(
         self,
         *,
@@ -81,7 +84,8 @@ class KafkaSource:
             **reserved,
         }
         self._on_assign = on_assign
-        self._on_revoke = on_revoke
+        # Public: the daemon loop sets it once it exists (after the source was built).
+        self.on_revoke = on_revoke
         self.consumer = consumer_factory(conf)
         self.topics = list(topics)
         self.assigned: set[TP] = set()
@@ -105,8 +109,8 @@ class KafkaSource:
 
     def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        if self._on_revoke:
-            self._on_revoke(tps)
+        if self.on_revoke:
+            self.on_revoke(tps)
         for tp in tps:
             self.assigned.discard(tp)
             self.positions.pop(tp, None)
@@ -119,7 +123,10 @@ class KafkaSource:
         self._revoked(consumer, partitions)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
-        msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        try:
+            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as exc:
+            raise broker_unavailable(exc) from exc
         out: list[Record] = []
         for m in msgs:
             err = m.error()
@@ -128,7 +135,8 @@ class KafkaSource:
                     continue
                 if err.retriable() or not err.fatal():
                     continue
-                raise KafkaException(err)
+                fatal = KafkaException(err)
+                raise broker_unavailable(fatal) from fatal
             ts_type, ts = m.timestamp()
             rec = Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), ts if ts_type else None)
             self.positions[rec.tp] = rec.offset + 1
@@ -140,7 +148,23 @@ class KafkaSource:
             return
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.assigned]
         if tps:
-            self.consumer.commit(offsets=tps, asynchronous=False)
+            try:
+                self.consumer.commit(offsets=tps, asynchronous=False)
+            except KafkaException as exc:  # e.g. UNKNOWN_MEMBER_ID after a broker restart
+                raise broker_unavailable(exc) from exc
+
+    def rewind(self, tps: Collection[TP]) -> None:
+        """Seek the partitions back to their committed offsets (the earliest offset where nothing
+        is committed): their uncommitted records are read again."""
+        if not tps:
+            return
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+            for tp in committed:
+                off = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, off))
+        except KafkaException as exc:
+            raise broker_unavailable(exc) from exc
 
     def lag(self) -> dict[TP, int]:
         """Messages behind per assigned partition, from the high watermark cached from fetch
@@ -190,3 +214,9 @@ class KafkaSource:
     def close(self) -> None:
         with contextlib.suppress(KafkaException, RuntimeError):
             self.consumer.close()
+
+
+def broker_unavailable(exc: KafkaException) -> BrokerUnavailable:
+    """A Kafka client's failure as the error the daemon redoes its batch for; named as before in
+    logs and /readyz ("KafkaException: ..."), with the same text."""
+    return BrokerUnavailable(str(exc), kind=type(exc).__name__)

@@ -6,9 +6,14 @@ by the contract suites in tests/contract/, which run against the real service an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from parity.core.ledger import TopicPartition as TP
+
+if TYPE_CHECKING:
+    from parity.adapters.kafka import Record
 
 Item = dict[str, Any]
 KeyTuple = tuple[Any, ...]
@@ -28,14 +33,78 @@ class DynamoReads(Protocol):
     def get(self, table: str, key: Item, *, consistent: bool = True) -> Item | None: ...
 
 
-class DynamoPort(DynamoReads, Protocol):
-    """Reads plus any DynamoDB operation with parity's retries (writes, scans, transactions)."""
+class WatchedDynamoReads(DynamoReads, Protocol):
+    """Reads whose store reports an outage as it happens: what the daemon loop needs, to be not
+    ready from the first failed attempt instead of after minutes of retries."""
 
     # Told of every failed attempt that looks like an outage, before the retries run out.
     on_unreachable: Callable[[str], None] | None
+
+
+class DynamoPort(WatchedDynamoReads, Protocol):
+    """Reads plus any DynamoDB operation with parity's retries (writes, scans, transactions)."""
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]: ...
 
     def map_parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]: ...
 
     def close(self) -> None: ...
+
+
+class ChangeSource(Protocol):
+    """The change stream the daemon loop consumes: batches of records from the partitions this
+    member of the consumer group owns, with explicit commits (nothing is committed otherwise).
+
+    A failure of the stream (a fetch, a commit, a seek) is raised as `BrokerUnavailable`."""
+
+    # Called with the partitions being taken away, before they go: the loop commits what is
+    # resolved there and forgets their pending checks (the next owner re-reads them).
+    on_revoke: Callable[[list[TP]], None] | None
+
+    @property
+    def topics(self) -> Sequence[str]: ...
+
+    @property
+    def assigned(self) -> Collection[TP]:
+        """The partitions this member owns now."""
+
+    @property
+    def joined(self) -> bool:
+        """In the group, even with no partition (more members than partitions)."""
+
+    @property
+    def positions(self) -> Mapping[TP, int]:
+        """Next offset to read per partition, for those read from since their assignment."""
+
+    @property
+    def high_watermarks(self) -> Mapping[TP, int]:
+        """Per partition, the end of the log as last seen by `lag()`."""
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]: ...
+
+    def commit(self, offsets: dict[TP, int]) -> None:
+        """Commit these offsets (the next to read) of the partitions still owned; returns once durable."""
+
+    def lag(self) -> dict[TP, int]:
+        """Records behind per owned partition, where known (unknown is absent, never zero)."""
+
+    def rewind(self, tps: Collection[TP]) -> None:
+        """Read these partitions again from their committed offsets (the earliest without one)."""
+
+    def close(self) -> None: ...
+
+
+class MessageSink(Protocol):
+    """A topic that takes keyed messages (drift records, dead letters)."""
+
+    def send(self, messages: Sequence[tuple[bytes | None, bytes]]) -> None: ...
+
+    def flush(self) -> None:
+        """Returns once every message sent is acknowledged; raises StoreError otherwise."""
+
+
+class LineSink(Protocol):
+    """An append-only file of lines (the drift log)."""
+
+    def write(self, lines: Sequence[bytes]) -> None:
+        """Appends the lines, durable on return; raises StoreError otherwise."""

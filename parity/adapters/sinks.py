@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
+from parity.adapters.kafka import broker_unavailable
 from parity.core.errors import StoreError
 from parity.files import open_private, parent_dir, private_file
 
@@ -45,17 +48,23 @@ class KafkaTopicSink:
             self._errors.append(str(err))
 
     def send(self, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
-        for key, value in messages:
-            while True:
-                try:
-                    self.producer.produce(self.topic, value=value, key=key, on_delivery=self._delivered)
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
-        self.producer.poll(0)
+        try:
+            for key, value in messages:
+                while True:
+                    try:
+                        self.producer.produce(self.topic, value=value, key=key, on_delivery=self._delivered)
+                        break
+                    except BufferError:
+                        self.producer.poll(0.1)
+            self.producer.poll(0)
+        except KafkaException as exc:  # e.g. a message over the broker's size limit
+            raise broker_unavailable(exc) from exc
 
     def flush(self) -> None:
-        remaining = self.producer.flush(self.flush_timeout_s)
+        try:
+            remaining = self.producer.flush(self.flush_timeout_s)
+        except KafkaException as exc:
+            raise broker_unavailable(exc) from exc
         if remaining:
             raise StoreError(f"topic {self.topic}: {remaining} messages not acknowledged")
         if self._errors:

@@ -1,5 +1,8 @@
 """The project's own exceptions. Data problems are values (see compare.py); these are for input
-that cannot be processed at all and for failed I/O in the adapters."""
+that cannot be processed at all and for failed I/O in the adapters.
+
+The adapters translate their libraries' failures at their boundary: a failure the daemon answers
+by redoing its batch is a `TransientError`, whatever library it came from."""
 
 from __future__ import annotations
 
@@ -36,8 +39,32 @@ class MappingError(ParityError):
     """A row cannot become a DynamoDB item: a value DynamoDB cannot hold, an empty key, too large."""
 
 
-class StoreError(ParityError):
+class TransientError(Exception):
+    """A dependency failed in a way that a redo from the committed offsets fixes (once it is back).
+
+    The daemon cannot skip records, so it answers every one of these alike: drop the batch,
+    rewind to the committed offsets, report not ready, back off, redo. `kind` names the failure
+    in logs, /readyz and metrics; a translated library error keeps that error's class name there.
+
+    Not a ParityError by itself: the commands other than the daemon (reconcile, repair) tell
+    their own errors from a dependency's, and DynamoDB's and Kafka's failures stay the latter.
+    """
+
+    def __init__(self, *args: object, kind: str | None = None) -> None:
+        super().__init__(*args)
+        self.kind = kind or type(self).__name__
+
+
+class StoreError(ParityError, TransientError):
     """A durable store (recheck store, drift sink, checkpoint) could not be written."""
+
+
+class DynamoUnavailable(TransientError):
+    """DynamoDB did not answer after the bounded retries; the caller must not commit offsets."""
+
+
+class BrokerUnavailable(TransientError):
+    """The Kafka broker failed a fetch, a commit or a seek (e.g. UNKNOWN_MEMBER_ID after its restart)."""
 
 
 class UnreachableError(ParityError):

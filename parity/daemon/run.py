@@ -20,12 +20,10 @@ from typing import Any
 import orjson
 import structlog
 
-from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
-from parity.adapters.kafka import KafkaSource
-from parity.adapters.sinks import JsonLinesFile, KafkaTopicSink
+from parity.adapters.ports import ChangeSource, LineSink, MessageSink, WatchedDynamoReads
 from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
-from parity.core.errors import StoreError
+from parity.core.errors import DynamoUnavailable, TransientError
 from parity.core.keys import key_fragment
 from parity.daemon.batch import BatchResult, dead_letter_message
 from parity.daemon.pipeline import Pipeline
@@ -80,12 +78,12 @@ class Daemon:
         self,
         config: ParityConfig,
         *,
-        source: KafkaSource,
-        dynamo: DynamoStore,
+        source: ChangeSource,
+        dynamo: WatchedDynamoReads,
         state: StateStore,
-        dead_letters: KafkaTopicSink,
-        drift_topic: KafkaTopicSink | None,
-        drift_file: JsonLinesFile | None,
+        dead_letters: MessageSink,
+        drift_topic: MessageSink | None,
+        drift_file: LineSink | None,
         telemetry: Telemetry | None = None,
         shadow: Any | None = None,
         clock: Callable[[], float] = time.time,
@@ -105,7 +103,7 @@ class Daemon:
         dynamo.on_unreachable = self._dynamo_unreachable
         self._caught_up: set[tuple[str, int]] = set()
         self.pipeline.caught_up = self._caught_up.__contains__
-        source._on_revoke = self._on_revoke
+        source.on_revoke = self._on_revoke
         self.health = Health()
         self._failures = 0
         self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
@@ -200,15 +198,8 @@ class Daemon:
             self.health.last_error = None
             self._failures = 0
             return result
-        except (DynamoUnavailable, StoreError) as exc:
-            self._recover(type(exc).__name__, str(exc))
-        except Exception as exc:
-            # confluent-kafka's KafkaException lives in module `cimpl`, not `confluent_kafka.*`: a
-            # failed commit (e.g. UNKNOWN_MEMBER_ID after a broker restart) used to kill the loop.
-            if type(exc).__module__.startswith(("confluent_kafka", "cimpl", "botocore", "urllib3")):
-                self._recover(type(exc).__name__, str(exc))
-            else:
-                raise
+        except TransientError as exc:  # the adapters raise every dependency's failure as one
+            self._recover(exc.kind, str(exc))
         return None
 
     def _reread_open_drift(self, now: float, result: BatchResult) -> list[int]:
@@ -260,17 +251,12 @@ class Daemon:
         self.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
 
     def _rewind(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
         tps = list(self.source.assigned)
         self.pipeline.revoke(tps)
         if not tps:
             return
         try:
-            committed = self.source.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
-            for tp in committed:
-                off = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-                self.source.consumer.seek(TopicPartition(tp.topic, tp.partition, off))
+            self.source.rewind(tps)
         except Exception as exc:  # the broker itself may be the failure; the group will resync us
             log.warning("rewind failed", error=str(exc))
 

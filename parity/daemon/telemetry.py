@@ -6,27 +6,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from parity.adapters.errors import RETRIED_KINDS, error_kind
 from parity.core.outcomes import SHADOW, Outcome
 from parity.daemon.batch import BatchResult
 from parity.daemon.run import Telemetry
 from parity.metrics.catalog import Metrics
-
-# Error kinds DynamoStore.call retries (throttling, 5xx, transport) while attempts remain.
-RETRIED_KINDS = frozenset({"throttled", "server", "timeout", "connection"})
-
-
-def _error_kind(error: str) -> str:
-    if error in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
-        return "throttled"
-    if error == "ConditionalCheckFailedException":
-        return "conditional_check_failed"
-    if "Timeout" in error:
-        return "timeout"
-    if "Connect" in error or error in ("ConnectionError", "OSError", "EndpointConnectionError"):
-        return "connection"
-    if error.endswith("Exception") or error in ("ValidationException", "ClientError"):
-        return "client"
-    return "server"
 
 
 class PrometheusTelemetry(Telemetry):
@@ -110,7 +94,7 @@ class PrometheusTelemetry(Telemetry):
         self, table: str, operation: str, seconds: float, error: str | None, last_attempt: bool = True
     ) -> None:
         # `table` here is the DynamoDB table (the metrics' `dynamodb_table` label).
-        kind = _error_kind(error) if error else None
+        kind = error_kind(error) if error else None
         outcome = "retried" if kind in RETRIED_KINDS and not last_attempt else "failed"
         self.metrics.dynamo_request(table, operation, seconds, kind, outcome)
         if kind == "throttled":

@@ -107,7 +107,7 @@ class _Source:
         self.positions = {("parity.public.payments", 0): 12}
         self.high_watermarks = {("parity.public.payments", 0): 15, ("parity.public.payments", 1): 4}
         self.topics = ["parity.public.payments"]
-        self._on_revoke = None
+        self.on_revoke = None
 
 
 def test_the_daemon_writes_its_snapshot_with_each_batch_and_as_a_heartbeat_when_idle(

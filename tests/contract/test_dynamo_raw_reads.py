@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from parity.adapters.dynamodb import DynamoStore
+from parity.core.errors import TransientError
 from parity.core.values import item_from_wire, item_to_wire
 from tests.conftest import unique
 
@@ -92,6 +93,9 @@ def test_errors_are_still_parsed_by_botocore(table: tuple[Any, str]) -> None:
     with pytest.raises(ClientError) as exc:
         store.call("Scan", TableName=unique("Missing"), Limit=1)
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # Still a ClientError to callers that read its code; to the daemon loop, a failure to redo.
+    assert isinstance(exc.value, TransientError)
+    assert (exc.value.kind, str(exc.value)) == ("ClientError", str(exc.value.__cause__))
 
 
 def test_a_shared_client_keeps_botocore_parsing_outside_the_store(table: tuple[Any, str]) -> None:

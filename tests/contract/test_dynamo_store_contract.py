@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from parity.adapters.dynamodb import DynamoStore
+from parity.adapters.ports import DynamoReads, WatchedDynamoReads
 from parity.core.values import item_to_wire
 from tests.conftest import unique
 from tests.fakes import FakeDynamoStore
@@ -95,3 +96,17 @@ def test_batch_get_async_reads_one_chunk_in_the_background(store: Any) -> None:
         reader.batch_get_async(table, KEYS, [*keys, *keys, *keys])  # 120 > 100 keys
     with pytest.raises(Exception, match="ResourceNotFound"):
         reader.batch_get_async(unique("Missing"), KEYS, keys[:1]).result(timeout=30)
+
+
+def _as_port(reader: DynamoStore | FakeDynamoStore) -> WatchedDynamoReads:
+    # The static half of the contract: mypy rejects this line if either stops being the port
+    # the daemon loop (WatchedDynamoReads) and the pipeline (DynamoReads) are typed with.
+    return reader
+
+
+def test_the_real_store_and_the_fake_are_the_read_port_the_loop_is_typed_with(store: Any) -> None:
+    reader, writer, table = store
+    writer.put(table, _item(5))
+    port: DynamoReads = _as_port(reader)
+    assert port.get(table, {"PK": "A#5", "SK": "B#5"}) == _item(5)
+    assert _as_port(reader).on_unreachable is None  # nothing told of outages until the loop asks

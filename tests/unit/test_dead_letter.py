@@ -65,7 +65,7 @@ def _poison(offset: int) -> Record:
 def _dead_letters(config: Any, *records: Record) -> list[dict[str, Any]]:
     store = FakeDynamoStore()
     store.create_table("People", ["PK"])
-    pipeline = Pipeline(config, store)  # type: ignore[arg-type]
+    pipeline = Pipeline(config, store)
     result = pipeline.process(list(records), 1_000.0)
     assert result.dead_letters, "the fixture record must be dead-lettered"
     return [orjson.loads(dead_letter_message(dl, config)) for dl in result.dead_letters]

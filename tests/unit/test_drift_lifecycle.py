@@ -282,10 +282,10 @@ def test_the_daemon_re_reads_open_drift_from_its_state_and_logs_the_resolution(t
     telemetry = Seen()
     daemon = Daemon(
         _config(),
-        source=SimpleNamespace(),  # type: ignore[arg-type]
-        dynamo=store,  # type: ignore[arg-type]
+        source=SimpleNamespace(),
+        dynamo=store,
         state=state,
-        dead_letters=SimpleNamespace(),  # type: ignore[arg-type]
+        dead_letters=SimpleNamespace(),
         drift_topic=None,
         drift_file=log,
         telemetry=telemetry,

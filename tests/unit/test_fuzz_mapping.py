@@ -159,7 +159,7 @@ def _pipeline(attr_type: str) -> tuple[Pipeline, FakeDynamoStore]:
     )
     store = FakeDynamoStore()
     store.create_table("T", ["PK"])
-    return Pipeline(config, store), store  # type: ignore[arg-type]
+    return Pipeline(config, store), store
 
 
 def _record(offset: int, after: Any, op: str = "c") -> Record:

@@ -49,7 +49,7 @@ class Harness:
         self.config = _config(**table)
         self.store = FakeDynamoStore()
         self.store.create_table("Accounts", ["PK"])
-        self.pipeline = Pipeline(self.config, self.store)  # type: ignore[arg-type]
+        self.pipeline = Pipeline(self.config, self.store)
         self.offset = 0
         self.lsn = 1000
         self.now = 1_000.0

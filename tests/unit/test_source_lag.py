@@ -1,14 +1,16 @@
 """KafkaSource.lag(): from the cached high watermark, and unknown (never zero) when the broker's
-watermark is below what was already consumed (tansu after a restart, see RELIABILITY.md)."""
+watermark is below what was already consumed (tansu after a restart, see RELIABILITY.md); its
+rewind, and its failures raised as the loop's TransientError."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from parity.adapters.kafka import KafkaSource
+from parity.core.errors import BrokerUnavailable, TransientError
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +71,35 @@ def test_options_cannot_override_what_the_offset_guarantees_rest_on() -> None:
     assert conf["enable.auto.commit"] is False and conf["enable.auto.offset.store"] is False
     assert (conf["group.id"], conf["auto.offset.reset"], conf["bootstrap.servers"]) == ("g", "earliest", "x:1")
     assert conf["client.id"] == "kept"
+
+
+class _SeekingConsumer(_CommittedConsumer):
+    def __init__(self, conf: dict[str, Any]) -> None:
+        super().__init__(conf)
+        self.seeks: list[tuple[str, int, int]] = []
+        self.broker_down = False
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        if self.broker_down:
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
+
+
+def test_rewind_seeks_each_partition_to_its_committed_offset_or_the_beginning() -> None:
+    source = KafkaSource(bootstrap_servers="x:1", group_id="g", topics=["t"], consumer_factory=_SeekingConsumer)
+    consumer = source.consumer
+    source.rewind([("t", 0), ("t", 2)])  # t-2 has nothing committed
+    assert consumer.seeks == [("t", 0, 7), ("t", 2, OFFSET_BEGINNING)]
+
+
+def test_a_failed_commit_is_a_transient_error_named_as_the_kafka_exception() -> None:
+    source = KafkaSource(bootstrap_servers="x:1", group_id="g", topics=["t"], consumer_factory=_SeekingConsumer)
+    source._assigned(source.consumer, [TopicPartition("t", 0)])
+    source.consumer.broker_down = True
+    with pytest.raises(TransientError) as failed:
+        source.commit({("t", 0): 3})
+    assert isinstance(failed.value, BrokerUnavailable)
+    assert failed.value.kind == "KafkaException"
+    assert "UNKNOWN_MEMBER_ID" in str(failed.value)
