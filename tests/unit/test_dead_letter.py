@@ -15,6 +15,7 @@ import pytest
 from parity.adapters.kafka import Record
 from parity.config_loader import parse_config
 from parity.daemon.steps import Pipeline, dead_letter_message
+from tests import debezium
 from tests.fakes import FakeDynamoStore
 
 pytestmark = pytest.mark.unit
@@ -50,15 +51,9 @@ def _config(*, redact_key: bool = False) -> Any:
 
 
 def _poison(offset: int) -> Record:
-    # Hand-built Debezium JSON (schemaless), independent of the decoder under test.
-    value = {
-        "op": "c",
-        "before": None,
-        "after": {"id": 42, "tax_id": TAX_ID, "note": NOTE, "score": "not a number"},
-        "source": {"schema": "public", "table": "people", "lsn": 100, "ts_ms": 1},
-        "ts_ms": 1,
-    }
-    return Record(TOPIC, 3, offset, b'{"id":42}', orjson.dumps(value), 1_700_000_000_000)
+    after = {"id": 42, "tax_id": TAX_ID, "note": NOTE, "score": "not a number"}
+    value = debezium.value(debezium.envelope("c", debezium.source_block("people"), after=after))
+    return Record(TOPIC, 3, offset, debezium.key({"id": 42}), value, 1_700_000_000_000)
 
 
 def _dead_letters(config: Any, *records: Record) -> list[dict[str, Any]]:

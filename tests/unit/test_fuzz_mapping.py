@@ -6,7 +6,6 @@ that reason and the batch goes on. Never any other exception."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from typing import Any, get_args
 
@@ -21,6 +20,7 @@ from parity.core.config import AttrType, PgTypeHint
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
 from parity.daemon.steps import Pipeline
+from tests import debezium
 from tests.fakes import FakeDynamoStore
 from tests.unit.mapping_helpers import table
 
@@ -163,15 +163,9 @@ def _pipeline(attr_type: str) -> tuple[Pipeline, FakeDynamoStore]:
 
 
 def _record(offset: int, after: Any, op: str = "c") -> Record:
-    payload = {
-        "before": None,
-        "after": after,
-        "source": {"schema": "public", "table": "t", "lsn": 1000 + offset, "txId": 1, "ts_ms": 1_000_000},
-        "op": op,
-        "ts_ms": 1_000_000,
-    }
-    value = json.dumps(payload, default=str).encode()  # stdlib: integers beyond 64 bits too
-    return Record(TOPIC, 0, offset, orjson.dumps({"id": offset}), value, 1_000_000)
+    source = debezium.source_block("t", lsn=1000 + offset, ts_ms=1_000_000)
+    value = debezium.value(debezium.envelope(op, source, after=after))
+    return Record(TOPIC, 0, offset, debezium.key({"id": offset}), value, 1_000_000)
 
 
 json_values = st.recursive(
