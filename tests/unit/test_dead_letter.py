@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.daemon.steps import Pipeline, dead_letter_message
 from tests import debezium
 from tests.fakes import FakeDynamoStore
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -26,27 +26,20 @@ NOTE = "NOTE-redacted-3f9a"
 
 
 def _config(*, redact_key: bool = False) -> Any:
-    return parse_config(
+    return config(
         {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "tables": [
-                {
-                    "source": "public.people",
-                    "primary_key": ["id"],
-                    "target": "People",
-                    "keys": {"PK": "P#{id}"},
-                    "columns": {
-                        "id": {"redact": True} if redact_key else {},
-                        "tax_id": {"exclude": True},
-                        "note": {"redact": True},
-                        # A value the item cannot hold: this record is dead-lettered for its mapping.
-                        "score": {"type": "number"},
-                    },
-                }
-            ],
-        },
-        env={},
+            "source": "public.people",
+            "primary_key": ["id"],
+            "target": "People",
+            "keys": {"PK": "P#{id}"},
+            "columns": {
+                "id": {"redact": True} if redact_key else {},
+                "tax_id": {"exclude": True},
+                "note": {"redact": True},
+                # A value the item cannot hold: this record is dead-lettered for its mapping.
+                "score": {"type": "number"},
+            },
+        }
     )
 
 

@@ -15,14 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.core.config import AttrType, PgTypeHint
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
 from parity.daemon.steps import Pipeline
 from tests import debezium
 from tests.fakes import FakeDynamoStore
-from tests.unit.mapping_helpers import table
+from tests.unit.mapping_helpers import config, table, table_spec
 
 pytestmark = pytest.mark.unit
 
@@ -141,25 +140,10 @@ TOPIC = "cdc.public.t"
 
 
 def _pipeline(attr_type: str) -> tuple[Pipeline, FakeDynamoStore]:
-    config = parse_config(
-        {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "tables": [
-                {
-                    "source": "public.t",
-                    "primary_key": ["id"],
-                    "target": "T",
-                    "keys": {"PK": "T#{id}"},
-                    "columns": {"id": {}, "v": {"name": "V", "type": attr_type}},
-                }
-            ],
-        },
-        env={},
-    )
     store = FakeDynamoStore()
     store.create_table("T", ["PK"])
-    return Pipeline(config, store), store  # type: ignore[arg-type]
+    pipeline = Pipeline(config(table_spec({"v": {"name": "V", "type": attr_type}})), store)  # type: ignore[arg-type]
+    return pipeline, store
 
 
 def _record(offset: int, after: Any, op: str = "c") -> Record:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.daemon.steps import BatchResult, Pipeline
 from tests import debezium
 from tests.fakes import FakeDynamoStore
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -21,25 +21,19 @@ TP = (TOPIC, 0)
 
 
 def _config(**table: Any) -> Any:
-    return parse_config(
+    capacity = table.pop("capacity", 100)
+    return config(
         {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "daemon": {"recheck_capacity": table.pop("capacity", 100)},
-            "tables": [
-                {
-                    "source": "public.accounts",
-                    "primary_key": ["id"],
-                    "target": "Accounts",
-                    "keys": {"PK": "ACC#{id}"},
-                    "grace_period_s": 10,
-                    "recheck_schedule_s": [1, 2, 5, 10],
-                    "columns": {"id": {"name": "Id"}, "balance": {"name": "Balance"}, "owner": {"name": "Owner"}},
-                    **table,
-                }
-            ],
+            "source": "public.accounts",
+            "primary_key": ["id"],
+            "target": "Accounts",
+            "keys": {"PK": "ACC#{id}"},
+            "grace_period_s": 10,
+            "recheck_schedule_s": [1, 2, 5, 10],
+            "columns": {"id": {"name": "Id"}, "balance": {"name": "Balance"}, "owner": {"name": "Owner"}},
+            **table,
         },
-        env={},
+        daemon={"recheck_capacity": capacity},
     )
 
 

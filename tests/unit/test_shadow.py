@@ -19,13 +19,13 @@ from botocore.exceptions import ClientError
 from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
 from parity.adapters.kafka import Record
 from parity.adapters.state import StateStore
-from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError
 from parity.core.types import PLACEHOLDER
 from parity.daemon.shadow import ShadowApplier
 from parity.daemon.steps import BatchResult, Pipeline
 from tests import debezium
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -44,12 +44,7 @@ def _config(**table: Any) -> ParityConfig:
         "columns": {"id": {}, "name": {}, "grp": {}, "big": {}, "secret": {"exclude": True}},
         **table,
     }
-    raw = {
-        "postgres": {"dsn": "postgresql://u@127.0.0.1:1/db"},
-        "kafka": {"bootstrap_servers": "127.0.0.1:1", "topic_prefix": "cdc"},
-        "tables": [spec],
-    }
-    return parse_config(raw, source="t.yaml", env={})
+    return config(spec, source="t.yaml")
 
 
 def _err(code: str, status: int = 400) -> ClientError:
