@@ -46,6 +46,17 @@ def _kill_leftovers() -> None:
             process.kill9()
 
 
+@contextlib.contextmanager
+def running(service: Any, *helpers: Any) -> Iterator[Any]:
+    """`service` (and the `helpers` processes it needs) under the atexit safety net, stopped
+    however the block ends."""
+    _started.extend([service.process, *helpers])
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="session")
 def stack_dir() -> Iterator[Path]:
     """A fresh state directory for this session's services (world-searchable: the private
@@ -65,14 +76,12 @@ def unique(prefix: str) -> str:
 def pg(stack_dir: Path) -> Iterator[Any]:
     from parity.devstack.postgres import start_postgres
 
-    service = start_postgres(stack_dir)
-    _started.append(service.process)
-    try:
-        yield service
-    finally:
-        with contextlib.suppress(Exception):
-            service.drop_replication_slots()
-        service.stop()
+    with running(start_postgres(stack_dir)) as service:
+        try:
+            yield service
+        finally:
+            with contextlib.suppress(Exception):
+                service.drop_replication_slots()
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +89,8 @@ def kafka(stack_dir: Path) -> Iterator[Any]:
     """A tansu broker with memory storage (everything is lost if it restarts)."""
     from parity.devstack.kafka import start_kafka
 
-    service = start_kafka(stack_dir / "kafka-memory")
-    _started.append(service.process)
-    try:
+    with running(start_kafka(stack_dir / "kafka-memory")) as service:
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture
@@ -95,23 +100,16 @@ def persistent_kafka(tmp_path: Path) -> Iterator[Any]:
     from parity.devstack.kafka import start_kafka
 
     service = start_kafka(tmp_path, persistent=True)
-    _started.extend([service.process, service.s3])
-    try:
+    with running(service, service.s3):
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")
 def dynamodb(stack_dir: Path) -> Iterator[Any]:
     from parity.devstack.dynamodb import start_dynamodb
 
-    service = start_dynamodb(stack_dir)
-    _started.append(service.process)
-    try:
+    with running(start_dynamodb(stack_dir)) as service:
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +118,16 @@ def prometheus_bin() -> str:
     from parity.devstack.prereqs import program
 
     return program("prometheus", "prometheus")
+
+
+@pytest.fixture
+def payments(pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Callable[..., Any], tmp_path: Path) -> Any:
+    """examples/payments under unique names on the session's services, its bridge started."""
+    from tests.integration.payments_harness import FAST_GRACE, PaymentsStack
+
+    stack = PaymentsStack(pg, kafka, dynamodb, tmp_path, tag="pay", table_overrides=FAST_GRACE)
+    stack.start_cdc(bridge_factory)
+    return stack
 
 
 @pytest.fixture

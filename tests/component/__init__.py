@@ -1,0 +1,1 @@
+"""One subsystem against a real local service."""

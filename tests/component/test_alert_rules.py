@@ -21,10 +21,10 @@ needs_promtool = pytest.mark.skipif(
 )
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
-        [PROMTOOL, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120, check=False
+        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -111,14 +111,7 @@ def test_a_broken_rule_would_be_caught(tmp_path: Path, mutation: str) -> None:
     assert alerts.count(old) == 1, old
     (tmp_path / "alerts.yml").write_text(alerts.replace(old, new))
     shutil.copy(PROMETHEUS_DIR / "alerts_test.yml", tmp_path / "alerts_test.yml")
-    result = subprocess.run(
-        [str(PROMTOOL), "test", "rules", "alerts_test.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
     assert result.returncode != 0, mutation
     # "alertname: X," for a wrong verdict, "rule: X," for a rule that failed to evaluate.
     assert re.search(rf"(alertname|rule): {alert},", result.stdout + result.stderr), result.stdout
@@ -134,13 +127,6 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
         "groups": [{"name": "panels", "rules": [{"record": f"panel:q{i}", "expr": q} for i, q in enumerate(queries)]}]
     }
     (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
-    result = subprocess.run(
-        [str(PROMTOOL), "check", "rules", "panels.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = promtool("check", "rules", "panels.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(queries)} rules found" in result.stdout

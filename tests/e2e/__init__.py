@@ -1,0 +1,1 @@
+"""The whole stack, end to end, as an operator runs it."""

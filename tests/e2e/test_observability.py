@@ -26,8 +26,6 @@ import math
 import os
 import signal
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +42,7 @@ from parity.devstack.prometheus import PrometheusService, start_alertmanager, st
 from parity.metrics.dashboards import dashboard_panels, substitute
 from parity.workload import PaymentsApp
 from tests.conftest import unique
+from tests.e2e.daemon_http import http_get
 from tests.integration.verify_harness import create_topics, deploy_example, start_daemon_process, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -103,19 +102,6 @@ def fast_drift_rules(path: Path) -> Path:
     assert changed == 1, "prometheus/alerts.yml has no ParityDriftHigh rule"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-    except OSError:
-        return 0, b""
 
 
 def sample_values(result: list[dict[str, Any]]) -> list[float]:

@@ -19,8 +19,6 @@ import signal
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from parity.devstack.process import free_port
 from tests.conftest import unique
+from tests.e2e.daemon_http import http_get
 from tests.integration.verify_harness import (
     DaemonThread,
     create_topics,
@@ -45,19 +44,6 @@ pytestmark = pytest.mark.e2e
 TOKEN = "HttpTok-8Jk2Lm4Np6"
 CUSTOMER_ID = 918273645501  # excluded column: must never reach the dead-letter topic
 TX_REF = "TXREF-Priv-5c1e9b"  # redacted column
-
-
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
 
 
 @pytest.fixture

@@ -58,11 +58,13 @@ from parity.devstack.process import free_port
 from parity.metrics.server import Check, MetricsServer
 from parity.workload import PaymentsApp
 from tests.conftest import unique
+from tests.e2e.daemon_http import http_get
 from tests.integration.verify_harness import (
     create_topics,
     deploy_example,
     drift_set,
     start_daemon_process,
+    terminate,
     wait_for,
 )
 
@@ -93,19 +95,6 @@ INVALID_DSN = "postgres.dsn: not a valid connection string (value not shown)"
 
 
 # ----- helpers ----------------------------------------------------------------------------------------
-
-
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-    except OSError:
-        return 0, b""
 
 
 def parity_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -434,13 +423,7 @@ def test_a_malformed_dsn_is_refused_by_every_command_without_its_value(
                      or b"postgres" in http_get(f"http://127.0.0.1:{port}/readyz")[1], 90, f"{name} to settle")
             outputs[f"{name} /readyz"] = http_get(f"http://127.0.0.1:{port}/readyz")[1]
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+            terminate(proc, 30)
         outputs[f"{name} log"] = log.read_bytes()
         codes[name] = proc.returncode
 

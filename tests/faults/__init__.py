@@ -1,0 +1,1 @@
+"""Fault injection on the real stack: nothing lost, no drift invented."""

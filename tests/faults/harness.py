@@ -20,19 +20,11 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from parity.core.config import ParityConfig
-from parity.core.keys import key_document
 from parity.daemon.app import DaemonApp
 from parity.daemon.run import Daemon
 from parity.workload import PaymentsApp
+from tests.integration.payments_harness import expected_drift
 from tests.integration.verify_harness import drift_set, partition_ends, resolved_total, wait_for
-
-FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
-
-
-def expected_drift(app: PaymentsApp) -> list[tuple[str, str, str]]:
-    return sorted(
-        (d.source, json.dumps(json.loads(key_document(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
-    )
 
 
 class TelemetryDaemon(DaemonApp):

@@ -26,7 +26,7 @@ KILLS = 6
 def test_six_kill_9s_at_random_points_lose_nothing_and_report_exactly_the_injected_drift(
     payments: Any, pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path
 ) -> None:
-    dep, bridge = payments
+    dep, bridge = payments.dep, payments.bridge
     mapping = dep.config.tables[0]
     rng = random.Random(int(os.environ.get("PARITY_FAULT_SEED", "20261122")))
     log = tmp_path / "daemon.log"

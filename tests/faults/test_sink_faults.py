@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from parity.workload import PaymentsApp
-from tests.conftest import unique
 from tests.faults.harness import (
     FAST_GRACE,
     TelemetryDaemon,
@@ -21,7 +20,8 @@ from tests.faults.harness import (
     partition_ends,
     settle_and_account,
 )
-from tests.integration.verify_harness import deploy_example, wait_for
+from tests.integration.payments_harness import PaymentsStack
+from tests.integration.verify_harness import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -35,18 +35,12 @@ def test_drift_log_on_a_full_disk_stops_commits_and_readiness_until_space_is_bac
     # /dev/full: every write fails with ENOSPC, as on a full disk (root ignores permissions, so a
     # read-only directory would not stop a root test run; this does).
     drift_log.symlink_to("/dev/full")
-    dep = deploy_example(
-        "payments",
-        pg=pg,
-        dynamodb=dynamodb,
-        kafka=kafka,
-        suffix=unique("fs"),
-        state_dir=tmp_path / "state",
-        table_overrides=FAST_GRACE,
+    stack = PaymentsStack(
+        pg, kafka, dynamodb, tmp_path, tag="fs", table_overrides=FAST_GRACE,
         overrides={"daemon": {"drift_log": str(drift_log)}},
     )
-    mapping = dep.config.tables[0]
-    bridge = bridge_factory([mapping.source], topic_prefix=dep.config.kafka.topic_prefix)
+    dep, mapping = stack.dep, stack.mapping
+    bridge = stack.start_cdc(bridge_factory)
     group = dep.config.kafka.group_id
     with pg.connect() as conn, TelemetryDaemon(dep.config) as runner:
         wait_for(runner.ready, 60, "the daemon to join its group")

@@ -23,8 +23,8 @@ from confluent_kafka import Producer
 from psycopg import sql
 
 from parity.workload import PaymentsApp
-from tests.conftest import unique
-from tests.integration.verify_harness import deploy_example, partition_ends, start_daemon_process, wait_for
+from tests.integration.payments_harness import PaymentsStack
+from tests.integration.verify_harness import partition_ends, start_daemon_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +64,9 @@ def _dynamodb_count(client: Any, table: str) -> int:
 def test_outcomes_add_up_to_the_records_consumed_and_rows_compared_plus_not_compared_to_the_table(
     pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
 ) -> None:
-    suffix = unique("inv")
-    dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
-        table_overrides=FAST_GRACE,
-    )
-    mapping = dep.config.tables[0]
-    bridge = bridge_factory([mapping.source], topic_prefix=dep.config.kafka.topic_prefix)
+    stack = PaymentsStack(pg, kafka, dynamodb, tmp_path, tag="inv", table_overrides=FAST_GRACE)
+    dep, mapping = stack.dep, stack.mapping
+    bridge = stack.start_cdc(bridge_factory)
     topic = bridge.topics[0]
     client = dynamodb.client()
 

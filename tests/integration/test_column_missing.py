@@ -26,14 +26,8 @@ from prometheus_client import CollectorRegistry
 
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.metrics.catalog import Metrics
-from tests.conftest import unique
-from tests.integration.verify_harness import (
-    DaemonThread,
-    deploy_example,
-    resolved_total,
-    topic_record_count,
-    wait_for,
-)
+from tests.integration.payments_harness import PaymentsStack
+from tests.integration.verify_harness import DaemonThread
 
 pytestmark = pytest.mark.integration
 
@@ -72,66 +66,66 @@ def _put(client: Any, target: str, pid: int, *, with_reference: bool = True, amo
     client.put_item(TableName=target, Item=item)
 
 
-def _daemon(dep: Any) -> tuple[DaemonThread, CollectorRegistry]:
+def _dual_write(conn: Any, client: Any, table: str, target: str, pids: range, *, with_reference: bool = True) -> None:
+    for pid in pids:
+        _put(client, target, pid, with_reference=with_reference)
+        _insert(conn, table, pid, with_reference=with_reference)
+
+
+def _deploy(
+    pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path, tag: str, **table: Any
+) -> tuple[PaymentsStack, str, str]:
+    """The example under unique names; returns it with its Postgres table and DynamoDB table."""
+    stack = PaymentsStack(pg, kafka, dynamodb, tmp_path, tag=tag, table_overrides={**FAST_GRACE, **table})
+    return stack, stack.dep.names["payments"], stack.dep.names["Payments"]
+
+
+def _start(stack: PaymentsStack, bridge_factory: Any) -> tuple[DaemonThread, CollectorRegistry]:
+    """Debezium on the table, and a daemon (not yet running) with Prometheus telemetry."""
+    stack.start_cdc(bridge_factory)
     registry = CollectorRegistry()
-    metrics = Metrics(
-        registry,
-        tables=[t.source for t in dep.config.tables],
-        columns={t.source: list(t.columns) for t in dep.config.tables},
-    )
-    return DaemonThread(dep.config, telemetry=PrometheusTelemetry(metrics)), registry
+    tables = stack.config.tables
+    metrics = Metrics(registry, tables=[t.source for t in tables], columns={t.source: list(t.columns) for t in tables})
+    return DaemonThread(stack.config, telemetry=PrometheusTelemetry(metrics)), registry
 
 
-def _settle(dep: Any, bridge: Any, kafka: Any, runner: DaemonThread, at_least: int) -> dict[str, int]:
-    wait_for(lambda: topic_record_count(kafka.bootstrap, bridge.topics) >= at_least, 120, f"{at_least} records")
-    total = topic_record_count(kafka.bootstrap, bridge.topics)
-    wait_for(
-        lambda: not len(runner.daemon.pipeline.rechecks) and resolved_total(dep.config) >= total,
-        120,
-        f"all {total} events resolved",
-    )
-    counts: dict[str, int] = runner.daemon.state.outcome_counts()[dep.config.tables[0].source]
+def _settle(stack: PaymentsStack, runner: DaemonThread, at_least: int) -> dict[str, int]:
+    total = stack.settle(runner.daemon, at_least=at_least)
+    counts: dict[str, int] = runner.daemon.state.outcome_counts()[stack.mapping.source]
     assert sum(counts.values()) == total
     return counts
 
 
-def _missing_lines(logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["table"], e["column"]) for e in logs if e.get("reason") == "column_missing"]
+def _assert_missing_reported(
+    logs: list[dict[str, Any]], registry: CollectorRegistry, source: str, column: str, events: int
+) -> None:
+    """One log line for the (table, column), and the metric counting each event without it."""
+    assert [(e["table"], e["column"]) for e in logs if e.get("reason") == "column_missing"] == [(source, column)]
+    labels = {"table": source, "column": column, "reason": "column_missing"}
+    assert registry.get_sample_value(METRIC, labels) == events
 
 
 def test_a_column_dropped_mid_stream_makes_later_events_not_compared(
     pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
 ) -> None:
-    suffix = unique("colgone")
-    dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
-        table_overrides=FAST_GRACE,
-    )
-    source = dep.config.tables[0].source
-    table, target = dep.names["payments"], dep.names["Payments"]
-    bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
+    stack, table, target = _deploy(pg, kafka, dynamodb, tmp_path, "colgone")
+    source = stack.mapping.source
     client = dynamodb.client()
-    runner, registry = _daemon(dep)
+    runner, registry = _start(stack, bridge_factory)
     with structlog.testing.capture_logs() as logs, pg.connect() as conn, runner:
         conn.autocommit = True
-        for pid in range(1, 6):
-            _put(client, target, pid)
-            _insert(conn, table, pid)
-        before = _settle(dep, bridge, kafka, runner, at_least=5)
+        _dual_write(conn, client, table, target, range(1, 6))
+        before = _settle(stack, runner, at_least=5)
         assert before == {"match": 5}, before  # the hand-written items are right
 
         conn.execute(f"ALTER TABLE public.{table} DROP COLUMN transaction_reference")
-        for pid in range(6, 11):
-            _put(client, target, pid, with_reference=False)
-            _insert(conn, table, pid, with_reference=False)
+        _dual_write(conn, client, table, target, range(6, 11), with_reference=False)
         _put(client, target, 1, amount=Decimal("99.00"))
         conn.execute(f"UPDATE public.{table} SET amount = 99.00 WHERE payment_id = 1")
-        counts = _settle(dep, bridge, kafka, runner, at_least=11)
+        counts = _settle(stack, runner, at_least=11)
 
     assert counts == {"match": 5, "not_compared": 6}, counts
-    assert _missing_lines(logs) == [(source, "transaction_reference")]
-    labels = {"table": source, "column": "transaction_reference", "reason": "column_missing"}
-    assert registry.get_sample_value(METRIC, labels) == 6
+    _assert_missing_reported(logs, registry, source, "transaction_reference", 6)
     events = "parity_events_total"
     assert registry.get_sample_value(events, {"table": source, "op": "c", "outcome": "not_compared"}) == 5
     assert registry.get_sample_value(events, {"table": source, "op": "u", "outcome": "not_compared"}) == 1
@@ -151,13 +145,8 @@ def test_a_typo_column_is_never_a_match_and_config_check_live_names_it(
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "payments.yaml").read_text())
     columns = copy.deepcopy(raw["tables"][0]["columns"])
     columns = {("amont" if c == "amount" else c): rule for c, rule in columns.items()}
-    suffix = unique("typo")
-    dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
-        table_overrides={**FAST_GRACE, "columns": columns},
-    )
-    source = dep.config.tables[0].source
-    table, target = dep.names["payments"], dep.names["Payments"]
+    stack, table, target = _deploy(pg, kafka, dynamodb, tmp_path, "typo", columns=columns)
+    dep, source = stack.dep, stack.mapping.source
 
     # --- config check: static as before, --live names the field and the near miss -------------------
     static = _cli("config", "check", str(dep.config_path))
@@ -177,20 +166,15 @@ def test_a_typo_column_is_never_a_match_and_config_check_live_names_it(
     assert f"tables[0].columns.amont: column does not exist in {source} (did you mean 'amount'?)" in rec.stderr
 
     # --- the daemon: no event of this table is a match ---------------------------------------------
-    bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
     client = dynamodb.client()
-    runner, registry = _daemon(dep)
+    runner, registry = _start(stack, bridge_factory)
     with structlog.testing.capture_logs() as logs, pg.connect() as conn, runner:
         conn.autocommit = True
-        for pid in range(1, 4):
-            _put(client, target, pid)
-            _insert(conn, table, pid)
-        counts = _settle(dep, bridge, kafka, runner, at_least=3)
+        _dual_write(conn, client, table, target, range(1, 4))
+        counts = _settle(stack, runner, at_least=3)
 
     assert counts == {"not_compared": 3}, counts
-    assert _missing_lines(logs) == [(source, "amont")]
-    labels = {"table": source, "column": "amont", "reason": "column_missing"}
-    assert registry.get_sample_value(METRIC, labels) == 3
+    _assert_missing_reported(logs, registry, source, "amont", 3)
 
 
 def test_shadow_mode_does_not_apply_an_event_without_a_dropped_column(
@@ -198,30 +182,22 @@ def test_shadow_mode_does_not_apply_an_event_without_a_dropped_column(
 ) -> None:
     """Shadow mode: a write without the column would leave that attribute silently stale, so the
     event is not applied: `not_compared`, and the item keeps its last applied state."""
-    suffix = unique("colshadow")
-    dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
-        table_overrides={**FAST_GRACE, "mode": "shadow"},
-    )
-    source = dep.config.tables[0].source
-    table, target = dep.names["payments"], dep.names["Payments"]
-    bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
+    stack, table, target = _deploy(pg, kafka, dynamodb, tmp_path, "colshadow", mode="shadow")
+    source = stack.mapping.source
     client = dynamodb.client()
-    runner, registry = _daemon(dep)
+    runner, registry = _start(stack, bridge_factory)
     with structlog.testing.capture_logs() as logs, pg.connect() as conn, runner:
         conn.autocommit = True
         for pid in (1, 2):
             _insert(conn, table, pid)
-        assert _settle(dep, bridge, kafka, runner, at_least=2) == {"applied": 2}
+        assert _settle(stack, runner, at_least=2) == {"applied": 2}
         conn.execute(f"ALTER TABLE public.{table} DROP COLUMN transaction_reference")
         _insert(conn, table, 3, with_reference=False)
         conn.execute(f"UPDATE public.{table} SET amount = 99.00 WHERE payment_id = 1")
-        counts = _settle(dep, bridge, kafka, runner, at_least=4)
+        counts = _settle(stack, runner, at_least=4)
 
     assert counts == {"applied": 2, "not_compared": 2}, counts
-    assert _missing_lines(logs) == [(source, "transaction_reference")]
-    labels = {"table": source, "column": "transaction_reference", "reason": "column_missing"}
-    assert registry.get_sample_value(METRIC, labels) == 2
+    _assert_missing_reported(logs, registry, source, "transaction_reference", 2)
     key = {"CustomerId": {"N": "101"}, "PaymentDateId": {"S": "2024-03-01T12:00:00Z#1"}}
     item = client.get_item(TableName=target, Key=key, ConsistentRead=True)["Item"]
     assert item["Amount"] == {"N": "11.5"} and item["TransactionReference"] == {"S": "ref-1"}

@@ -30,7 +30,7 @@ from parity.reconcilers.report import exit_code
 from tests.conftest import unique
 from tests.integration import reconcile_harness
 from tests.integration.test_shadow import create_table, outcomes, shadow_config, wait_drained
-from tests.integration.verify_harness import DaemonThread, drift_set, resolved_total, topic_record_count, wait_for
+from tests.integration.verify_harness import DaemonThread, drift_set, settle
 
 pytestmark = pytest.mark.integration
 
@@ -96,14 +96,24 @@ def schema(pg: Any) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+def _deploy(
+    schema: str, mode: str, pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
+) -> tuple[Any, str, Any]:
+    """The profiles table's DynamoDB table, a config in `mode`, and its bridge: (config, target, bridge)."""
+    target = f"Profiles_{schema}"
+    create_table(dynamodb, target)
+    cfg, _ = shadow_config(pg=pg, kafka=kafka, dynamodb=dynamodb, state_dir=tmp_path / "state",
+                           prefix=unique("cdc"), tables=[mapping(schema, target, mode)])
+    return cfg, target, bridge_factory([f"{schema}.profiles"], topic_prefix=cfg.kafka.topic_prefix)
+
+
 # -- verify ------------------------------------------------------------------------------------------
 
 
 def test_verify_an_absent_attribute_matches_an_empty_array_and_other_drift_of_such_a_row_is_reported(
     schema: str, pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
 ) -> None:
-    target = f"Profiles_{schema}"
-    create_table(dynamodb, target)
+    cfg, target, bridge = _deploy(schema, "verify", pg, kafka, dynamodb, bridge_factory, tmp_path)
     client = dynamodb.client()
     full = {"PK": {"S": "P#3"}, "id": {"N": "3"}, "name": {"S": "three"}, "tags": {"SS": ["", "a"]},
             "scores": {"NS": ["1", "2"]}, "codes": {"NULL": True}, "labels": {"SS": ["x"]},
@@ -120,10 +130,7 @@ def test_verify_an_absent_attribute_matches_an_empty_array_and_other_drift_of_su
     ]
     for item in items:
         client.put_item(TableName=target, Item=item)
-    cfg, _ = shadow_config(pg=pg, kafka=kafka, dynamodb=dynamodb, state_dir=tmp_path / "state",
-                           prefix=unique("cdc"), tables=[mapping(schema, target, "verify")])
     source = f"{schema}.profiles"
-    bridge = bridge_factory([source], topic_prefix=cfg.kafka.topic_prefix)
     with pg.connect() as conn, DaemonThread(cfg) as runner:
         conn.execute(
             f"INSERT INTO {schema}.profiles VALUES "
@@ -133,10 +140,7 @@ def test_verify_an_absent_attribute_matches_an_empty_array_and_other_drift_of_su
             "(5, 'five', NULL, NULL, NULL, '{x}', '{}', '{}'),"
             f"(6, 'six', {EMPTY_ROW})"
         )
-        wait_for(lambda: topic_record_count(kafka.bootstrap, bridge.topics) >= 6, 120, "6 change events")
-        total = topic_record_count(kafka.bootstrap, bridge.topics)
-        wait_for(lambda: resolved_total(cfg) >= total and not len(runner.daemon.pipeline.rechecks), 120,
-                 "every event resolved")
+        settle(cfg, kafka.bootstrap, bridge.topics, runner.daemon, at_least=6)
         counts = runner.daemon.state.outcome_counts()[source]
         records = {json.dumps(r["key"], sort_keys=True): r for r in runner.daemon.state.drift_records()}
 
@@ -157,14 +161,9 @@ def test_verify_an_absent_attribute_matches_an_empty_array_and_other_drift_of_su
 def test_shadow_writes_an_empty_array_per_its_rule_and_removes_a_set_that_became_empty(
     schema: str, pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
 ) -> None:
-    target = f"Profiles_{schema}"
-    create_table(dynamodb, target)
+    cfg, target, bridge = _deploy(schema, "shadow", pg, kafka, dynamodb, bridge_factory, tmp_path)
     client = dynamodb.client()
-    cfg, _ = shadow_config(pg=pg, kafka=kafka, dynamodb=dynamodb, state_dir=tmp_path / "state",
-                           prefix=unique("cdc"), tables=[mapping(schema, target, "shadow")])
-    source = f"{schema}.profiles"
-    bridge = bridge_factory([source], topic_prefix=cfg.kafka.topic_prefix)
-    table = f"{schema}.profiles"
+    source = table = f"{schema}.profiles"
     group = cfg.kafka.group_id
     with pg.connect() as conn, DaemonThread(cfg):
         conn.execute(f"INSERT INTO {table} VALUES (1, 'one', {EMPTY_ROW}),"

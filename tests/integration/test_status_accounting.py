@@ -10,8 +10,6 @@ DynamoDB items are written here with boto3, literally, not through parity's mapp
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import unique
-from tests.integration.verify_harness import deploy_example, start_daemon_process, topic_record_count, wait_for
+from tests.integration.payments_harness import PaymentsStack
+from tests.integration.verify_harness import start_daemon_process, terminate, topic_record_count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +66,10 @@ def _status(config_path: Path) -> dict[str, Any]:
 def test_status_totals_add_up_drained_turns_true_and_drift_is_readable(
     pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
 ) -> None:
-    suffix = unique("st")
-    dep = deploy_example(
-        "payments", pg=pg, dynamodb=dynamodb, kafka=kafka, suffix=suffix, state_dir=tmp_path / "state",
-        table_overrides=FAST_GRACE,
-    )
+    stack = PaymentsStack(pg, kafka, dynamodb, tmp_path, tag="st", table_overrides=FAST_GRACE)
+    dep = stack.dep
     payments = dep.names["payments"]
-    other = f"other_{suffix}"  # captured by Debezium, not in parity's configuration
+    other = f"other_{stack.suffix}"  # captured by Debezium, not in parity's configuration
     with pg.connect() as conn:
         conn.execute(f"CREATE TABLE public.{other} (id bigint PRIMARY KEY, note text)")
     prefix = dep.config.kafka.topic_prefix
@@ -155,12 +150,7 @@ def test_status_totals_add_up_drained_turns_true_and_drift_is_readable(
         assert key_text in drift_logs[0]
         assert "2.1E+2" not in drift_logs[0]
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
+        terminate(proc, 20)
     # A stopped daemon is not watching the stream: no longer drained.
     after = _status(dep.config_path)
     assert after["stream"]["drained"] is False

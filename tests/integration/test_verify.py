@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from parity.core.keys import key_document
 from parity.workload import PaymentsApp
 from tests.conftest import unique
+from tests.integration.payments_harness import FAST_GRACE, PaymentsStack, expected_drift
 from tests.integration.verify_harness import (
     DaemonThread,
-    deploy_example,
     drift_set,
     resolved_total,
     start_daemon_process,
@@ -32,62 +31,19 @@ from tests.integration.verify_harness import (
 
 pytestmark = pytest.mark.integration
 
-FAST_GRACE = {"grace_period_s": 8, "recheck_schedule_s": [1, 2, 4, 8]}
-
-
-def _expected(app: PaymentsApp) -> list[tuple[str, str, str]]:
-    return sorted(
-        (d.source, json.dumps(json.loads(key_document(d.key)), sort_keys=True), d.reported_kind) for d in app.injected
-    )
-
-
-def _settle(
-    dep: Any, topics: list[str], kafka: Any, daemon: Any | None = None, timeout: float = 120, at_least: int = 0
-) -> int:
-    """Wait until the bridge has published at least `at_least` records (one per Postgres change),
-    then until every record in the topics has an outcome and no check is pending."""
-    wait_for(lambda: topic_record_count(kafka.bootstrap, topics) >= at_least, timeout, f"{at_least} records")
-    total = topic_record_count(kafka.bootstrap, topics)
-
-    def done() -> bool:
-        if daemon is not None and len(daemon.pipeline.rechecks):
-            return False
-        return resolved_total(dep.config) >= total
-
-    wait_for(done, timeout, f"all {total} events resolved")
-    return total
-
-
-@pytest.fixture
-def payments(pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path) -> Any:
-    suffix = unique("v")
-    dep = deploy_example(
-        "payments",
-        pg=pg,
-        dynamodb=dynamodb,
-        kafka=kafka,
-        suffix=suffix,
-        state_dir=tmp_path / "state",
-        table_overrides=FAST_GRACE,
-    )
-    source = dep.config.tables[0].source
-    bridge = bridge_factory([source], topic_prefix=dep.config.kafka.topic_prefix)
-    return dep, bridge
-
 
 def test_late_writes_are_not_drift_and_injected_drift_is_reported_exactly_once(
-    payments: Any, pg: Any, kafka: Any, dynamodb: Any
+    payments: PaymentsStack, pg: Any, dynamodb: Any
 ) -> None:
-    dep, bridge = payments
-    mapping = dep.config.tables[0]
+    dep, mapping = payments.dep, payments.mapping
     with pg.connect() as conn, DaemonThread(dep.config) as runner:
         app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=2000, seed=11)
         app.run(250, drift_every=10, rate=100)  # 25 injected: 5 of each kind
         app.finish()
-        total = _settle(dep, bridge.topics, kafka, runner.daemon, at_least=250)
+        total = payments.settle(runner.daemon, at_least=250)
         counts = runner.daemon.state.outcome_counts()[mapping.source]
 
-    injected = _expected(app)
+    injected = expected_drift(app)
     assert len(injected) == 25
     assert {k for _, _, k in injected} == {
         "value_mismatch",
@@ -118,11 +74,10 @@ def test_late_writes_are_not_drift_and_injected_drift_is_reported_exactly_once(
 
 
 def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
-    payments: Any, pg: Any, kafka: Any, dynamodb: Any
+    payments: PaymentsStack, pg: Any, kafka: Any, dynamodb: Any
 ) -> None:
-    dep, bridge = payments
-    mapping = dep.config.tables[0]
-    topic = bridge.topics[0]
+    dep, mapping = payments.dep, payments.mapping
+    topic = payments.topics[0]
     producer = Producer({"bootstrap.servers": kafka.bootstrap})
     poison = [
         (b'{"id": 1}', b"{not json"),
@@ -137,7 +92,7 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
         app = PaymentsApp(conn, dynamodb.client(), mapping, lag_ms=0, seed=3)
         app.run(40)
         app.finish()
-        total = _settle(dep, bridge.topics, kafka, runner.daemon, at_least=40 + len(poison))
+        total = payments.settle(runner.daemon, at_least=40 + len(poison))
         counts = runner.daemon.state.outcome_counts()
     dead = sum(c.get("dead_letter", 0) for c in counts.values())
     assert dead == len(poison)
@@ -164,10 +119,9 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
 
 
 def test_kill_9_mid_stream_gives_the_same_drift_set(
-    payments: Any, pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path
+    payments: PaymentsStack, pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path
 ) -> None:
-    dep, bridge = payments
-    mapping = dep.config.tables[0]
+    dep, mapping = payments.dep, payments.mapping
     log = tmp_path / "daemon.log"
     proc = start_daemon_process(dep.config_path, log)
     try:
@@ -180,8 +134,8 @@ def test_kill_9_mid_stream_gives_the_same_drift_set(
                 proc.wait(10)
                 proc = start_daemon_process(dep.config_path, log)
             app.finish()
-        wait_for(lambda: topic_record_count(kafka.bootstrap, bridge.topics) >= 240, 120, "240 change events")
-        total = topic_record_count(kafka.bootstrap, bridge.topics)
+        wait_for(lambda: topic_record_count(kafka.bootstrap, payments.topics) >= 240, 120, "240 change events")
+        total = topic_record_count(kafka.bootstrap, payments.topics)
         wait_for(
             lambda: resolved_total(dep.config) >= total and len(drift_set(dep.config)) >= len(app.injected),
             150,
@@ -193,6 +147,6 @@ def test_kill_9_mid_stream_gives_the_same_drift_set(
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-    assert drift_set(dep.config) == _expected(app)
+    assert drift_set(dep.config) == expected_drift(app)
     # At-least-once: a kill may replay events, but none is lost.
     assert resolved_total(dep.config) >= total

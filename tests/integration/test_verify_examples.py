@@ -18,14 +18,7 @@ from parity.core.keys import key_document
 from parity.core.mapping import ItemMapper
 from parity.core.values import item_to_wire
 from tests.conftest import unique
-from tests.integration.verify_harness import (
-    DaemonThread,
-    deploy_example,
-    drift_set,
-    resolved_total,
-    topic_record_count,
-    wait_for,
-)
+from tests.integration.verify_harness import DaemonThread, deploy_example, drift_set, settle
 
 pytestmark = pytest.mark.integration
 
@@ -140,13 +133,7 @@ def test_example_drift_is_found_per_source_table(
             conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(m.schema, m.table))).fetchone()[0]
             for m in mappings
         )
-        wait_for(lambda: topic_record_count(kafka.bootstrap, bridge.topics) >= inserted, 120, "the change events")
-        total = topic_record_count(kafka.bootstrap, bridge.topics)
-        wait_for(
-            lambda: resolved_total(dep.config) >= total and not len(runner.daemon.pipeline.rechecks),
-            120,
-            f"{total} events resolved",
-        )
+        total = settle(dep.config, kafka.bootstrap, bridge.topics, runner.daemon, at_least=inserted)
         counts = runner.daemon.state.outcome_counts()
     assert len(expected) == len(mappings)
     assert drift_set(dep.config) == expected

@@ -22,15 +22,8 @@ import pytest
 
 from parity.adapters.state import StateStore
 from parity.daemon.run import state_path
-from tests.conftest import unique
-from tests.integration.verify_harness import (
-    DaemonThread,
-    deploy_example,
-    drift_set,
-    resolved_total,
-    topic_record_count,
-    wait_for,
-)
+from tests.integration.payments_harness import PaymentsStack
+from tests.integration.verify_harness import DaemonThread, drift_set, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,26 +38,14 @@ def _key_text(pid: int) -> str:
     return json.dumps({"CustomerId": pid, "PaymentDateId": f"2024-01-02T03:04:05Z#{pid}"}, sort_keys=True)
 
 
-class Payments:
-    def __init__(self, pg: Any, dynamodb: Any, kafka: Any, bridge_factory: Any, tmp_path: Path, **table: Any) -> None:
-        suffix = unique("rc")
-        self.dep = deploy_example(
-            "payments",
-            pg=pg,
-            dynamodb=dynamodb,
-            kafka=kafka,
-            suffix=suffix,
-            state_dir=tmp_path / "state",
-            table_overrides={"snapshot_policy": "skip", **table},
-        )
-        self.mapping = self.dep.config.tables[0]
+class Payments(PaymentsStack):
+    """The example with rows and items written by hand; seeded rows are a snapshot parity skips."""
+
+    def __init__(self, pg: Any, kafka: Any, dynamodb: Any, tmp_path: Path, **table: Any) -> None:
+        super().__init__(pg, kafka, dynamodb, tmp_path, tag="rc", table_overrides={"snapshot_policy": "skip", **table})
         self.client = dynamodb.client()
-        self.pg = pg
-        self.kafka = kafka
         self.table = self.mapping.target
         self.pg_table = self.mapping.source
-        self._bridge_factory = bridge_factory
-        self.topics: list[str] = []
 
     def seed(self, ids: list[int]) -> None:
         with self.pg.connect() as conn:
@@ -77,10 +58,6 @@ class Payments:
         for pid in ids:
             self.put(pid)
 
-    def start_cdc(self) -> None:
-        bridge = self._bridge_factory([self.pg_table], topic_prefix=self.dep.config.kafka.topic_prefix)
-        self.topics = bridge.topics
-
     def put(self, pid: int) -> None:
         item = {**_key(pid), "PaymentId": {"N": str(pid)}, "Method": {"S": "ACH"}, "Status": {"S": "PENDING"}}
         self.client.put_item(TableName=self.table, Item=item)
@@ -92,14 +69,6 @@ class Payments:
         with self.pg.connect() as conn:
             conn.execute(f"DELETE FROM {self.pg_table} WHERE payment_id = %s", (pid,))
         return time.time()
-
-    def settle(self, daemon: Any, timeout: float = 120) -> None:
-        total = topic_record_count(self.kafka.bootstrap, self.topics)
-        wait_for(
-            lambda: not len(daemon.pipeline.rechecks) and resolved_total(self.dep.config) >= total,
-            timeout,
-            f"all {total} events resolved",
-        )
 
     def status(self) -> dict[str, Any]:
         out = subprocess.run(
@@ -120,9 +89,9 @@ def test_a_late_delete_then_a_resurrecting_write_is_reported(
 ) -> None:
     """The first read still sees the item, the DynamoDB delete lands, a re-read sees it gone, then
     a late write of the old row puts it back within the grace period: `unexpected_in_target`."""
-    app = Payments(pg, dynamodb, kafka, bridge_factory, tmp_path, grace_period_s=8, recheck_schedule_s=[1, 2, 4, 8])
+    app = Payments(pg, kafka, dynamodb, tmp_path, grace_period_s=8, recheck_schedule_s=[1, 2, 4, 8])
     app.seed([1, 2])
-    app.start_cdc()
+    app.start_cdc(bridge_factory)
     with DaemonThread(app.dep.config) as runner:
         pipeline = runner.daemon.pipeline
         app.delete_row(1)
@@ -145,11 +114,11 @@ def test_a_delete_12s_late_with_a_5s_grace_is_reported_every_time(
     same partitions keep the stream moving. `backlog`: the daemon starts 8 s after the deletes;
     when the grace period ran from parity's first read (+8 s), the look at its end (+13 s) came
     after the delete had landed, and the drift was missed."""
-    app = Payments(pg, dynamodb, kafka, bridge_factory, tmp_path, grace_period_s=5)
+    app = Payments(pg, kafka, dynamodb, tmp_path, grace_period_s=5)
     late = [1, 2, 3]
     background = list(range(100, 160))
     app.seed(late + background)
-    app.start_cdc()
+    app.start_cdc(bridge_factory)
     runner = DaemonThread(app.dep.config)
     stop = threading.Event()
 
@@ -195,9 +164,9 @@ def test_drift_that_heals_is_shown_resolved_and_the_drift_log_keeps_its_history(
     """A DynamoDB delete that never landed in time is drift; when it lands after confirmation, the
     daemon's re-read of open drift resolves it: `parity status` shows no open drift, one
     resolved, and the drift log holds the drift record followed by a `resolved` record."""
-    app = Payments(pg, dynamodb, kafka, bridge_factory, tmp_path, grace_period_s=3, recheck_schedule_s=[1, 2])
+    app = Payments(pg, kafka, dynamodb, tmp_path, grace_period_s=3, recheck_schedule_s=[1, 2])
     app.seed([7])
-    app.start_cdc()
+    app.start_cdc(bridge_factory)
     with DaemonThread(app.dep.config) as runner:
         app.delete_row(7)
         wait_for(lambda: drift_set(app.dep.config) == _unexpected(app, [7]), 60, "the drift to be confirmed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from parity.adapters.state import StateStore
 from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.daemon.app import DaemonApp
-from parity.daemon.run import Telemetry, state_path
+from parity.daemon.run import Daemon, Telemetry, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -220,3 +221,40 @@ def drift_set(config: ParityConfig) -> list[tuple[str, str, str]]:
         return sorted((r["table"], json.dumps(r["key"], sort_keys=True), r["kind"]) for r in store.drift_records())
     finally:
         store.close()
+
+
+def settle(
+    config: ParityConfig,
+    bootstrap: str,
+    topics: list[str],
+    daemon: Daemon | None = None,
+    *,
+    at_least: int = 0,
+    timeout: float = 120,
+) -> int:
+    """Wait until the bridge has published at least `at_least` records (one per Postgres change),
+    then until every record in `topics` has an outcome and `daemon` holds no pending check.
+    Returns the number of records."""
+    wait_for(lambda: topic_record_count(bootstrap, topics) >= at_least, timeout, f"{at_least} records")
+    total = topic_record_count(bootstrap, topics)
+
+    def done() -> bool:
+        if daemon is not None and len(daemon.pipeline.rechecks):
+            return False
+        return resolved_total(config) >= total
+
+    wait_for(done, timeout, f"all {total} events resolved")
+    return total
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a daemon process as an operator would (SIGTERM), and SIGKILL it if it has not exited
+    within `timeout`: a test never leaves one running."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)

@@ -1,0 +1,1 @@
+"""Pure logic, no I/O: the quick loop (`pytest -m unit`)."""

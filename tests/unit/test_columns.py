@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from parity.config_loader import parse_config
 from parity.core.columns import absent_column_errors, compared_columns, missing_columns, suggestion
 from parity.core.events import UNAVAILABLE
 from parity.core.mapping import ItemMapper
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -29,12 +29,7 @@ def _mapping(**table: Any) -> Any:
         },
         **table,
     }
-    raw = {
-        "postgres": {"dsn": "postgresql://u@localhost/db"},
-        "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-        "tables": [spec],
-    }
-    return parse_config(raw, source="payments.yaml", env={}).tables[0]
+    return config(spec, source="payments.yaml").tables[0]
 
 
 def test_a_toast_placeholder_is_present_an_absent_key_is_missing() -> None:

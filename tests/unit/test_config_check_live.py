@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from parity.cli import app
 from parity.devstack.process import free_port
+from tests.unit.mapping_helpers import config_doc
 
 pytestmark = pytest.mark.unit
 
@@ -19,19 +20,16 @@ SECRET = "s3cret-pw-71b2"
 
 def _write(tmp_path: Path) -> Path:
     dsn = f"postgresql://parity:{SECRET}@127.0.0.1:{free_port()}/db?connect_timeout=2"
-    raw = {
-        "postgres": {"dsn": dsn},
-        "kafka": {"bootstrap_servers": "127.0.0.1:1", "topic_prefix": "cdc"},
-        "tables": [
-            {
-                "source": "public.payments",
-                "primary_key": ["payment_id"],
-                "target": "Payments",
-                "keys": {"PK": "P#{payment_id}"},
-                "columns": {"payment_id": {}, "amont": {}},
-            }
-        ],
-    }
+    raw = config_doc(
+        {
+            "source": "public.payments",
+            "primary_key": ["payment_id"],
+            "target": "Payments",
+            "keys": {"PK": "P#{payment_id}"},
+            "columns": {"payment_id": {}, "amont": {}},
+        },
+        postgres={"dsn": dsn},
+    )
     path = tmp_path / "payments.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

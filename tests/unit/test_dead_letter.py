@@ -13,10 +13,11 @@ import orjson
 import pytest
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.daemon.batch import dead_letter_message
 from parity.daemon.pipeline import Pipeline
+from tests import debezium
 from tests.fakes import FakeDynamoStore
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -26,40 +27,27 @@ NOTE = "NOTE-redacted-3f9a"
 
 
 def _config(*, redact_key: bool = False) -> Any:
-    return parse_config(
+    return config(
         {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "tables": [
-                {
-                    "source": "public.people",
-                    "primary_key": ["id"],
-                    "target": "People",
-                    "keys": {"PK": "P#{id}"},
-                    "columns": {
-                        "id": {"redact": True} if redact_key else {},
-                        "tax_id": {"exclude": True},
-                        "note": {"redact": True},
-                        # A value the item cannot hold: this record is dead-lettered for its mapping.
-                        "score": {"type": "number"},
-                    },
-                }
-            ],
-        },
-        env={},
+            "source": "public.people",
+            "primary_key": ["id"],
+            "target": "People",
+            "keys": {"PK": "P#{id}"},
+            "columns": {
+                "id": {"redact": True} if redact_key else {},
+                "tax_id": {"exclude": True},
+                "note": {"redact": True},
+                # A value the item cannot hold: this record is dead-lettered for its mapping.
+                "score": {"type": "number"},
+            },
+        }
     )
 
 
 def _poison(offset: int) -> Record:
-    # Hand-built Debezium JSON (schemaless), independent of the decoder under test.
-    value = {
-        "op": "c",
-        "before": None,
-        "after": {"id": 42, "tax_id": TAX_ID, "note": NOTE, "score": "not a number"},
-        "source": {"schema": "public", "table": "people", "lsn": 100, "ts_ms": 1},
-        "ts_ms": 1,
-    }
-    return Record(TOPIC, 3, offset, b'{"id":42}', orjson.dumps(value), 1_700_000_000_000)
+    after = {"id": 42, "tax_id": TAX_ID, "note": NOTE, "score": "not a number"}
+    value = debezium.value(debezium.envelope("c", debezium.source_block("people"), after=after))
+    return Record(TOPIC, 3, offset, debezium.key({"id": 42}), value, 1_700_000_000_000)
 
 
 def _dead_letters(config: Any, *records: Record) -> list[dict[str, Any]]:

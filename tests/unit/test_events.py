@@ -18,6 +18,7 @@ from parity.core.config import ColumnRule
 from parity.core.errors import DecodeError
 from parity.core.events import UNAVAILABLE, ChangeEvent, Op, Skip, Tombstone, decode_record
 from parity.core.types import ColumnHint
+from tests import debezium
 
 pytestmark = pytest.mark.unit
 
@@ -36,54 +37,26 @@ ROW_FIELDS = [
         "field": "amount",
     },
 ]
-KEY_SCHEMA = {"type": "struct", "fields": [ROW_FIELDS[0]], "optional": False, "name": "pg.public.subscriber.Key"}
-
-
-def envelope_schema(fields: list[dict[str, Any]]) -> dict[str, Any]:
-    row = {"type": "struct", "fields": fields, "optional": True, "name": "pg.public.subscriber.Value"}
-    return {
-        "type": "struct",
-        "fields": [
-            {**row, "field": "before"},
-            {**row, "field": "after"},
-            {
-                "type": "struct",
-                "fields": [],
-                "optional": False,
-                "name": "io.debezium.connector.postgresql.Source",
-                "field": "source",
-            },
-            {"type": "string", "optional": False, "field": "op"},
-        ],
-        "optional": False,
-        "name": "pg.public.subscriber.Envelope",
-    }
+KEY_SCHEMA = debezium.key_schema([ROW_FIELDS[0]], name="pg.public.subscriber")
 
 
 def source(**over: Any) -> dict[str, Any]:
-    return {
-        "schema": "public",
-        "table": "subscriber",
-        "lsn": 100,
-        "txId": 7,
-        "ts_ms": 1700000000000,
-        "snapshot": "false",
-        **over,
-    }
+    """The source block every test starts from; `over` replaces wire fields, with any value."""
+    return {**debezium.source_block("subscriber", lsn=100, tx_id=7, ts_ms=1700000000000), **over}
 
 
 def payload(op: str = "c", after: Any = None, **over: Any) -> dict[str, Any]:
     if after is None and op in "cur":
         after = {"id": 1, "name": "a", "amount": "BNI="}
-    return {"before": None, "after": after, "source": source(), "op": op, "ts_ms": 1, **over}
+    return {**debezium.envelope(op, source(), after=after, ts_ms=1), **over}
 
 
 def with_schema(body: dict[str, Any], fields: list[dict[str, Any]] = ROW_FIELDS) -> bytes:
-    return orjson.dumps({"schema": envelope_schema(fields), "payload": body})
+    return debezium.value(body, debezium.envelope_schema(fields, name="pg.public.subscriber"))
 
 
 def key_bytes(id_: int = 1, schemas: bool = True) -> bytes:
-    return orjson.dumps({"schema": KEY_SCHEMA, "payload": {"id": id_}} if schemas else {"id": id_})
+    return debezium.key({"id": id_}, KEY_SCHEMA if schemas else None)
 
 
 def test_a_create_with_schemas_decodes_key_row_and_source() -> None:
@@ -104,10 +77,10 @@ def test_a_create_with_schemas_decodes_key_row_and_source() -> None:
 
 def test_a_create_without_schemas_uses_the_hints_which_may_be_column_rules() -> None:
     rules = {"amount": ColumnRule(pg_type="numeric", scale=2)}
-    got = decode_record(TOPIC, key_bytes(schemas=False), orjson.dumps(payload()), rules)
+    got = decode_record(TOPIC, key_bytes(schemas=False), debezium.value(payload()), rules)
     assert isinstance(got, ChangeEvent)
     assert got.after == {"id": 1, "name": "a", "amount": Decimal("12.34")}
-    unhinted = decode_record(TOPIC, key_bytes(schemas=False), orjson.dumps(payload()))
+    unhinted = decode_record(TOPIC, key_bytes(schemas=False), debezium.value(payload()))
     assert isinstance(unhinted, ChangeEvent) and unhinted.after is not None
     assert unhinted.after["amount"] == "BNI="  # nothing says it is NUMERIC
 
@@ -290,7 +263,7 @@ def test_each_hints_object_gets_its_own_decoders() -> None:
 
 def test_the_toast_placeholder_without_schemas_or_hints_is_unavailable() -> None:
     after = {"id": 1, "note": "__debezium_unavailable_value", "tags": ["__debezium_unavailable_value"]}
-    got = decode_record(TOPIC, key_bytes(schemas=False), orjson.dumps(payload(after=after)))
+    got = decode_record(TOPIC, key_bytes(schemas=False), debezium.value(payload(after=after)))
     assert isinstance(got, ChangeEvent)
     assert got.after == {"id": 1, "note": UNAVAILABLE, "tags": UNAVAILABLE}
 

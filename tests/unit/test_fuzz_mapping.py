@@ -6,7 +6,6 @@ that reason and the batch goes on. Never any other exception."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from typing import Any, get_args
 
@@ -16,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.core.config import AttrType, PgTypeHint
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper
 from parity.daemon.pipeline import Pipeline
+from tests import debezium
 from tests.fakes import FakeDynamoStore
-from tests.unit.mapping_helpers import table
+from tests.unit.mapping_helpers import config, table, table_spec
 
 pytestmark = pytest.mark.unit
 
@@ -141,37 +140,16 @@ TOPIC = "cdc.public.t"
 
 
 def _pipeline(attr_type: str) -> tuple[Pipeline, FakeDynamoStore]:
-    config = parse_config(
-        {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "tables": [
-                {
-                    "source": "public.t",
-                    "primary_key": ["id"],
-                    "target": "T",
-                    "keys": {"PK": "T#{id}"},
-                    "columns": {"id": {}, "v": {"name": "V", "type": attr_type}},
-                }
-            ],
-        },
-        env={},
-    )
     store = FakeDynamoStore()
     store.create_table("T", ["PK"])
-    return Pipeline(config, store), store
+    pipeline = Pipeline(config(table_spec({"v": {"name": "V", "type": attr_type}})), store)
+    return pipeline, store
 
 
 def _record(offset: int, after: Any, op: str = "c") -> Record:
-    payload = {
-        "before": None,
-        "after": after,
-        "source": {"schema": "public", "table": "t", "lsn": 1000 + offset, "txId": 1, "ts_ms": 1_000_000},
-        "op": op,
-        "ts_ms": 1_000_000,
-    }
-    value = json.dumps(payload, default=str).encode()  # stdlib: integers beyond 64 bits too
-    return Record(TOPIC, 0, offset, orjson.dumps({"id": offset}), value, 1_000_000)
+    source = debezium.source_block("t", lsn=1000 + offset, ts_ms=1_000_000)
+    value = debezium.value(debezium.envelope(op, source, after=after))
+    return Record(TOPIC, 0, offset, debezium.key({"id": offset}), value, 1_000_000)
 
 
 json_values = st.recursive(

@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from parity.adapters.kafka import Record
-from parity.config_loader import parse_config
 from parity.daemon.batch import BatchResult
 from parity.daemon.pipeline import Pipeline
+from tests import debezium
 from tests.fakes import FakeDynamoStore
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -22,25 +23,19 @@ TP = (TOPIC, 0)
 
 
 def _config(**table: Any) -> Any:
-    return parse_config(
+    capacity = table.pop("capacity", 100)
+    return config(
         {
-            "postgres": {"dsn": "postgresql://u@localhost/db"},
-            "kafka": {"bootstrap_servers": "localhost:9092", "topic_prefix": "cdc"},
-            "daemon": {"recheck_capacity": table.pop("capacity", 100)},
-            "tables": [
-                {
-                    "source": "public.accounts",
-                    "primary_key": ["id"],
-                    "target": "Accounts",
-                    "keys": {"PK": "ACC#{id}"},
-                    "grace_period_s": 10,
-                    "recheck_schedule_s": [1, 2, 5, 10],
-                    "columns": {"id": {"name": "Id"}, "balance": {"name": "Balance"}, "owner": {"name": "Owner"}},
-                    **table,
-                }
-            ],
+            "source": "public.accounts",
+            "primary_key": ["id"],
+            "target": "Accounts",
+            "keys": {"PK": "ACC#{id}"},
+            "grace_period_s": 10,
+            "recheck_schedule_s": [1, 2, 5, 10],
+            "columns": {"id": {"name": "Id"}, "balance": {"name": "Balance"}, "owner": {"name": "Owner"}},
+            **table,
         },
-        env={},
+        daemon={"recheck_capacity": capacity},
     )
 
 
@@ -61,28 +56,10 @@ class Harness:
         if lsn is None:
             self.lsn += 10
             lsn = self.lsn
-        payload = {
-            "before": row if op == "d" else None,
-            "after": None if op == "d" else row,
-            "source": {
-                "schema": "public",
-                "table": "accounts",
-                "lsn": lsn,
-                "txId": 1,
-                "ts_ms": int(self.now * 1000),
-                "snapshot": "false",
-            },
-            "op": op,
-            "ts_ms": int(self.now * 1000),
-        }
-        rec = Record(
-            TOPIC,
-            0,
-            self.offset,
-            orjson.dumps({"id": id_}),
-            raw if raw is not None else orjson.dumps(payload),
-            int(self.now * 1000),
-        )
+        at_ms = int(self.now * 1000)
+        source = debezium.source_block("accounts", lsn=lsn, ts_ms=at_ms)
+        value = raw if raw is not None else debezium.value(debezium.row_change(op, row, source))
+        rec = Record(TOPIC, 0, self.offset, debezium.key({"id": id_}), value, at_ms)
         self.offset += 1
         return rec
 
@@ -238,7 +215,7 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_the_stream_goes_on() ->
         "c",
         None,
         id_=1,
-        raw=orjson.dumps({"op": "c", "after": None, "source": {"schema": "public", "table": "accounts"}}),
+        raw=debezium.value(debezium.envelope("c", debezium.source_block("accounts"), after=None)),
     )
     unknown_topic = Record("cdc.public.other", 0, 0, None, b"{}", None)
     good = h.record("c", _row(2), id_=2)

@@ -7,12 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 import structlog
 
-from parity.adapters.kafka import Record
 from parity.core.types import PLACEHOLDER
+from tests import debezium
 from tests.unit.test_pipeline import TOPIC, TP, Harness, _item, _row
 
 pytestmark = pytest.mark.unit
@@ -76,29 +75,10 @@ def test_one_log_line_per_table_and_column_however_many_events() -> None:
 def test_a_debezium_schema_without_the_column_is_not_compared() -> None:
     h = Harness()
     h.store.put("Accounts", _item(1))
-    row_schema = {
-        "type": "struct",
-        "optional": True,
-        "fields": [{"field": "id", "type": "int32"}, {"field": "balance", "type": "string", "optional": True}],
-    }
-    schema = {
-        "type": "struct",
-        "fields": [
-            {"field": "before", **row_schema},
-            {"field": "after", **row_schema},
-            {"field": "source", "type": "struct", "fields": []},
-            {"field": "op", "type": "string"},
-        ],
-    }
-    payload = {
-        "before": None,
-        "after": {"id": 1, "balance": "10.50"},
-        "source": {"schema": "public", "table": "accounts", "lsn": 5000, "txId": 1, "ts_ms": 1, "snapshot": "false"},
-        "op": "c",
-    }
-    rec = Record(TOPIC, 0, h.offset, orjson.dumps({"id": 1}), orjson.dumps({"schema": schema, "payload": payload}), 1)
-    h.offset += 1
-    h.process(rec)
+    fields = [{"field": "id", "type": "int32"}, {"field": "balance", "type": "string", "optional": True}]
+    schema = debezium.envelope_schema(fields, name=TOPIC)
+    payload = debezium.envelope("c", debezium.source_block("accounts", lsn=5000), after={"id": 1, "balance": "10.50"})
+    h.process(h.record("c", None, id_=1, raw=debezium.value(payload, schema)))
     assert h.outcomes() == {"not_compared": 1}
 
 

@@ -19,13 +19,14 @@ from botocore.exceptions import ClientError
 from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
 from parity.adapters.kafka import Record
 from parity.adapters.state import StateStore
-from parity.config_loader import parse_config
 from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError
 from parity.core.types import PLACEHOLDER
 from parity.daemon.batch import BatchResult
 from parity.daemon.pipeline import Pipeline
 from parity.daemon.shadow import ShadowApplier
+from tests import debezium
+from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
 
@@ -44,12 +45,7 @@ def _config(**table: Any) -> ParityConfig:
         "columns": {"id": {}, "name": {}, "grp": {}, "big": {}, "secret": {"exclude": True}},
         **table,
     }
-    raw = {
-        "postgres": {"dsn": "postgresql://u@127.0.0.1:1/db"},
-        "kafka": {"bootstrap_servers": "127.0.0.1:1", "topic_prefix": "cdc"},
-        "tables": [spec],
-    }
-    return parse_config(raw, source="t.yaml", env={})
+    return config(spec, source="t.yaml")
 
 
 def _err(code: str, status: int = 400) -> ClientError:
@@ -176,11 +172,10 @@ class Harness:
     def record(self, op: str, lsn: int, after: dict[str, Any] | None = None,
                before: dict[str, Any] | None = None, snapshot: bool = False) -> Record:
         row = after or before or {}
-        value = {"before": before, "after": after, "op": op,
-                 "source": {"schema": "public", "table": "acct", "lsn": lsn, "ts_ms": 1,
-                            "snapshot": "true" if snapshot else "false"}}
+        source = debezium.source_block("acct", lsn=lsn, snapshot=snapshot)
+        value = debezium.value(debezium.envelope(op, source, before=before, after=after))
         self.offset += 1
-        return Record(self.topic, 0, self.offset, orjson.dumps({"id": row["id"]}), orjson.dumps(value), None)
+        return Record(self.topic, 0, self.offset, debezium.key({"id": row["id"]}), value, None)
 
     def process(self, records: Sequence[Record]) -> BatchResult:
         return self.pipeline.process(records, 1.0)
@@ -415,9 +410,8 @@ def test_truncate_apply_deletes_the_tables_items_in_stream_order_and_buries_them
     h.process([h.record("c", 100, after=_row(i)) for i in range(1, 5)])
     foreign = {"PK": {"S": "OTHER#1"}, "_parity_version": {"N": "1"}}  # not this mapping's key shape
     h.table.items[h.table._id({"PK": foreign["PK"]})] = foreign
-    truncate = Record(h.topic, 0, 99, None, orjson.dumps(
-        {"op": "t", "source": {"schema": "public", "table": "acct", "lsn": 200, "ts_ms": 1, "snapshot": "false"}}
-    ), None)
+    truncated = debezium.envelope("t", debezium.source_block("acct", lsn=200))
+    truncate = Record(h.topic, 0, 99, None, debezium.value(truncated), None)
     # One batch: a change before the truncate is applied (then deleted), one after it survives.
     result = h.process([h.record("u", 150, after=_row(1, name="x")), truncate, h.record("c", 300, after=_row(9))])
     assert result.truncate_deleted == {SOURCE: 4}
