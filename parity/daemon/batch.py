@@ -22,6 +22,8 @@ from parity.core.outcomes import Outcome
 from parity.core.recheck import KeyId
 
 Item = dict[str, Any]
+# An open drift record to re-read: (source, target, key, expected item, unavailable columns, LSN).
+OpenDrift = tuple[str, str, Item, Item | None, tuple[str, ...], int]
 
 
 @dataclass(frozen=True, slots=True)

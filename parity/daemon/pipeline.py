@@ -31,7 +31,7 @@ from parity.core.ledger import OffsetLedger, TopicPartition
 from parity.core.mapping import ItemMapper
 from parity.core.outcomes import Outcome
 from parity.core.recheck import KeyId, RecheckStore
-from parity.daemon.batch import Barrier, BatchResult, Item, ShadowPort, Work
+from parity.daemon.batch import Barrier, BatchResult, Item, OpenDrift, ShadowPort, Work
 from parity.daemon.decode import Decoder
 from parity.daemon.readahead import ReadAhead
 from parity.daemon.verify import Verifier
@@ -123,9 +123,7 @@ class Pipeline:
 
     def reread_open(
         self,
-        entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...], int]],
-        now: float,
-        result: BatchResult,
+        entries: Sequence[OpenDrift], now: float, result: BatchResult
     ) -> None:
         self.verifier.reread_open(entries, now, result)
 

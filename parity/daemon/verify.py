@@ -25,7 +25,7 @@ from parity.core.ledger import OffsetLedger, TopicPartition
 from parity.core.mapping import ItemMapper
 from parity.core.outcomes import Outcome
 from parity.core.recheck import KeyId, PendingCheck, RecheckStore
-from parity.daemon.batch import BatchResult, Item, Work
+from parity.daemon.batch import BatchResult, Item, OpenDrift, Work
 from parity.daemon.readahead import ReadAhead
 
 
@@ -203,9 +203,7 @@ class Verifier:
 
     def reread_open(
         self,
-        entries: Sequence[tuple[str, str, Item, Item | None, tuple[str, ...], int]],
-        now: float,
-        result: BatchResult,
+        entries: Sequence[OpenDrift], now: float, result: BatchResult
     ) -> None:
         """Re-read keys with open drift ((source, target, key, expected, unavailable, lsn) each):
         those that now hold the drifted event's expected state are resolved (`reread`, that
