@@ -17,7 +17,8 @@ import pytest
 
 from parity.workload import PaymentsApp
 from tests.conftest import _started, unique
-from tests.faults.harness import FAST_GRACE, TelemetryDaemon, assert_accounted, settle_and_account
+from tests.faults.harness import TelemetryDaemon, assert_accounted, settle_and_account
+from tests.integration.payments_harness import FAST_GRACE
 from tests.integration.verify_harness import deploy_example, resolved_total, wait_for
 
 pytestmark = pytest.mark.faults

@@ -17,14 +17,13 @@ from botocore.awsrequest import AWSResponse
 from parity.workload import PaymentsApp
 from tests.conftest import running
 from tests.faults.harness import (
-    FAST_GRACE,
     TelemetryDaemon,
     assert_accounted,
     committed_offsets,
     partition_ends,
     settle_and_account,
 )
-from tests.integration.payments_harness import PaymentsStack
+from tests.integration.payments_harness import FAST_GRACE, PaymentsStack
 from tests.integration.verify_harness import resolved_total, wait_for
 
 pytestmark = pytest.mark.faults

@@ -12,7 +12,6 @@ import pytest
 
 from parity.workload import PaymentsApp
 from tests.faults.harness import (
-    FAST_GRACE,
     TelemetryDaemon,
     assert_accounted,
     committed_offsets,
@@ -20,7 +19,7 @@ from tests.faults.harness import (
     partition_ends,
     settle_and_account,
 )
-from tests.integration.payments_harness import PaymentsStack
+from tests.integration.payments_harness import FAST_GRACE, PaymentsStack
 from tests.integration.verify_harness import wait_for
 
 pytestmark = pytest.mark.faults
