@@ -21,10 +21,10 @@ import orjson
 import structlog
 
 from parity.adapters.ports import ChangeSource, LineSink, MessageSink, WatchedDynamoReads
-from parity.adapters.state import StateStore
+from parity.adapters.state import StateStore, reread_item
 from parity.core.config import ParityConfig
 from parity.core.errors import DynamoUnavailable, TransientError
-from parity.core.keys import key_fragment
+from parity.core.keys import canonical_key, key_fragment
 from parity.daemon.batch import BatchResult, dead_letter_message
 from parity.daemon.pipeline import Pipeline
 
@@ -208,9 +208,6 @@ class Daemon:
         if now < self._next_reread:
             return []
         self._next_reread = now + self.reread_interval_s
-        from parity.adapters.state import reread_item
-        from parity.core.keys import canonical_key
-
         for rowid, source, _key, text, lsn in self.state.open_drift(self._open_rowid):
             self._open_rowid = max(self._open_rowid, rowid)
             if text:

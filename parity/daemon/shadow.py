@@ -50,10 +50,6 @@ TRANSACTION_LIMIT = 100  # DynamoDB's limit of items per TransactWriteItems
 Written = tuple["Outcome | Rejected", "tuple[str, str, int] | None"]
 
 
-def key_text(key: dict[str, Any]) -> str:
-    return key_json(key)
-
-
 class ShadowApplier:
     def __init__(self, config: ParityConfig, dynamo: DynamoStore, state: StateStore) -> None:
         self.config = config
@@ -72,14 +68,14 @@ class ShadowApplier:
             by_target.setdefault(w.target, []).append(w)
         graves: dict[tuple[str, str], int] = {}
         for target, ws in by_target.items():
-            texts = [key_text(w.key) for w in ws]
+            texts = [key_json(w.key) for w in ws]
             for k, lsn in self.state.graveyard_lsns(target, texts).items():
                 graves[(target, k)] = lsn
         outcomes: list[Written | None] = [None] * len(works)
         grouped: list[int] = []
         singles: list[int] = []
         for i, w in enumerate(works):
-            grave = graves.get((w.target, key_text(w.key)))
+            grave = graves.get((w.target, key_json(w.key)))
             if grave is not None and grave >= w.lsn:
                 # Deleted at this LSN or later: nothing to write (a replayed delete included).
                 outcomes[i] = (Outcome.STALE_SKIPPED, None)
@@ -128,9 +124,9 @@ class ShadowApplier:
                 result.verdict_latency.append((w.mapping.source, max(0.0, now - w.event_ts)))
                 result.shadow_writes += 1
             if w.expected is None and outcome in (Outcome.APPLIED, Outcome.STALE_SKIPPED):
-                buried.append((w.target, key_text(w.key), w.lsn))
-            elif outcome == Outcome.APPLIED and (w.target, key_text(w.key)) in graves:
-                revived.append((w.target, key_text(w.key)))
+                buried.append((w.target, key_json(w.key), w.lsn))
+            elif outcome == Outcome.APPLIED and (w.target, key_json(w.key)) in graves:
+                revived.append((w.target, key_json(w.key)))
             if extra is not None:
                 buried.append(extra)
         if buried or revived:
@@ -165,7 +161,7 @@ class ShadowApplier:
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                         raise
-                graves.append((target, key_text(key), lsn))
+                graves.append((target, key_json(key), lsn))
             if graves:
                 self.state.bury(graves)
             start = page.get("LastEvaluatedKey")
@@ -237,7 +233,7 @@ class ShadowApplier:
                 # A change of a key column that is not the primary key moves the item.
                 try:
                     self.dynamo.call("DeleteItem", **self._delete_request(m, w.target, old_key, w.lsn))
-                    extra = (w.target, key_text(old_key), w.lsn)
+                    extra = (w.target, key_json(old_key), w.lsn)
                 except ClientError as exc:
                     # The old key already holds a newer row: leave it, still write the new key.
                     if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":

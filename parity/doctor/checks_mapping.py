@@ -11,6 +11,7 @@ from typing import Any
 
 from parity.core.config import TableMapping
 from parity.core.errors import MappingError
+from parity.core.keys import canonical_key
 from parity.core.mapping import ItemMapper
 from parity.core.values import MAX_ITEM_BYTES, Value, item_size
 from parity.doctor.report import Check, fail, ok
@@ -66,7 +67,7 @@ def duplicate_keys(samples: Sequence[tuple[TableMapping, Sequence[Mapping[str, A
             hidden = any(m.rule(c).redact for c in mapper.key_columns)
             for row in rows:
                 try:
-                    key = tuple(sorted(mapper.key(row).items()))
+                    key = canonical_key(mapper.key(row))
                 except MappingError:
                     continue  # reported by the NULL and round-trip checks
                 total += 1
