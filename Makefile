@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP_TOOLS := pip-tools==7.6.2
 LOCK_VENV := .venv-lock
 
-.PHONY: all prereqs venv test test-unit lint typecheck demo bench lock clean
+.PHONY: all prereqs venv test test-unit lint typecheck demo bench lock chart-files clean
 
 all: test
 
@@ -57,6 +57,14 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 	  --strip-extras --extra msk --all-build-deps --no-emit-index-url --no-emit-find-links \
 	  --no-emit-trusted-host --output-file requirements.lock pyproject.toml
+
+# The Helm chart reads only files inside its own directory: deploy/helm/parity/files/ holds copies
+# of the alert rules and the dashboards. Run after changing either; tests/component/
+# test_helm_chart.py fails while a copy differs from its source.
+chart-files:
+	cp prometheus/alerts.yml deploy/helm/parity/files/alerts.yml
+	rm -f deploy/helm/parity/files/dashboards/*.json
+	cp grafana/dashboards/*.json deploy/helm/parity/files/dashboards/
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .parity .mypy_cache .ruff_cache .pytest_cache
