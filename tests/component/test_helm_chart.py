@@ -203,6 +203,8 @@ BAD_VALUES = {
     "no tables": {"config": {"tables": []}},
     "bad digest": {"image": {"digest": "latest"}},
     "bad scrape interval": {"monitoring": {"monitor": {"interval": "30 seconds"}}},
+    "reconcile interval as text": {"reconcile": {"expectedInterval": "1d"}},
+    "network policy admitting no scraper": {"networkPolicy": {"enabled": True}},
 }
 
 
@@ -376,7 +378,8 @@ def test_the_reconcile_cronjob_resumes_pushes_and_never_overlaps(chart: Any) -> 
     (container,) = pod["containers"]
     assert "command" not in container  # the image's entrypoint: parity
     assert container["args"] == ["reconcile", "--config", "/etc/parity/parity.yaml", "--once", "--resume",
-                                 "--pushgateway", PUSHGATEWAY, "--push-job", "parity-reconcile"]
+                                 "--pushgateway", PUSHGATEWAY, "--push-job", "parity-reconcile",
+                                 "--expected-interval", "86400"]
     reports = {v["name"]: v for v in pod["volumes"]}["reports"]
     assert reports["persistentVolumeClaim"]["claimName"] == one(docs, "PersistentVolumeClaim")["metadata"]["name"]
     config = yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["parity.yaml"])
@@ -394,7 +397,8 @@ def test_repair_is_dry_run_only(chart: Any, tmp_path: Path) -> None:
     (script,) = container["args"]
     assert "parity repair" in script and "--dry-run" in script and "--execute" not in script
     assert ("parity 'reconcile' '--config' '/etc/parity/parity.yaml' '--once' '--resume' '--pushgateway' "
-            f"'{PUSHGATEWAY}' '--push-job' 'parity-reconcile' '--table' 'public.payments' '--segments' '16' "
+            f"'{PUSHGATEWAY}' '--push-job' 'parity-reconcile' '--expected-interval' '86400' "
+            "'--table' 'public.payments' '--segments' '16' "
             "'--workers' '4'") in script
     assert "/var/lib/parity/reports/reconcile-*.json" in script.replace("'", "")
     assert cron["spec"]["timeZone"] == "Europe/Berlin"
