@@ -313,7 +313,7 @@ def test_secrets_are_mounted_files_never_environment_values(chart: Any, case: st
     secret_volume = {v["name"]: v for v in spec["volumes"]}["secrets"]["secret"]
     expected = {"defaults": "parity", "secrets.create": "parity", "secrets.existingSecret": "parity-db"}[case]
     assert secret_volume["secretName"] == expected
-    assert secret_volume["defaultMode"] == 0o400
+    assert secret_volume["defaultMode"] == 0o440
     env = spec["containers"][0]["env"]
     assert {"name": "POSTGRES_PASSWORD_FILE", "value": "/etc/parity/secrets/postgres-password"} in env
     assert not any("valueFrom" in e for e in env)  # no secretKeyRef: no secret in the environment

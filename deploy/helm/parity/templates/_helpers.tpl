@@ -81,7 +81,7 @@ app.kubernetes.io/part-of: parity
 - name: secrets
   secret:
     secretName: {{ include "parity.secretName" . }}
-    defaultMode: 0400
+    defaultMode: 0440  # root-owned, group fsGroup (10001): readable by parity only
 {{- end }}
 {{- end }}
 
