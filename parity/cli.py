@@ -62,7 +62,7 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="parity YAML 
 
 def _print_version(value: bool) -> None:
     if value:
-        from parity.daemon.main import parity_version
+        from parity.daemon.app import parity_version
 
         typer.echo(f"parity {parity_version()}")
         raise typer.Exit()

@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from parity.adapters.errors import DynamoRefused as DynamoRefused
 from parity.adapters.errors import error_kind, is_transport_error
-from parity.core.errors import DynamoUnavailable as DynamoUnavailable  # re-exported: long imported from here
+from parity.core.errors import DynamoUnavailable
 from parity.core.values import item_from_wire, item_to_wire
 
 Item = dict[str, Any]

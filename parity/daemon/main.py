@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from parity.core.config import ParityConfig
-from parity.daemon.app import DaemonApp, ReachabilityProbe, live_status, parity_version, readiness
+from parity.daemon.app import DaemonApp
 from parity.logging import configure_logging
-
-# Where these lived before `parity.daemon.app` composed the process; callers still import them here.
-__all__ = ["ReachabilityProbe", "live_status", "parity_version", "readiness", "run_daemon"]
 
 
 def run_daemon(config: ParityConfig, *, log_level: str = "info") -> int:

@@ -101,7 +101,7 @@ def test_reachability_probe_names_the_dead_dependency_rate_limited(monkeypatch: 
 def test_readiness_check_is_group_membership_not_partition_ownership() -> None:
     from types import SimpleNamespace
 
-    from parity.daemon.main import readiness
+    from parity.daemon.app import readiness
     from parity.daemon.run import Health
 
     source = SimpleNamespace(joined=True, assigned=set())

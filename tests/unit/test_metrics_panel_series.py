@@ -115,7 +115,7 @@ def test_the_reachability_probe_reports_each_result(monkeypatch: pytest.MonkeyPa
     import threading
 
     import parity.doctor
-    from parity.daemon.main import ReachabilityProbe
+    from parity.daemon.app import ReachabilityProbe
 
     results = [[("postgres", True, ""), ("dynamodb", True, ""), ("kafka", False, "refused")]]
     monkeypatch.setattr(parity.doctor, "reachability", lambda config, timeout_s: results[0])

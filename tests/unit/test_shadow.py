@@ -16,11 +16,11 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
-from parity.adapters.dynamodb import DynamoStore, DynamoUnavailable
+from parity.adapters.dynamodb import DynamoStore
 from parity.adapters.kafka import Record
 from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
-from parity.core.errors import ConfigError
+from parity.core.errors import ConfigError, DynamoUnavailable
 from parity.core.types import PLACEHOLDER
 from parity.daemon.batch import BatchResult
 from parity.daemon.pipeline import Pipeline
