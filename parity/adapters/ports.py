@@ -14,6 +14,7 @@ from parity.core.ledger import TopicPartition as TP
 
 if TYPE_CHECKING:
     from parity.adapters.kafka import Record
+    from parity.core.streams import StreamRecord
 
 Item = dict[str, Any]
 KeyTuple = tuple[Any, ...]
@@ -92,6 +93,29 @@ class ChangeSource(Protocol):
         """Read these partitions again from their committed offsets (the earliest without one)."""
 
     def close(self) -> None: ...
+
+
+class StreamSource(Protocol):
+    """The DynamoDB Stream the reverse direction consumes (parity.adapters.streams).
+
+    `poll` returns records of the shards this replica holds a lease on, each shard in sequence
+    order and a child shard only after its parents are finished. `commit` checkpoints the given
+    records' positions (per shard, the highest sequence number) durably: after a restart, reading
+    resumes after the last committed record of each shard (at-least-once; the verifier drops
+    records it already decided, by position). A failure to reach DynamoDB Streams is raised as
+    `DynamoUnavailable`."""
+
+    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]: ...
+
+    def commit(self, records: Sequence[StreamRecord]) -> None: ...
+
+    def lag_s(self) -> dict[str, float]:
+        """Per shard held, seconds between now and the newest record read (0 when caught up)."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading and give up the leases held, so another replica takes over at once."""
+        ...
 
 
 class MessageSink(Protocol):
