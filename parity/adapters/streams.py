@@ -30,6 +30,7 @@ from typing import Any, cast
 from parity.adapters.dynamodb import DynamoObserver, DynamoStore
 from parity.adapters.leases import LeaseTable
 from parity.adapters.state import StateStore
+from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError, DynamoUnavailable
 from parity.core.leases import LeaseView, LeaseWatch, fair_share, lease_action, renewal_due, still_held
 from parity.core.shards import (
@@ -495,3 +496,25 @@ def _record(table: str, shard_id: str, raw: dict[str, Any]) -> StreamRecord:
         approximate_creation_s=created_s,
     )
 
+
+def stream_source(config: ParityConfig, state: StateStore, tables: Sequence[str], *,
+                  streams_client: Any = None, dynamodb_client: Any = None,
+                  observer: DynamoObserver | None = None) -> DynamoStreamSource:
+    """The source for `tables` as `config.streams` and `config.dynamodb` say; clients are built
+    from the configuration unless given (tests pass their own)."""
+    from parity.adapters.clients import dynamodb_client as make_dynamodb_client
+    from parity.adapters.clients import dynamodb_streams_client
+
+    cfg = config.streams
+    return DynamoStreamSource(
+        streams_client if streams_client is not None else dynamodb_streams_client(config.dynamodb, cfg),
+        dynamodb_client if dynamodb_client is not None else make_dynamodb_client(config.dynamodb),
+        state,
+        tables,
+        owner_id=cfg.owner_id,
+        lease_table=cfg.lease_table,
+        lease_duration_s=cfg.lease_duration_s,
+        start_position=cfg.start_position,
+        describe_interval_s=cfg.describe_interval_s,
+        observer=observer,
+    )

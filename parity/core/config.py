@@ -458,12 +458,34 @@ def _check_mapping(m: TableMapping) -> None:
             raise _PathError("columns", f"attribute {name!r} is both a column and a key/constant attribute")
 
 
+class StreamsConfig(_Frozen):
+    """Reading the target tables' DynamoDB Streams in the reverse direction (after cutover):
+    parity.adapters.streams. Each table's stream must be enabled (NEW_AND_OLD_IMAGES or NEW_IMAGE)."""
+
+    # DynamoDB Local serves streams on its own endpoint; None: `dynamodb.endpoint` when that is set,
+    # else the region's DynamoDB Streams endpoint on AWS.
+    endpoint: str | None = None
+    # Shard leases, one item per shard, in this table (created on-demand if missing). None: no
+    # leases, for exactly one replica, which then reads every shard.
+    lease_table: str | None = Field(default="parity-stream-leases", min_length=3, max_length=255)
+    lease_duration_s: float = Field(default=20, ge=2, le=600)
+    # This replica's name in the lease table. Set it to something stable per replica (the pod
+    # name): a restarted replica then takes its own leases back at once instead of after they
+    # expire. None: a random id per process.
+    owner_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Where a shard with no checkpoint starts: its oldest record (up to 24 h back), or new records
+    # only (LATEST: the stream's current open shards, from now; used only before any checkpoint).
+    start_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    describe_interval_s: float = Field(default=10, gt=0, le=3600)  # how often new shards are looked for
+
+
 class ParityConfig(_Frozen):
     postgres: PostgresConfig
     kafka: KafkaConfig
     dynamodb: DynamoConfig = Field(default_factory=DynamoConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
     # Applied under every table's own settings (a table's value wins).
     defaults: dict[str, Any] = Field(default_factory=dict)
     tables: Annotated[tuple[TableMapping, ...], Field(min_length=1)]

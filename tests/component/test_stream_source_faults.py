@@ -1,0 +1,145 @@
+"""DynamoStreamSource on DynamoDB Local's Streams with injected failures (DynamoDB Local never
+throttles nor expires an iterator on its own): botocore before-call hooks answer chosen calls with
+DynamoDB Streams' error codes instead of sending them. Also: the source built from a config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botocore.awsrequest import AWSResponse
+
+from parity.adapters.state import StateStore
+from parity.adapters.streams import DynamoStreamSource, stream_source
+from parity.config_loader import parse_config
+from parity.core.errors import DynamoUnavailable
+from parity.core.streams import StreamRecord
+from tests.conftest import unique
+
+pytestmark = pytest.mark.component
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class Inject:
+    """Answers the next `times` calls with `code` (HTTP `status`), then lets calls through."""
+
+    def __init__(self, code: str, status: int = 400, times: int = 1) -> None:
+        self.code, self.status, self.times, self.injected = code, status, times, 0
+
+    def __call__(self, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if self.injected >= self.times:
+            return None
+        self.injected += 1
+        response = AWSResponse("http://injected", self.status, {}, None)  # type: ignore[no-untyped-call]
+        return response, {"Error": {"Code": self.code, "Message": "injected by the test"},
+                          "ResponseMetadata": {"HTTPStatusCode": self.status}}
+
+
+@pytest.fixture
+def table(dynamodb: Any) -> tuple[Any, Any, str]:
+    import boto3
+
+    from parity.devstack.dynamodb import CREDENTIALS
+
+    client = dynamodb.client()
+    streams = boto3.client("dynamodbstreams", endpoint_url=dynamodb.endpoint, **CREDENTIALS)
+    name = unique("StreamFaults")
+    client.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    return client, streams, name
+
+
+def _put(client: Any, table: str, first: int, n: int) -> None:
+    for i in range(first, first + n):
+        client.put_item(TableName=table, Item={"PK": {"S": f"k{i:03d}"}, "n": {"N": str(i)}})
+
+
+def _drain(source: DynamoStreamSource, n: int, timeout_s: float = 30) -> list[StreamRecord]:
+    got: list[StreamRecord] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        got.extend(source.poll(4, 0.3))  # small batches: several GetRecords
+        source.commit(got)
+    got.extend(source.poll(100, 0.3))
+    return got
+
+
+def test_expired_iterators_and_throttling_lose_and_repeat_nothing(table: tuple[Any, Any, str],
+                                                                  tmp_path: Path) -> None:
+    client, streams, name = table
+    state = StateStore(tmp_path / "s.db")
+    source = DynamoStreamSource(streams, client, state, [name], lease_table=None,
+                                min_read_interval_s=0.02, max_idle_interval_s=0.1)
+    try:
+        _put(client, name, 0, 6)
+        first = _drain(source, 6)
+        expired, throttled = Inject("ExpiredIteratorException", times=2), Inject("LimitExceededException", times=2)
+        streams.meta.events.register("before-call.dynamodb-streams.GetRecords", expired)
+        _put(client, name, 6, 6)
+        second = _drain(source, 6)
+        streams.meta.events.unregister("before-call.dynamodb-streams.GetRecords", expired)
+        streams.meta.events.register("before-call.dynamodb-streams.GetRecords", throttled)
+        _put(client, name, 12, 6)
+        third = _drain(source, 6)
+        got = first + second + third
+        assert [r.keys["PK"] for r in got] == [f"k{i:03d}" for i in range(18)]
+        assert source.counts["expired_iterators"] == 2 and source.counts["throttled"] == 2
+        assert expired.injected == 2 and throttled.injected == 2
+    finally:
+        source.close()
+        state.close()
+
+
+def test_streams_unreachable_is_dynamo_unavailable_and_reading_resumes_after(table: tuple[Any, Any, str],
+                                                                             tmp_path: Path) -> None:
+    client, streams, name = table
+    state = StateStore(tmp_path / "s.db")
+    source = DynamoStreamSource(streams, client, state, [name], lease_table=None,
+                                min_read_interval_s=0.02, max_idle_interval_s=0.1)
+    source.streams.base_delay_s = source.streams.max_delay_s = 0.01  # retries fast, still all 8
+    try:
+        _put(client, name, 0, 3)
+        got = _drain(source, 3)
+        outage = Inject("InternalServerError", status=500, times=8)
+        streams.meta.events.register("before-call.dynamodb-streams.GetRecords", outage)
+        _put(client, name, 3, 3)
+        with pytest.raises(DynamoUnavailable, match="GetRecords"):
+            for _ in range(50):
+                source.poll(100, 0.2)
+        assert outage.injected == 8
+        got += _drain(source, 3)
+        assert [r.keys["PK"] for r in got] == [f"k{i:03d}" for i in range(6)]
+    finally:
+        source.close()
+        state.close()
+
+
+def test_a_source_built_from_the_config_reads_with_leases(dynamodb: Any, table: tuple[Any, Any, str],
+                                                          tmp_path: Path) -> None:
+    client, _, name = table
+    data = yaml.safe_load((EXAMPLES / "payments.yaml").read_text())
+    data["dynamodb"] = {"endpoint": dynamodb.endpoint}
+    data["streams"] = {"lease_table": unique("leases"), "owner_id": "replica-0", "lease_duration_s": 5}
+    config = parse_config(data, env={"PARITY_PG_DSN": "postgresql://p@localhost/app",
+                                     "PARITY_KAFKA_BOOTSTRAP": "localhost:1"})
+    state = StateStore(tmp_path / "s.db")
+    source = stream_source(config, state, [name])
+    try:
+        _put(client, name, 0, 2)
+        got = _drain(source, 2)
+        assert [r.new_image for r in got] == [{"PK": "k000", "n": 0}, {"PK": "k001", "n": 1}]
+        lease = client.scan(TableName=config.streams.lease_table, Limit=10)["Items"]
+        assert [(i["owner"]["S"], i["checkpoint"]["S"]) for i in lease] == [("replica-0", got[1].sequence_number)]
+    finally:
+        source.close()
+        state.close()
+    released = client.scan(TableName=config.streams.lease_table, Limit=10)["Items"]
+    assert "owner" not in released[0]  # close() gave the lease up
