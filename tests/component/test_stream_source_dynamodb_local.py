@@ -143,3 +143,32 @@ def test_a_source_built_from_the_config_reads_with_leases(dynamodb: Any, table: 
         state.close()
     released = client.scan(TableName=config.streams.lease_table, Limit=10)["Items"]
     assert "owner" not in released[0]  # close() gave the lease up
+
+
+def test_a_stream_disabled_and_enabled_again_is_read_to_its_end_then_the_new_one(
+        table: tuple[Any, Any, str], tmp_path: Path) -> None:
+    """DynamoDB Local closes the shard when its stream is disabled (EndingSequenceNumber set,
+    GetRecords ends without NextShardIterator): the one closed shard DynamoDB Local produces."""
+    client, streams, name = table
+    state = StateStore(tmp_path / "s.db")
+    source = DynamoStreamSource(streams, client, state, [name], lease_table=None, describe_interval_s=0.2,
+                                min_read_interval_s=0.02, max_idle_interval_s=0.1)
+    try:
+        _put(client, name, 0, 2)
+        got = _drain(source, 2)
+        old_arn, old_shard = source.stream_arns[name], got[0].shard_id
+        _put(client, name, 2, 2)  # in the old stream, not read yet
+        client.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+        _put(client, name, 4, 1)  # while no stream is enabled: in no stream
+        client.update_table(TableName=name, StreamSpecification={"StreamEnabled": True,
+                                                                 "StreamViewType": "NEW_IMAGE"})
+        _put(client, name, 5, 2)
+        got += _drain(source, 4)
+        assert [r.keys["PK"] for r in got] == ["k000", "k001", "k002", "k003", "k005", "k006"]
+        assert source.stream_arns[name] != old_arn
+        assert {r.shard_id for r in got[4:]}.isdisjoint({old_shard})
+        assert state.stream_checkpoints(old_arn)[old_shard] == (got[3].sequence_number, True)  # finished
+        assert source.counts["streams_replaced"] == 1 and source.counts["shards_finished"] == 1
+    finally:
+        source.close()
+        state.close()
