@@ -172,3 +172,68 @@ def test_a_stream_disabled_and_enabled_again_is_read_to_its_end_then_the_new_one
     finally:
         source.close()
         state.close()
+
+
+_VICTIM = """
+import sys, time, boto3
+from parity.adapters.state import StateStore
+from parity.adapters.streams import DynamoStreamSource
+endpoint, table, state_path, lease_table = sys.argv[1:5]
+kw = dict(endpoint_url=endpoint, aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+source = DynamoStreamSource(boto3.client("dynamodbstreams", **kw), boto3.client("dynamodb", **kw),
+                            StateStore(state_path), [table], owner_id="victim", lease_table=lease_table,
+                            lease_duration_s=2.0, min_read_interval_s=0.02, max_idle_interval_s=0.1)
+committed = 0
+while committed < 3:  # commit three records one by one
+    got = source.poll(1, 0.5)
+    source.commit(got)
+    committed += len(got)
+read = []
+while len(read) < 2:  # read two more, never committed
+    read += source.poll(2 - len(read), 0.5)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_of_a_reader_another_replica_takes_over_from_the_durable_checkpoint(
+        dynamodb: Any, table: tuple[Any, Any, str], tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    client, streams, name = table
+    lease_table = unique("leases")
+    _put(client, name, 0, 6)
+    victim = subprocess.Popen([sys.executable, "-c", _VICTIM, dynamodb.endpoint, name, str(tmp_path / "victim.db"),
+                               lease_table], stdout=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "holding"
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+    lease = client.scan(TableName=lease_table, Limit=10)["Items"]
+    assert [i["owner"]["S"] for i in lease] == ["victim"]  # died holding it
+    checkpoint = lease[0]["checkpoint"]["S"]
+    victim_store = StateStore(tmp_path / "victim.db")
+    heir_store = StateStore(tmp_path / "heir.db")
+    heir = DynamoStreamSource(streams, client, heir_store, [name], owner_id="heir", lease_table=lease_table,
+                              lease_duration_s=2.0, min_read_interval_s=0.02, max_idle_interval_s=0.1)
+    arn = _arn(client, name)
+    try:
+        # the victim's own store agrees with its lease: the checkpoint written before the kill
+        assert list(victim_store.stream_checkpoints(arn).values()) == [(checkpoint, False)]
+        got = _drain(heir, 3)
+        assert [r.keys["PK"] for r in got] == ["k003", "k004", "k005"]  # after the checkpoint: none lost
+        assert int(got[0].sequence_number) > int(checkpoint)  # none committed is delivered again
+        assert heir.counts["leases_taken"] == 1 and heir_store.stream_checkpoints(arn)
+    finally:
+        heir.close()
+        heir_store.close()
+        victim_store.close()
+
+
+def _arn(client: Any, table: str) -> str:
+    return str(client.describe_table(TableName=table)["Table"]["LatestStreamArn"])
