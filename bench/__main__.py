@@ -220,11 +220,16 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
     for r in get("reconcile", "runs") if isinstance(get("reconcile", "runs"), list) else []:
         lines.append((f"reconcile {r['rows']} rows / plain parallel Scan wall time (target <= 1.3)",
                       r["ratio_reconcile_over_scan"]))
+        lines.append(("  same with grace_period_s 0 (no in-flight wait)",
+                      r.get("reconcile_grace_0", {}).get("ratio_over_scan", "n/a")))
         lines.append(("  same / parity's own raw-decoded Scan (the wire floor)",
                       r.get("ratio_reconcile_over_raw_scan", "n/a")))
         lines.append((f"reconcile {r['rows']} rows peak RSS MB (largest Postgres worker process apart)",
                       f"{r['peak_rss'].get('peak_rss_mb', 'n/a')} (+{r['peak_rss'].get('largest_child_mb', 'n/a')})"))
     lines.append(("reconcile peak RSS growth MB (target < 100)", get("reconcile", "rss_growth_mb")))
+    for variant in RECOVERY_VARIANTS:
+        lines.append((f"recovery after kill -9, {variant}: spawn -> first commit s (median)",
+                      get("recovery", variant, "summary", "first_commit_s", "median")))
     lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
     print("\nRatios (" + results["mode"] + f", load average at start {results['machine']['load_average_start']}):")
     for label, value in lines:
