@@ -293,7 +293,7 @@ class Reconciler:
         pending_ddb: list[tuple[int, dict[str, Any] | None, int]] = []
         # When the scan read each DynamoDB record (a candidate's grace runs from then): per unit,
         # (records read so far, time) after every page. Records of an earlier, resumed process
-        # count as read now, which only lengthens their grace.
+        # count as read when this run's reads begin, which only lengthens their grace.
         read_marks: dict[str, list[tuple[int, float]]] = {}
         for s, name in enumerate(ddb_units):
             unit = cp.unit(name)
@@ -403,6 +403,11 @@ class Reconciler:
             pg_pool_cm as pg_pool,
             ThreadPoolExecutor(pg_slots, "reconcile-pg-wait") as waiters,
         ):
+            # A resumed unit's records count as read now, after this run's Postgres snapshot: a
+            # resumed run may read Postgres later than DynamoDB, and the grace runs from the later.
+            began = self._clock()
+            for marks in read_marks.values():
+                marks[0] = (marks[0][0], began)
             futures: list[Future[None]] = [ddb_pool.submit(scan, s, lek, off) for s, lek, off in pending_ddb]
             if use_processes:
                 futures += [waiters.submit(read_in_process, snapshot, name, m, p) for name, m, p in pending_pg]
