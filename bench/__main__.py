@@ -17,15 +17,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cost, dataset, env, purepath, reconcile, scaling, shadow, verifier
+from bench import cost, dataset, env, purepath, reconcile, recovery, scaling, shadow, verifier
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 SIZES = {
-    "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000]},
-    "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000]},
+    "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000],
+              "recovery_runs": 3},
+    "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000],
+             "recovery_runs": 5},
 }
 CONCURRENCY = 8
+# kafka settings per measured variant of bench/recovery.py (merged into the daemon's configuration)
+RECOVERY_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "dynamic_membership": {"static_membership": False},
+    "session_6s": {"session_timeout_ms": 6000},
+}
 
 
 class Run:
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
     parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
-                                                   "shadow,scaling,reconcile,cost")
+                                                   "shadow,scaling,recovery,reconcile,cost")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -161,6 +169,15 @@ def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
 
     run.section("scaling", scale)
 
+    def recover() -> dict[str, Any]:
+        # The shipped session timeout (the test configuration's 6 s is left out) and the static
+        # membership variant, restarts alternated between them.
+        shipped = {**raw, "kafka": {k: v for k, v in raw["kafka"].items() if k != "session_timeout_ms"}}
+        return recovery.run(shipped, stack.kafka.bootstrap, ds.records, len(ds.end_offsets), work,
+                            variants=RECOVERY_VARIANTS, runs=size["recovery_runs"])
+
+    run.section("recovery", recover)
+
     def recon() -> dict[str, Any]:
         runs = []
         for rows in size["reconcile_rows"]:
@@ -203,11 +220,16 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
     for r in get("reconcile", "runs") if isinstance(get("reconcile", "runs"), list) else []:
         lines.append((f"reconcile {r['rows']} rows / plain parallel Scan wall time (target <= 1.3)",
                       r["ratio_reconcile_over_scan"]))
+        lines.append(("  same with grace_period_s 0 (no in-flight wait)",
+                      r.get("reconcile_grace_0", {}).get("ratio_over_scan", "n/a")))
         lines.append(("  same / parity's own raw-decoded Scan (the wire floor)",
                       r.get("ratio_reconcile_over_raw_scan", "n/a")))
         lines.append((f"reconcile {r['rows']} rows peak RSS MB (largest Postgres worker process apart)",
                       f"{r['peak_rss'].get('peak_rss_mb', 'n/a')} (+{r['peak_rss'].get('largest_child_mb', 'n/a')})"))
     lines.append(("reconcile peak RSS growth MB (target < 100)", get("reconcile", "rss_growth_mb")))
+    for variant in RECOVERY_VARIANTS:
+        lines.append((f"recovery after kill -9, {variant}: spawn -> first commit s (median)",
+                      get("recovery", variant, "summary", "first_commit_s", "median")))
     lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
     print("\nRatios (" + results["mode"] + f", load average at start {results['machine']['load_average_start']}):")
     for label, value in lines:

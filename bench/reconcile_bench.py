@@ -10,7 +10,8 @@ through the mapper), injects drift into a fraction of the keys, then measures in
   `Limit` = page_limit, items counted only (botocore still parses every page);
 - raw Scan: the same Scan through parity's DynamoStore, which decodes the wire JSON with orjson
   instead of botocore's parser (the floor parity itself can reach on the DynamoDB side);
-- reconcile: the full run (both sides, drill-down, recheck with grace 0).
+- reconcile: the full run (both sides, drill-down, recheck), with `--grace` seconds of in-flight
+  grace (default: the shipped `reconcile.grace_period_s`; 0 shows the run without any wait).
 
 Peak RSS is measured per run in a fresh subprocess (`--measure-rss`), so that the numbers for two
 table sizes can be compared. Results are printed as one JSON line each.
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from parity.adapters.dynamodb import DynamoStore  # noqa: E402
+from parity.core.config import ReconcileConfig  # noqa: E402
 from parity.core.mapping import ItemMapper  # noqa: E402
 from parity.core.values import item_to_wire  # noqa: E402
 from parity.reconcilers.postgres import columns_read, partition_query  # noqa: E402
@@ -45,7 +47,8 @@ def load(pg: Any, dynamodb: Any, rows: int, drift: float, report_dir: Path, **re
     target = f"Bench_{rows}"
     with pg.connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
-    cfg, _raw = config_for(pg, dynamodb, [accounts_mapping(schema, target)], report_dir, grace_period_s=0, **reconcile)
+    cfg, _raw = config_for(pg, dynamodb, [accounts_mapping(schema, target)], report_dir,
+                           **{"grace_period_s": 0, **reconcile})
     if exists:
         return cfg
     with pg.connect() as conn:
@@ -130,11 +133,18 @@ def cpu_s() -> float:
 
 
 def run_reconcile(cfg: Any, dynamodb: Any, pg: Any, workers: int,
-                  processes: bool | None = None) -> tuple[dict[str, Any], float]:
+                  processes: bool | None = None, waits: list[float] | None = None) -> tuple[dict[str, Any], float]:
+    """The full run; `waits` collects the seconds it slept (grace and recheck spacing)."""
     store = DynamoStore(dynamodb.client(), concurrency=max(4, workers))
+
+    def sleep(seconds: float) -> None:
+        if waits is not None:
+            waits.append(seconds)
+        time.sleep(seconds)
+
     started = time.monotonic()
     try:
-        report = Reconciler(cfg, dynamo=store, dsn=pg.dsn, pg_processes=processes).run()
+        report = Reconciler(cfg, dynamo=store, dsn=pg.dsn, pg_processes=processes, sleep=sleep).run()
     finally:
         store.close()
     return report, time.monotonic() - started
@@ -148,6 +158,8 @@ def main() -> None:
     parser.add_argument("--page-limit", type=int, default=1000)
     parser.add_argument("--drift", type=float, default=0.0005, help="fraction of keys drifted")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--grace", type=float, default=ReconcileConfig().grace_period_s,
+                        help="reconcile.grace_period_s (default: the shipped default)")
     parser.add_argument("--state", type=Path, default=None, help="reuse services under this dir")
     parser.add_argument("--pg-processes", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--measure-rss", action="store_true", help="reconcile only, then print peak RSS")
@@ -160,7 +172,8 @@ def main() -> None:
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)
     pg, dynamodb = start_postgres(state), start_dynamodb(state)
-    settings = {"segments": args.segments, "workers": args.workers, "page_limit": args.page_limit}
+    settings = {"segments": args.segments, "workers": args.workers, "page_limit": args.page_limit,
+                "grace_period_s": args.grace}
     cfg = load(pg, dynamodb, args.rows, args.drift, state / "reports", **settings)
     processes = {"auto": None, "on": True, "off": False}[args.pg_processes]
     if args.measure_rss:
@@ -176,15 +189,17 @@ def main() -> None:
         cpu0 = cpu_s()
         items, scan_s = plain_scan(client, table, args.segments, args.page_limit)
         cpu1 = cpu_s()
-        report, rec_s = run_reconcile(cfg, dynamodb, pg, args.workers, processes)
+        waits: list[float] = []
+        report, rec_s = run_reconcile(cfg, dynamodb, pg, args.workers, processes, waits)
         cpu2 = cpu_s()
         _, raw_s = raw_scan(client, table, args.segments, args.page_limit)
         cpu3 = cpu_s()
         t = report["tables"][cfg.tables[0].source]
         print(json.dumps({
-            "rows": args.rows, "segments": args.segments, "workers": args.workers,
+            "rows": args.rows, "segments": args.segments, "workers": args.workers, "grace_period_s": args.grace,
             "plain_scan_s": round(scan_s, 2), "plain_scan_items_per_s": round(items / scan_s),
             "reconcile_s": round(rec_s, 2), "ratio": round(rec_s / scan_s, 2),
+            "slept_s": round(sum(waits), 2),
             "raw_scan_s": round(raw_s, 2), "raw_scan_cpu_s": round(cpu3 - cpu2, 1),
             "ratio_to_raw_scan": round(rec_s / raw_s, 2),
             "plain_scan_cpu_s": round(cpu1 - cpu0, 1), "reconcile_cpu_s": round(cpu2 - cpu1, 1),

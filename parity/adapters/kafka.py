@@ -104,11 +104,15 @@ class KafkaSource:
         tps = [(p.topic, p.partition) for p in partitions]
         self.joined = True
         self.assigned.update(tps)
+        # When a restarted replica is back at work is read off these lines (bench/recovery.py).
+        log.info("partitions assigned", assigned=len(tps), holding=len(self.assigned))
         if self._on_assign:
             self._on_assign(tps)
 
     def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        if tps:
+            log.info("partitions revoked", revoked=len(tps), holding=len(self.assigned - set(tps)))
         if self.on_revoke:
             self.on_revoke(tps)
         for tp in tps:

@@ -185,6 +185,11 @@ class KafkaConfig(_Frozen):
     drift_topic: str | None = "parity.drift"
     dead_letter_topic: str = "parity.dlq"
     session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Static group membership (KIP-345): the daemon joins with a `group.instance.id` made once and
+    # kept in its state directory, so a replica restarted after a crash takes its partitions back
+    # at once instead of waiting for its dead predecessor's session to expire and a rebalance
+    # (docs/deploy.md). `group.instance.id` in `options` replaces the generated one.
+    static_membership: bool = True
 
     @field_validator("bootstrap_servers")
     @classmethod

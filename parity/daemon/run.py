@@ -123,6 +123,10 @@ class Daemon:
         # The loop's latest lag, for the HTTP thread: computing it there would call the consumer
         # (a committed-offsets round trip of up to 5 s) from a second thread.
         self.last_lag: dict[tuple[str, int], int] = {}
+        # Seconds from the loop's start to the group join, the first records and the first commit,
+        # logged once ("back at work") so a restart's cost is visible (bench/recovery.py).
+        self.startup: dict[str, float] = {}
+        self._loop_started = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class Daemon:
 
     def run(self) -> None:
         log.info("started", topics=self.source.topics, group=self.config.kafka.group_id)
+        self._loop_started = time.monotonic()
         self._emit_outbox()
         while not self.stop_event.is_set():
             self.step()
@@ -166,6 +171,7 @@ class Daemon:
         try:
             self._emit_outbox()
             records = self.source.poll_batch(d.batch_max_events, d.batch_max_wait_ms / 1000)
+            self._startup_milestones(records=bool(records))
             now = self.clock()
             if records:
                 self.last_event_at = now
@@ -189,7 +195,8 @@ class Daemon:
             self._persist(result, self._stream_facts(now, lag, result))
             if reread:
                 self.state.touch_reread(reread, now)
-            self._commit()
+            if self._commit() and "first_commit_s" not in self.startup:
+                self._startup_milestones(committed=True)
             self.telemetry.batch(result)
             self.telemetry.consumer_lag(lag)
             self.telemetry.assigned_partitions(len(self.source.assigned))
@@ -373,12 +380,25 @@ class Daemon:
             data = orjson.loads(record)
             self.telemetry.drift_resolved(data["table"], data["how"], 1)
 
-    def _commit(self) -> None:
+    def _commit(self) -> bool:
         offsets = self.pipeline.ledger.committable()
         if offsets:
             self.source.commit(offsets)
             self.pipeline.ledger.mark_committed(offsets)
             self.committed.update(offsets)
+        return bool(offsets)
+
+    def _startup_milestones(self, *, records: bool = False, committed: bool = False) -> None:
+        if "first_commit_s" in self.startup:
+            return
+        since = round(time.monotonic() - self._loop_started, 3)
+        if "joined_s" not in self.startup and self.source.joined:
+            self.startup["joined_s"] = since
+        if records and "first_records_s" not in self.startup:
+            self.startup["first_records_s"] = since
+        if committed:
+            self.startup["first_commit_s"] = since
+            log.info("back at work", **self.startup)
 
     def _on_revoke(self, tps: list[tuple[str, int]]) -> None:
         # Commit what is resolved before the partitions move; pending checks are re-read there.

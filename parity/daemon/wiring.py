@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,35 @@ from parity.daemon.run import Daemon, Telemetry, state_path
 from parity.kafka_auth import client_options
 
 
-def kafka_source(config: ParityConfig, **kwargs: Any) -> KafkaSource:
-    """The change-topic consumer, with the authentication of `kafka.auth` / `kafka.options`."""
+def kafka_source(config: ParityConfig, *, instance_id: str | None = None, **kwargs: Any) -> KafkaSource:
+    """The change-topic consumer, with the authentication of `kafka.auth` / `kafka.options`, and
+    with `instance_id` as its static group membership unless the options name one."""
     k = config.kafka
+    options = client_options(k)
+    if instance_id is not None and k.static_membership:
+        options.setdefault("group.instance.id", instance_id)
     return KafkaSource(
         bootstrap_servers=k.bootstrap_servers,
         group_id=k.group_id,
         topics=config.topics(),
-        options=client_options(k),
+        options=options,
         session_timeout_ms=k.session_timeout_ms,
         **kwargs,
     )
+
+
+INSTANCE_FACT = "kafka_group_instance_id"
+
+
+def member_instance_id(state: StateStore) -> str:
+    """This replica's `group.instance.id`: made on its first start and kept in its state store, so
+    it is the same after any restart and differs between replicas (each has its own state)."""
+    known = state.facts().get(INSTANCE_FACT)
+    if isinstance(known, str) and known:
+        return known
+    made = f"parity-{uuid.uuid4().hex[:16]}"
+    state.set_fact(INSTANCE_FACT, made)
+    return made
 
 
 def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) -> Daemon:
@@ -36,7 +55,7 @@ def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) ->
         concurrency=config.daemon.dynamo_concurrency,
         observer=telemetry if isinstance(telemetry, DynamoObserver) else None,
     )
-    source = kafka_source(config)
+    source = kafka_source(config, instance_id=member_instance_id(state) if k.static_membership else None)
     producer = kafka_producer(k)
     shadow = None
     if any(t.mode == "shadow" for t in config.tables):

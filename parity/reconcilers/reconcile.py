@@ -13,10 +13,12 @@ Per DynamoDB table (several Postgres tables share one in a single-table design):
    Candidates of all mappings of the DynamoDB table are merged by key: one key, one candidate,
    owned by the table whose Postgres row maps to it (even if the item's EntityType names another
    table or none), else by the table the item routes to (`DrillDown`, docs/reconciler.md).
-4. Recheck: after the grace period, re-read each candidate from both sides (Postgres by primary
-   key, DynamoDB consistent reads), decide its owner again from the current rows and compare
-   with `core.compare`; a key that matches in any of the rounds was in flight. Only drift that
-   persists is reported, once per key. A candidate whose row does not map is not compared.
+4. Recheck: once its grace period has passed since the scan saw it differ (its DynamoDB page's
+   arrival; for a key absent from DynamoDB, the end of the DynamoDB scan: `grace.py`), re-read
+   each candidate from both sides (Postgres by primary key, DynamoDB consistent reads), decide its
+   owner again from the current rows and compare with `core.compare`; a key that matches in any
+   of the rounds was in flight. Candidates are rechecked in waves as they come due. Only drift
+   that persists is reported, once per key. A candidate whose row does not map is not compared.
 5. Coverage: rows and items that could not be compared are counted by reason (`coverage.py`).
 """
 
@@ -56,6 +58,7 @@ from parity.reconcilers.coverage import (
     typed_primary_key,
 )
 from parity.reconcilers.dynamo import SegmentScanner
+from parity.reconcilers.grace import GraceSchedule, recheck_in_waves
 from parity.reconcilers.postgres import (
     PartitionReader,
     PartitionTask,
@@ -190,6 +193,7 @@ class Reconciler:
         sleep: Callable[[float], None] = time.sleep,
         stop: threading.Event | None = None,
         pg_processes: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pg_processes = pg_processes  # None: processes for large tables only
         self.config = config
@@ -200,6 +204,7 @@ class Reconciler:
         self.metrics = metrics
         self.progress: Progress = progress or _NoProgress()
         self._sleep = sleep
+        self._clock = clock  # when pages were read and candidates come due (grace.py)
         self._stop = stop or threading.Event()
         self.report_dir = Path(config.reconcile.report_dir)
 
@@ -286,10 +291,15 @@ class Reconciler:
         ddb_units = [f"ddb-{s}" for s in range(segments)]
         pg_units = [(f"pg-{m}-{p}", m, p) for m in range(len(selected)) for p in range(workers)]
         pending_ddb: list[tuple[int, dict[str, Any] | None, int]] = []
+        # When the scan read each DynamoDB record (a candidate's grace runs from then): per unit,
+        # (records read so far, time) after every page. Records of an earlier, resumed process
+        # count as read when this run's reads begin, which only lengthens their grace.
+        read_marks: dict[str, list[tuple[int, float]]] = {}
         for s, name in enumerate(ddb_units):
             unit = cp.unit(name)
             offset = int(unit.get("offset", 0))
-            tally_spill(cp.spill_path(name), ddb.tally, limit=offset)  # partial digests of a resumed unit
+            prior = tally_spill(cp.spill_path(name), ddb.tally, limit=offset)  # partial digests of a resumed unit
+            read_marks[name] = [(prior, self._clock())]
             if not unit.get("done"):
                 pending_ddb.append((s, unit.get("lek"), offset))
         pending_pg: list[tuple[str, int, int]] = []
@@ -330,9 +340,12 @@ class Reconciler:
             writer = SpillWriter(cp.spill_path(name), offset=offset)
             finished = False
 
+            marks = read_marks[name]
+
             def on_page(seg: int, last: dict[str, Any] | None, off: int, n: int) -> None:
                 nonlocal finished
                 finished = last is None
+                marks.append((marks[-1][0] + n, self._clock()))
                 cp.update(name, lek=last, offset=off, done=finished)
                 self.progress.advance(n)
 
@@ -390,6 +403,11 @@ class Reconciler:
             pg_pool_cm as pg_pool,
             ThreadPoolExecutor(pg_slots, "reconcile-pg-wait") as waiters,
         ):
+            # A resumed unit's records count as read now, after this run's Postgres snapshot: a
+            # resumed run may read Postgres later than DynamoDB, and the grace runs from the later.
+            began = self._clock()
+            for marks in read_marks.values():
+                marks[0] = (marks[0][0], began)
             futures: list[Future[None]] = [ddb_pool.submit(scan, s, lek, off) for s, lek, off in pending_ddb]
             if use_processes:
                 futures += [waiters.submit(read_in_process, snapshot, name, m, p) for name, m, p in pending_pg]
@@ -407,17 +425,16 @@ class Reconciler:
         self.progress.end()
         if self._stop.is_set():
             raise ReconcileError(f"reconcile of {group.table} stopped before the end; resume it with --resume")
-        scanned_at = time.monotonic()
+        # The DynamoDB side read every key by now: a key it did not see was absent since then.
+        absent_seen = max(m[-1][1] for m in read_marks.values()) if read_marks else self._clock()
 
         # -- drill down and recheck ---------------------------------------------------------------
         mismatched = [mismatched_buckets(pg.tally, ddb.tally, m) for m in range(len(selected))]
         plan = DrillDown(len(selected))
         if any(mismatched):
-            plan = self._collect(cp, [n for n, _, _ in pg_units], ddb_units, mismatched, buckets)
+            plan = self._collect(cp, [n for n, _, _ in pg_units], ddb_units, mismatched, buckets,
+                                 read_marks, absent_seen)
         candidates = plan.candidates()
-        wait_s = self.settings.grace_period_s - (time.monotonic() - scanned_at)
-        if candidates and wait_s > 0:
-            self._sleep(wait_s)
         outcomes = self._recheck(group.table, router, selected, candidates) if candidates else []
 
         # -- coverage and the report --------------------------------------------------------------
@@ -488,16 +505,26 @@ class Reconciler:
 
     def _collect(
         self, cp: Checkpoint, pg_units: Iterable[str], ddb_units: Iterable[str], mismatched: list[set[int]],
-        buckets: int,
+        buckets: int, read_marks: dict[str, list[tuple[int, float]]] | None = None,
+        absent_seen: float | None = None,
     ) -> DrillDown:
-        """Records of the mismatched buckets only, from both sides' spill files."""
-        plan = DrillDown(len(mismatched))
+        """Records of the mismatched buckets only, from both sides' spill files, with when the
+        scan read each DynamoDB record of them (`read_marks`, see `_run_target`)."""
+        if absent_seen is None:  # read times unknown: everything was read by now
+            absent_seen = self._clock()
+        plan = DrillDown(len(mismatched), absent_seen=absent_seen)
         anywhere = set().union(*mismatched)  # an owner's bucket may be clean for the item's mapping
         for side, units in ((plan.expected, pg_units), (plan.actual, ddb_units)):
             for name in units:
                 limit = int(cp.unit(name).get("offset", 0))
-                for m, fp, h, key in read_spill(cp.spill_path(name), limit=limit):
+                marks = (read_marks or {}).get(name) if side is plan.actual else None
+                mark = 0
+                for n, (m, fp, h, key) in enumerate(read_spill(cp.spill_path(name), limit=limit)):
                     b = fp % buckets
+                    if marks is not None and b in anywhere:
+                        while mark < len(marks) and marks[mark][0] <= n:
+                            mark += 1  # the first page whose records include the n-th
+                        plan.seen[fp] = marks[mark][1] if mark < len(marks) else absent_seen
                     if m in (UNMAPPED, OTHER_TABLE):
                         if b in anywhere:
                             plan.elsewhere[fp] = (m, key)
@@ -513,7 +540,9 @@ class Reconciler:
     def _recheck(
         self, table: str, router: TargetRouter, selected: list[ItemMapper], candidates: list[Candidate]
     ) -> list[DriftEntry | Unmappable | None]:
-        """Re-read candidates from both sides; drift is what mismatches in every round.
+        """Re-read candidates from both sides; drift is what mismatches in every round, the first
+        round `grace_period_s` after the scan saw the candidate differ (`Candidate.seen_at`), the
+        next ones a moment apart; candidates are rechecked in waves as they come due (grace.py).
 
         The owner of a key is decided again from the current rows: the table one of whose rows
         maps to the key (the drill-down's owner first), else the table the item routes to."""
@@ -524,10 +553,9 @@ class Reconciler:
         keys_json = [orjson.loads(c.key) for c in candidates]
         items = [key_from_json(k) for k in keys_json]
         outcomes: list[DriftEntry | Unmappable | None] = [None] * len(candidates)
-        pending = list(range(len(candidates)))
-        for round_ in range(RECHECK_ROUNDS):
-            if round_:
-                self._sleep(min(1.0, max(0.2, self.settings.grace_period_s)))
+
+        def check(pending: list[int]) -> set[int]:
+            """One round for these candidates: their outcome now; returns those that still differ."""
             keys = [items[i] for i in pending]
             actual = self.dynamo.batch_get(table, key_attributes, keys, consistent=True)
             rows = _rows_by_key(lookup, router.mappers, keys)
@@ -555,9 +583,12 @@ class Reconciler:
                     typed = typed_primary_key(mapper.mapping, entry.primary_key, numeric[mapper.mapping.source])
                     outcomes[i] = dataclasses.replace(entry, primary_key=typed)
                     still.append(i)
-            pending = still
-            if not pending:
-                break
+            return set(still)
+
+        grace = self.settings.grace_period_s
+        schedule = GraceSchedule([c.seen_at for c in candidates], grace_s=grace, rounds=RECHECK_ROUNDS,
+                                 spacing_s=min(1.0, max(0.2, grace)))
+        recheck_in_waves(schedule, check, clock=self._clock, sleep=self._sleep)
         return outcomes
 
 
@@ -579,6 +610,9 @@ class Candidate:
     owner: int
     pg_side: bool  # a Postgres row of `owner` maps to the key
     item_at: int | None  # where the scan counted the item: a mapping index, UNMAPPED, OTHER_TABLE; None: no item
+    # When the scan saw the key differ (the reconciler's clock): its DynamoDB page's arrival, or
+    # for a key absent from DynamoDB the end of the DynamoDB scan. Its grace runs from then.
+    seen_at: float = 0.0
 
 
 @dataclass
@@ -590,6 +624,8 @@ class DrillDown:
     actual: list[dict[int, tuple[int, bytes]]] = field(init=False)
     failed: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # fp -> (mapping, key) rows that failed
     elsewhere: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # fp -> (UNMAPPED | OTHER_TABLE, key)
+    seen: dict[int, float] = field(default_factory=dict)  # fp -> when the scan read its DynamoDB item
+    absent_seen: float = 0.0  # when the DynamoDB scan ended (a key it did not read was absent by then)
 
     def __post_init__(self) -> None:
         self.expected = [{} for _ in range(self.mappings)]
@@ -614,7 +650,8 @@ class DrillDown:
             owner = pg if pg is not None else at
             if owner is None or owner in (UNMAPPED, OTHER_TABLE) or key is None:
                 continue  # pragma: no cover - a candidate comes from a mapping's own records
-            out.append(Candidate(key, owner, pg is not None, at))
+            seen_at = self.seen.get(fp, self.absent_seen) if at is not None else self.absent_seen
+            out.append(Candidate(key, owner, pg is not None, at, seen_at))
         return out
 
 

@@ -212,3 +212,26 @@ def test_a_batch_redone_after_a_failed_commit_is_counted_once_per_reading(loop: 
     assert loop.source.committed == {P0: 2}
     assert loop.outcomes() == {"match": 4}  # two records, each read twice
 
+
+
+def test_the_first_commit_after_start_is_logged_once_with_the_join_first_records_and_commit(loop: Loop) -> None:
+    from structlog.testing import capture_logs
+
+    loop.source.joined = False  # the group has not answered yet
+    with capture_logs() as logs:
+        assert loop.step() is not None  # nothing to read, not in the group
+        loop.source.joined = True
+        assert loop.step() is not None  # in the group, nothing to read yet
+        loop.target(1)
+        loop.insert(1)
+        loop.step()  # the first records, matched and committed
+        loop.target(2)
+        loop.insert(2)
+        loop.step()
+    back = [e for e in logs if e["event"] == "back at work"]
+    assert len(back) == 1
+    startup = loop.daemon.startup
+    assert set(startup) == {"joined_s", "first_records_s", "first_commit_s"}
+    assert startup["joined_s"] <= startup["first_records_s"] <= startup["first_commit_s"]
+    assert {k: back[0][k] for k in startup} == startup
+    assert loop.source.commits  # what was logged as committed was committed
