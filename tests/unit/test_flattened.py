@@ -277,3 +277,17 @@ def test_a_tombstone_only_delete_is_verified_as_absence() -> None:
     store.put("T", {"PK": "T#2", "id": Decimal(2), "Owner": "x"})  # still there: not yet deleted
     result = pipeline.process([Record("cdc.public.t", 0, 0, _key(1), None, None)], now=10.0)
     assert _outcomes(result) == {("public.t", "match"): 1}  # T#1 is absent, as expected
+
+
+def test_the_flattened_example_checks_and_routes_its_shared_topic() -> None:
+    from pathlib import Path
+
+    from parity.config_loader import load_config
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "payments-flattened.yaml"
+    cfg = load_config(path, env={"PARITY_PG_DSN": "postgresql://u@127.0.0.1:1/db",
+                                 "PARITY_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    [table] = cfg.tables
+    assert table.event_format == "flattened" and table.flattened is not None
+    assert table.flattened.ordered_by_lsn and table.flattened.field_name("table") == "__table"
+    assert cfg.topics() == ["parity.all-tables", r"^(parity\.all-tables)$"]
