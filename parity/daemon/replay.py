@@ -150,9 +150,9 @@ def fetch_record(consumer: Any, topic: str, partition: int, offset: int, timeout
     """The record at (topic, partition, offset), or None when Kafka no longer has it."""
     tp = TopicPartition(topic, partition, offset)
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        low, _high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
     except KafkaException:
-        low = high = None
+        low = None
     if low is not None and low >= 0 and offset < low:
         return None  # deleted by retention
     consumer.assign([tp])
@@ -162,8 +162,8 @@ def fetch_record(consumer: Any, topic: str, partition: int, offset: int, timeout
             for m in consumer.consume(1, 0.5):
                 err = m.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF and (high is None or m.offset() >= offset):
-                        return None  # the partition ends before the offset
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        return None  # the partition ends before the offset: nothing there any more
                     continue
                 if m.offset() != offset:
                     return None  # compacted away: the next record has a later offset

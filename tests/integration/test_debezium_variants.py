@@ -214,6 +214,18 @@ def test_every_variant_finds_the_envelopes_drift_shadow_applies_and_a_fixed_dead
     assert all(r["table"] == fr and r["was"].startswith("unmappable:") for r in report["replayed"])
     again = runner_cli.invoke(app, ["replay", "--dlq", "-c", str(fixed), "--json"])
     assert json.loads(again.output[again.output.index("{"):])["outcomes"] == {"already_replayed": 3}
+    # A record no longer in Kafka (past the partition's end here, as after retention) is not found.
+    from parity.daemon.replay import fetch_record, replay_consumer
+
+    consumer = replay_consumer(config)
+    try:
+        assert fetch_record(consumer, v.routed, 0, 10**6) is None
+        topic, rest = report["replayed"][0]["position"].rsplit("[", 1)
+        partition, offset = rest.split("]@")
+        present = fetch_record(consumer, topic, int(partition), int(offset))
+        assert present is not None and (present.topic, present.offset) == (topic, int(offset))
+    finally:
+        consumer.close()
     # Replays are kept apart: the daemon's counters still hold each record once, as dead_letter.
     from parity.adapters.state import StateStore
     from parity.daemon.run import state_path
