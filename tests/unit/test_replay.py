@@ -74,6 +74,11 @@ def test_each_dead_letter_ends_in_its_new_outcome_and_a_second_replay_counts_non
     again = s.replayer().run(letters[:1], s.fetch, again=True)
     assert [r.outcome for r in again] == ["match"]
     assert s.state.outcome_counts() == {}  # the daemon's counters are never touched
+    from parity.daemon.status import collect_status
+
+    shown = collect_status(s.config, s.state, now=10_000.0)
+    assert shown["dlq_replayed"] == {"drift": 1, "match": 1, "source_gone": 1}
+    assert shown["totals"]["consumed"] == 0
 
 
 def test_a_record_that_still_cannot_be_mapped_is_a_dead_letter_again_with_its_reason(tmp_path: Path) -> None:
