@@ -222,6 +222,30 @@ def status(
     print_status(cfg, as_json=as_json)
 
 
+@app.command()
+def replay(
+    config: ConfigOption,
+    dlq: Annotated[bool, typer.Option("--dlq", help="Replay the dead letters (kafka.dead_letter_topic).")] = False,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="Read the dead letters from this "
+                                                   "JSON-lines file instead of the dead-letter topic.")] = None,
+    again: Annotated[bool, typer.Option("--again", help="Replay dead letters replayed before too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="Seconds a record may stay pending (its grace "
+                                             "period not over yet) before it is reported unverified.")] = 120.0,
+) -> None:
+    """Re-read each dead-lettered record from Kafka (topic, partition, offset) and run it through
+    decode, mapping and verify (or shadow) again, under the current configuration; print each
+    record's new outcome. Exit 0 when every record is now fine, 1 otherwise (drift, still a dead
+    letter, gone from Kafka), 3 when Kafka or DynamoDB cannot be reached. docs/debezium.md."""
+    if not dlq:
+        typer.echo("error: say what to replay: --dlq", err=True)
+        raise typer.Exit(2)
+    cfg = _load(config)
+    from parity.daemon.replay_cli import run_replay
+
+    raise typer.Exit(run_replay(cfg, from_file=from_file, again=again, as_json=as_json, timeout_s=timeout_s))
+
+
 def _mount_subcommands() -> None:
     """Sub-commands living in their own modules; imported here, at start-up of the CLI only."""
     from parity import doctor

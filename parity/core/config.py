@@ -123,6 +123,54 @@ class ColumnRule(_Frozen):
         return self.type in SET_TYPES and {self.null_as, self.empty_set_as} == {"absent", "null"}
 
 
+# Debezium's ExtractNewRecordState `delete.tombstone.handling.mode` (3.x; `none` is 2.x's
+# `delete.handling.mode=none`, which left a tombstone per delete like `tombstone`).
+DeleteHandling = Literal["drop", "tombstone", "rewrite", "rewrite-with-tombstone", "delete-to-tombstone", "none"]
+class FlattenedEvents(_Frozen):
+    """How the table's topic was flattened by Debezium's `ExtractNewRecordState` transform
+    (`transforms.unwrap.*`): the same settings, so parity knows what each record carries.
+    docs/debezium.md says what each variant loses."""
+
+    # transforms.unwrap.add.fields, as written there ("op,lsn,source.ts_ms" or with renames
+    # "source.ts_ms:EVENT_TS"), as a list.
+    add_fields: tuple[str, ...] = ()
+    add_fields_prefix: str = "__"  # transforms.unwrap.add.fields.prefix
+    delete_handling: DeleteHandling = "tombstone"  # transforms.unwrap.delete.tombstone.handling.mode
+
+    @field_validator("add_fields", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # Pasted from the connector config: "op,lsn,source.ts_ms".
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    def field_name(self, name: str) -> str | None:
+        """The record's field that `add.fields` entry `name` (e.g. "source.ts_ms") becomes, or None
+        when it is not added. `op` matches "op"; "lsn" matches "lsn" and "source.lsn"."""
+        wanted = {name, f"source.{name}"} if "." not in name else {name, name.split(".", 1)[1]}
+        for entry in self.add_fields:
+            field, _, renamed = entry.partition(":")
+            if field in wanted:
+                return renamed or self.add_fields_prefix + field.replace(".", "_")
+        return None
+
+    @property
+    def deletes(self) -> Literal["rewrite", "tombstone", "none"]:
+        """How a delete arrives: a `__deleted: "true"` record, a tombstone, or not at all."""
+        if self.delete_handling in ("rewrite", "rewrite-with-tombstone"):
+            return "rewrite"
+        if self.delete_handling == "drop":
+            return "none"
+        return "tombstone"
+
+    @property
+    def ordered_by_lsn(self) -> bool:
+        """Whether events are ordered by their LSN; otherwise by Kafka offset within a partition
+        (a tombstone carries no LSN, so a table whose deletes are tombstones orders by offset)."""
+        return self.field_name("lsn") is not None and self.deletes != "tombstone"
+
+
 class MskIamAuth(_Frozen):
     """Amazon MSK IAM: SASL_SSL + OAUTHBEARER with a token signed from the AWS credentials of the
     process (the `parity[msk]` extra; parity.kafka_auth builds the client settings)."""
@@ -182,6 +230,10 @@ class KafkaConfig(_Frozen):
     # settings of RESERVED_KAFKA_OPTIONS, which are refused.
     options: dict[str, str] = Field(default_factory=dict)
     auth: Annotated[MskIamAuth, Field(discriminator="type")] | None = None
+    # A regex (full match) of further topics to consume: routed topics (RegexRouter,
+    # ByLogicalTableRouter) whose records are matched to tables by their source (docs/debezium.md).
+    # A record on such a topic that belongs to no mapped table is counted as `unmapped`.
+    topic_pattern: str | None = None
     drift_topic: str | None = "parity.drift"
     dead_letter_topic: str = "parity.dlq"
     session_timeout_ms: int = Field(default=10_000, ge=1000)
@@ -197,6 +249,16 @@ class KafkaConfig(_Frozen):
         # `${PARITY_KAFKA_BOOTSTRAP}` set to "" would otherwise make the client wait for nothing.
         if not value.strip():
             raise ValueError("empty")
+        return value
+
+    @field_validator("topic_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -218,7 +280,11 @@ class KafkaConfig(_Frozen):
         return value
 
     def topic_for(self, source: str) -> str:
+        """Debezium's default topic of table `source`: `<topic_prefix>.<schema>.<table>`."""
         return f"{self.topic_prefix}.{source}"
+
+    def matches_pattern(self, topic: str) -> bool:
+        return self.topic_pattern is not None and re.fullmatch(self.topic_pattern, topic) is not None
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         # repr() and str() of the config (and of every model holding it) mask secret options; the
@@ -315,6 +381,13 @@ class TableMapping(_Frozen):
     primary_key: tuple[str, ...]
     target: str
     mode: Mode = "verify"
+    # The Kafka topic of the table's events; default `<kafka.topic_prefix>.<schema>.<table>`.
+    # Several tables may share one topic (a router): each record is matched by its source.
+    topic: str | None = None
+    # `envelope`: Debezium's default change event; `flattened`: ExtractNewRecordState output,
+    # described by `flattened` (docs/debezium.md).
+    event_format: Literal["envelope", "flattened"] = "envelope"
+    flattened: FlattenedEvents | None = None
     shadow_table: str | None = None  # shadow mode writes here instead of `target`
     keys: dict[str, str]
     indexes: dict[str, str] = Field(default_factory=dict)
@@ -438,6 +511,7 @@ def _check_mapping(m: TableMapping) -> None:
             for col, _spec in fields:
                 if col not in m.columns:
                     raise _PathError(f"{group}.{attr}", f"unknown column {col!r}")
+    _check_event_format(m)
     if m.truncate == "apply" and m.mode != "shadow":
         raise _PathError("truncate", "'apply' deletes target items: only for tables in shadow mode")
     if m.freshness_column is not None and m.freshness_column not in m.columns:
@@ -461,6 +535,38 @@ def _check_mapping(m: TableMapping) -> None:
     for name in [*m.keys, *m.indexes, *m.constants, m.version_attribute]:
         if name in attrs and name not in m.ignore_attributes:
             raise _PathError("columns", f"attribute {name!r} is both a column and a key/constant attribute")
+
+
+def _check_event_format(m: TableMapping) -> None:
+    """Refuse what parity cannot do correctly with flattened events, naming the Debezium setting
+    that fixes it (docs/debezium.md)."""
+    if m.event_format == "envelope":
+        if m.flattened is not None:
+            raise _PathError("flattened", "applies to event_format: flattened only")
+        return
+    flat = m.flattened or FlattenedEvents()
+    if m.mode == "shadow":
+        if flat.field_name("lsn") is None:
+            raise _PathError(
+                "flattened.add_fields",
+                "shadow mode writes each change conditioned on its WAL position, and flattened events carry "
+                "none: add `lsn` to transforms.unwrap.add.fields (and to flattened.add_fields)",
+            )
+        if flat.deletes != "rewrite":
+            raise _PathError(
+                "flattened.delete_handling",
+                f"shadow mode with delete handling {flat.delete_handling!r} cannot apply deletes in WAL order "
+                "(a tombstone carries no LSN; `drop` loses deletes): set "
+                "transforms.unwrap.delete.tombstone.handling.mode=rewrite (and flattened.delete_handling: rewrite)",
+            )
+        if m.truncate == "apply":
+            raise _PathError("truncate", "flattened events carry no TRUNCATE: use event_format: envelope to apply it")
+    if m.snapshot_policy != "verify" and flat.field_name("op") is None:
+        raise _PathError(
+            "snapshot_policy",
+            f"{m.snapshot_policy!r} needs to tell snapshot rows from changes: add `op` to "
+            "transforms.unwrap.add.fields (and to flattened.add_fields)",
+        )
 
 
 class StreamsConfig(_Frozen):
@@ -513,6 +619,15 @@ class ParityConfig(_Frozen):
             if t.source in seen:
                 raise _PathError(f"tables[{i}].source", f"{t.source} is already mapped by tables[{seen[t.source]}]")
             seen[t.source] = i
+        formats: dict[str, tuple[int, str]] = {}
+        for i, t in enumerate(self.tables):
+            topic = t.topic or self.kafka.topic_for(t.source)
+            first = formats.setdefault(topic, (i, t.event_format))
+            if first[1] != t.event_format:
+                raise _PathError(
+                    f"tables[{i}].event_format",
+                    f"topic {topic} also carries tables[{first[0]}] as {first[1]!r}: one topic has one event format",
+                )
         by_target: dict[str, list[TableMapping]] = {}
         for t in self.tables:
             by_target.setdefault(t.target, []).append(t)
@@ -532,7 +647,16 @@ class ParityConfig(_Frozen):
                 return t
         raise KeyError(source)
 
+    def topic_of(self, table: TableMapping) -> str:
+        """The topic `table`'s events arrive on (its `topic`, else Debezium's default name)."""
+        return table.topic or self.kafka.topic_for(table.source)
+
     def table_for_topic(self, topic: str) -> TableMapping | None:
+        """The table whose own topic is `topic`: the one table configured on it, or the table its
+        default name designates. None for a topic shared by several tables or not configured."""
+        on_topic = [t for t in self.tables if self.topic_of(t) == topic]
+        if len(on_topic) == 1:
+            return on_topic[0]
         prefix = self.kafka.topic_prefix + "."
         if not topic.startswith(prefix):
             return None
@@ -542,5 +666,18 @@ class ParityConfig(_Frozen):
                 return t
         return None
 
+    def table_for_source(self, source: str) -> TableMapping | None:
+        for t in self.tables:
+            if t.source == source:
+                return t
+        return None
+
     def topics(self) -> list[str]:
-        return [self.kafka.topic_for(t.source) for t in self.tables]
+        """What the consumer subscribes to: every table's topic, then `kafka.topic_pattern` as a
+        regex subscription (librdkafka's `^` form)."""
+        topics = list(dict.fromkeys(self.topic_of(t) for t in self.tables))
+        if self.kafka.topic_pattern is not None:
+            pattern = self.kafka.topic_pattern
+            # librdkafka's own regex engine has no (?:...) groups.
+            topics.append(pattern if pattern.startswith("^") else f"^({pattern})$")
+        return topics

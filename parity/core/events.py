@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -187,15 +187,22 @@ class _Schema:
     rows: _RowDecoder | None
 
 
-def _build(schema: Any, hints: Mapping[str, ColumnHint], is_key: bool) -> _Schema | None:
+# What a record's schema describes: a key struct, a Debezium envelope, or a flat row (the value
+# of a topic flattened by ExtractNewRecordState: the row's columns plus the added `__` fields).
+Kind = Literal["key", "envelope", "row"]
+
+
+def _build(schema: Any, hints: Mapping[str, ColumnHint], kind: Kind) -> _Schema | None:
     if schema is None:
         return None  # {"schema": null, ...}: decode as schemaless
     if not isinstance(schema, dict):
         raise DecodeError("record schema is not an object")
     name = schema.get("name")
     name = name if isinstance(name, str) else None
-    if is_key:
-        return _Schema(name, _struct_decoder(schema, hints, "key"))
+    if kind != "envelope":
+        if kind == "row" and schema.get("type") != "struct":
+            return _Schema(name, None)  # not a row (a heartbeat's or a message's own schema)
+        return _Schema(name, _struct_decoder(schema, hints, kind))
     fields = schema.get("fields")
     if not isinstance(fields, list):
         return _Schema(name, None)
@@ -205,11 +212,10 @@ def _build(schema: Any, hints: Mapping[str, ColumnHint], is_key: bool) -> _Schem
     return _Schema(name, None)
 
 
-_schemas: dict[tuple[bytes, int, bool], tuple[object, _Schema | None]] = {}
+_schemas: dict[tuple[bytes, int, Kind], tuple[object, _Schema | None]] = {}
 # Per topic, the last schema seen (text, hints object, decoders): the fast path of `_split`.
 _Recent = tuple[bytes, object, "_Schema | None"]
-_recent_values: dict[str, _Recent] = {}
-_recent_keys: dict[str, _Recent] = {}
+_recent: dict[Kind, dict[str, _Recent]] = {"key": {}, "envelope": {}, "row": {}}
 _hinted: dict[int, tuple[object, Mapping[str, ColumnHint], _RowDecoder]] = {}
 
 
@@ -234,9 +240,9 @@ def _plain_hints(hints: Hints | None) -> tuple[Mapping[str, ColumnHint], _RowDec
     return plain, decoder
 
 
-def _split(raw: bytes, what: str, hints: Hints | None, is_key: bool, topic: str) -> tuple[Any, _Schema | None]:
+def _split(raw: bytes, what: str, hints: Hints | None, kind: Kind, topic: str) -> tuple[Any, _Schema | None]:
     """(payload, schema decoders) of a JSON-converter record; (document, None) without schemas."""
-    recent = _recent_keys if is_key else _recent_values
+    recent = _recent[kind]
     last = recent.get(topic)
     if last is not None:
         text, owner, known = last
@@ -257,7 +263,7 @@ def _split(raw: bytes, what: str, hints: Hints | None, is_key: bool, topic: str)
         sep = raw.find(_PAYLOAD_SEP, _PREFIX_LEN)
         if sep > 0:
             schema_text = raw[_PREFIX_LEN:sep]
-            entry = _schemas.get((schema_text, id(hints), is_key))
+            entry = _schemas.get((schema_text, id(hints), kind))
             if entry is not None and entry[0] is hints:
                 _remember(recent, topic, (schema_text, hints, entry[1]))
                 return _load(raw[sep + _SEP_LEN : -1], what), entry[1]
@@ -265,7 +271,7 @@ def _split(raw: bytes, what: str, hints: Hints | None, is_key: bool, topic: str)
     if type(doc) is not dict or "payload" not in doc or "schema" not in doc or len(doc) != 2:
         return doc, None
     plain, _ = _plain_hints(hints)
-    schema = _build(doc["schema"], plain, is_key)
+    schema = _build(doc["schema"], plain, kind)
     if schema_text:
         try:
             same = orjson.loads(schema_text) == doc["schema"]
@@ -274,7 +280,7 @@ def _split(raw: bytes, what: str, hints: Hints | None, is_key: bool, topic: str)
         if same:
             if len(_schemas) >= _CACHE_LIMIT:
                 _schemas.clear()
-            _schemas[(schema_text, id(hints), is_key)] = (hints, schema)
+            _schemas[(schema_text, id(hints), kind)] = (hints, schema)
             _remember(recent, topic, (schema_text, hints, schema))
     return doc["payload"], schema
 
@@ -295,22 +301,34 @@ def _as_bytes(data: Any, what: str) -> bytes:
     raise DecodeError(f"{what} is a {type(data).__name__}, not bytes")
 
 
-def _decode_key(key: Any, hints: Hints | None, topic: str) -> Row:
-    payload, schema = _split(_as_bytes(key, "key"), "key", hints, True, topic)
+# ByLogicalTableRouter (key.enforce.uniqueness, its default) adds the original topic to the key.
+PHYSICAL_TABLE_FIELD: Final = "__dbz__physicalTableIdentifier"
+
+
+def decode_key(key: Any, hints: Hints | None, topic: str) -> tuple[Row, str | None]:
+    """The record key's columns, and the source (schema.table) a ByLogicalTableRouter key names."""
+    payload, schema = _split(_as_bytes(key, "key"), "key", hints, "key", topic)
     rows = schema.rows if schema is not None and schema.rows is not None else _plain_hints(hints)[1]
     if type(payload) is not dict:
         raise DecodeError("key is not a JSON object (a key struct)")
+    origin = payload.pop(PHYSICAL_TABLE_FIELD, None)
     if not payload:
         raise DecodeError("key has no fields")
-    return rows.decode(payload, "key")
+    source = source_of_topic(origin) if type(origin) is str else None
+    return rows.decode(payload, "key"), source
 
 
-def _source_of_topic(topic: str) -> str | None:
+def _decode_key(key: Any, hints: Hints | None, topic: str) -> Row:
+    return decode_key(key, hints, topic)[0]
+
+
+def source_of_topic(topic: str) -> str | None:
+    """schema.table of Debezium's default topic name `<prefix>.<schema>.<table>`."""
     parts = topic.rsplit(".", 2)
     return f"{parts[1]}.{parts[2]}" if len(parts) == 3 and all(parts) else None
 
 
-def _positions(block: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
+def positions(block: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
     """source.lsn, source.txId and source.ts_ms, each an integer or absent."""
     lsn, tx_id, ts_ms = block.get("lsn"), block.get("txId"), block.get("ts_ms")
     for name, v in (("lsn", lsn), ("txId", tx_id), ("ts_ms", ts_ms)):
@@ -319,7 +337,7 @@ def _positions(block: Mapping[str, Any]) -> tuple[int | None, int | None, int | 
     return lsn, tx_id, ts_ms
 
 
-def _snapshot(block: Mapping[str, Any]) -> tuple[bool, bool]:
+def snapshot_marker(block: Mapping[str, Any]) -> tuple[bool, bool]:
     v = block.get("snapshot")
     if v is None or v is False or v == "false":
         return False, False
@@ -331,7 +349,7 @@ def _snapshot(block: Mapping[str, Any]) -> tuple[bool, bool]:
     return True, v == "last"
 
 
-def _not_a_change(topic: str, payload: dict[str, Any], schema: _Schema | None) -> Skip:
+def not_a_change(topic: str, payload: dict[str, Any], schema: _Schema | None) -> Skip:
     if (schema is not None and schema.name == _HEARTBEAT_SCHEMA) or topic.startswith(_HEARTBEAT_TOPIC):
         return Skip("heartbeat")
     status = payload.get("status")
@@ -357,13 +375,14 @@ def decode_record(
     if value is None:
         if key is None:
             raise DecodeError("tombstone without a key")
-        return Tombstone(source=_source_of_topic(topic), key=_decode_key(key, hints, topic))
-    payload, schema = _split(_as_bytes(value, "value"), "value", hints, False, topic)
+        row_key, origin = decode_key(key, hints, topic)
+        return Tombstone(source=origin or source_of_topic(topic), key=row_key)
+    payload, schema = _split(_as_bytes(value, "value"), "value", hints, "envelope", topic)
     if type(payload) is not dict:
         raise DecodeError("value is not a Debezium envelope: payload is not an object")
     op_text = payload.get("op")
     if op_text is None:
-        return _not_a_change(topic, payload, schema)
+        return not_a_change(topic, payload, schema)
     if op_text == "m":
         return Skip("logical decoding message")
     op = _OPS.get(op_text) if type(op_text) is str else None
@@ -387,8 +406,8 @@ def decode_record(
         record_key: Row = {}
     else:
         record_key = _decode_key(key, hints, topic)
-    snapshot, snapshot_last = _snapshot(src)
-    lsn, tx_id, ts_ms = _positions(src)
+    snapshot, snapshot_last = snapshot_marker(src)
+    lsn, tx_id, ts_ms = positions(src)
     return ChangeEvent(
         source=f"{db_schema}.{table}",
         op=op,

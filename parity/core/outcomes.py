@@ -17,6 +17,8 @@ Verify mode:
   dead_letter    could not be decoded or mapped: sent to the dead-letter topic with a reason
   skipped        heartbeats, transaction metadata, tombstones, snapshot rows under policy `skip`
   truncate       a TRUNCATE: counted and the table is marked for reconciliation
+  unmapped       on a topic matched by kafka.topic_pattern (or shared by routed tables) but of no
+                 mapped table: counted under its source (or `<unmapped>`), not dead-lettered
 
 Shadow mode (parity.daemon.shadow):
   applied        written to DynamoDB
@@ -41,6 +43,7 @@ class Outcome(enum.StrEnum):
     DEAD_LETTER = "dead_letter"
     SKIPPED = "skipped"
     TRUNCATE = "truncate"
+    UNMAPPED = "unmapped"
     APPLIED = "applied"
     STALE_SKIPPED = "stale_skipped"
     FAILED = "failed"
@@ -61,4 +64,5 @@ RESOLVED: Final = (
     Outcome.NOT_COMPARED,
     Outcome.SKIPPED,
     Outcome.TRUNCATE,
+    Outcome.UNMAPPED,
 )

@@ -3,7 +3,9 @@ counted at once: dead_letter (undecodable, unknown table, unmappable), skipped (
 transaction metadata, tombstones, snapshot rows under policy `skip`) or truncate.
 
 Decoding routes the event to its table's mapping (a topic may carry another table's events, see
-`ParityConfig.table_for_topic`) and builds its expectation (parity.core.expect). The columns an
+`ParityConfig.table_for_topic`; a topic shared by routed tables, or matched by
+`kafka.topic_pattern`, is routed by each record's source, see docs/debezium.md), decodes it in
+the table's `event_format` (envelope or flattened) and builds its expectation (parity.core.expect). The columns an
 expectation reports (schema drift, mapped columns missing from the events) are logged here, once
 per new column, and kept for `parity status`.
 """
@@ -18,8 +20,9 @@ from parity.adapters.kafka import Record
 from parity.core.columns import COLUMN_MISSING
 from parity.core.config import ParityConfig, TableMapping
 from parity.core.errors import DecodeError
-from parity.core.events import ChangeEvent, Op, Skip, Tombstone, decode_record
+from parity.core.events import ChangeEvent, Decoded, Op, Skip, Tombstone, decode_record
 from parity.core.expect import Expectation, Unmappable, expect
+from parity.core.flattened import decode_flattened, peek_source
 from parity.core.keys import canonical_key
 from parity.core.ledger import TopicPartition
 from parity.core.mapping import ItemMapper
@@ -35,7 +38,13 @@ class Decoder:
     ) -> None:
         self.config = config
         self.mappers = mappers
-        self.by_topic = {config.kafka.topic_for(t.source): t for t in config.tables}
+        on_topic: dict[str, list[TableMapping]] = {}
+        for t in config.tables:
+            on_topic.setdefault(config.topic_of(t), []).append(t)
+        self.by_topic = {topic: tables[0] for topic, tables in on_topic.items() if len(tables) == 1}
+        # Topics carrying several tables (a router): each record is routed by its source.
+        self.shared = {topic: tables for topic, tables in on_topic.items() if len(tables) > 1}
+        self._unmapped_topics: set[str] = set()
         # Per partition, the source time up to which every event has been consumed (the verifier
         # reads it to know when the stream has passed a check's deciding read).
         self.progress = progress
@@ -50,15 +59,56 @@ class Decoder:
         """Mapped columns that events arrived without (for status and logs)."""
         return {t: sorted(c) for t, c in self._columns_missing.items()}
 
-    def decode(self, rec: Record, now: float, result: BatchResult) -> Work | Barrier | None:
-        """`rec` as a change or a barrier; None when its outcome is already counted in `result`."""
+    def _route(self, rec: Record, result: BatchResult) -> TableMapping | None:
+        """The table `rec` belongs to; None when its outcome is already counted."""
         mapping = self.by_topic.get(rec.topic)
-        if mapping is None:
+        if mapping is not None:
+            return mapping
+        candidates = self.shared.get(rec.topic)
+        if candidates is None and not self.config.kafka.matches_pattern(rec.topic):
             result.dead_letters.append(DeadLetter(rec, f"unknown table: topic {rec.topic!r} is not mapped", None))
             result.count("<unknown>", Outcome.DEAD_LETTER)
             return None
+        pool = candidates or list(self.config.tables)
+        source = peek_source(rec.topic, rec.key, rec.value, pool[0].flattened)
+        if source is not None:
+            named = [t for t in pool if t.source == source or ("." not in source and t.table == source)]
+            if len(named) == 1:
+                return named[0]
+            if not named and candidates is not None:
+                named = [t for t in self.config.tables if t.source == source]
+                if named:
+                    return named[0]
+        if source is None and candidates is not None:
+            result.dead_letters.append(DeadLetter(
+                rec, f"undecodable: topic {rec.topic!r} carries several tables and this record does not name "
+                "its table (envelope source block, flattened `table` add.field, or router key field)",
+                None, "decode"))
+            result.count("<unknown>", Outcome.DEAD_LETTER)
+            return None
+        self._unmapped(rec, source, result)
+        return None
+
+    def _unmapped(self, rec: Record, source: str | None, result: BatchResult) -> None:
+        """A record of no mapped table on a routed or pattern-matched topic: counted, not dead-lettered."""
+        if rec.topic not in self._unmapped_topics:
+            self._unmapped_topics.add(rec.topic)
+            log.warning("records of no mapped table on a consumed topic: counted as unmapped",
+                        topic=rec.topic, table=source)
+        result.count(source or "<unmapped>", Outcome.UNMAPPED)
+
+    def _decode_as(self, mapping: TableMapping, rec: Record) -> Decoded:
+        if mapping.event_format == "flattened":
+            return decode_flattened(rec.topic, rec.key, rec.value, mapping.columns, mapping.flattened, mapping.source)
+        return decode_record(rec.topic, rec.key, rec.value, mapping.columns)
+
+    def decode(self, rec: Record, now: float, result: BatchResult) -> Work | Barrier | None:
+        """`rec` as a change or a barrier; None when its outcome is already counted in `result`."""
+        mapping = self._route(rec, result)
+        if mapping is None:
+            return None
         try:
-            decoded = decode_record(rec.topic, rec.key, rec.value, mapping.columns)
+            decoded = self._decode_as(mapping, rec)
         except DecodeError as exc:
             result.dead_letters.append(DeadLetter(rec, f"undecodable: {exc}", mapping.source, "decode"))
             result.count(mapping.source, Outcome.DEAD_LETTER)
@@ -68,7 +118,10 @@ class Decoder:
             return None
         event = decoded
         if event.source != mapping.source:
-            other = self.config.table_for_topic(self.config.kafka.topic_for(event.source))
+            other = self.config.table_for_source(event.source)
+            if other is None and (rec.topic in self.shared or self.config.kafka.matches_pattern(rec.topic)):
+                self._unmapped(rec, event.source, result)
+                return None
             if other is None:
                 result.dead_letters.append(DeadLetter(rec, f"unknown table {event.source!r}", event.source))
                 result.count(event.source, Outcome.DEAD_LETTER)
@@ -114,7 +167,7 @@ class Decoder:
             target=target,
             key_id=(target, canonical_key(expectation.key)),
             expectation=expectation,
-            lsn=event.lsn or 0,
+            lsn=_position(mapping, event, rec),
             event_ts=ts,
             consumed_at=now,
         )
@@ -142,3 +195,12 @@ class Decoder:
                     rule=mapping.schema_drift,
                 )
             seen.update(found.unmapped)
+
+
+def _position(mapping: TableMapping, event: ChangeEvent, rec: Record) -> int:
+    """What orders a key's events: the LSN, or for flattened events without a usable one the Kafka
+    offset (a key's events stay on one partition, in commit order). Shadow mode needs the LSN, so
+    config validation refuses shadow without it."""
+    if mapping.event_format == "flattened" and (mapping.flattened is None or not mapping.flattened.ordered_by_lsn):
+        return rec.offset + 1
+    return event.lsn or 0

@@ -91,7 +91,18 @@ def collect_status(
         "totals": _totals(tables),
         "stream": _stream(snapshot, now, live_within_s),
         "last_reconcile": facts.get("last_reconcile"),
+        # `parity replay --dlq` results, apart from the counts above (the daemon counted each
+        # replayed record once, as dead_letter).
+        "dlq_replayed": _replayed(facts.get("dlq_replayed")),
     }
+
+
+def _replayed(entries: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in (entries or {}).values() if isinstance(entries, dict) else ():
+        outcome = str(entry.get("outcome")) if isinstance(entry, dict) else "unknown"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _empty(source: str, mode: str | None) -> dict[str, Any]:
@@ -251,6 +262,10 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         f"consumed {totals['consumed']} = resolved {totals['resolved']} + pending {totals['pending_rechecks']}"
         + (f"; other = {_others(totals['outcomes'], shown)}" if _others(totals["outcomes"], shown) else "")
     )
+    if status.get("dlq_replayed"):
+        replayed = status["dlq_replayed"]
+        console.print(f"dead letters replayed: {sum(replayed.values())} ("
+                      + ", ".join(f"{k} {v}" for k, v in replayed.items()) + ")")
     if stream["snapshot_at"] is None:
         console.print("stream: " + "; ".join(stream["not_drained_because"]))
         return

