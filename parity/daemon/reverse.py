@@ -381,6 +381,8 @@ class ReverseDaemon:
             self._recover(exc.kind, str(exc))
             return None
         self.telemetry.batch(result)
+        lag = max(self.last_lag.values(), default=0.0)
+        self.telemetry.stream_lag({target: lag for target in self.verifier.router.targets})
         if new or result.resolved:
             self.telemetry.drift_open(self.state.open_drift_counts())
         self.health.last_loop_at = now

@@ -57,6 +57,10 @@ class Telemetry:
     def drift_resolved(self, source: str, how: str, n: int) -> None:
         return None
 
+    def stream_lag(self, lag_by_table: dict[str, float]) -> None:
+        """Reverse direction: per DynamoDB table, seconds behind its stream (largest shard)."""
+        return None
+
 
 # Open drift keys are re-read so that a late write that lands after confirmation is noticed:
 # at most REREAD_MAX_KEYS keys every REREAD_INTERVAL_S (least recently re-read first), so the
