@@ -353,29 +353,7 @@ class Daemon:
             self._emit_outbox()
 
     def _emit_outbox(self) -> None:
-        rows = self.state.unemitted()
-        if rows:
-            values = [r[3] for r in rows]
-            if self.drift_file is not None:
-                self.drift_file.write(values)
-            if self.drift_topic is not None:
-                self.drift_topic.send([(r[1].encode(), r[3]) for r in rows])
-                self.drift_topic.flush()
-            self.state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
-        # `resolved` records (from this daemon, a reconcile or `parity repair`), after the drift
-        # records they close; the counter of resolutions is fed here, in one place.
-        resolved = self.state.unemitted_resolutions()
-        if not resolved:
-            return
-        if self.drift_file is not None:
-            self.drift_file.write([r[2] for r in resolved])
-        if self.drift_topic is not None:
-            self.drift_topic.send([(r[1].encode(), r[2]) for r in resolved])
-            self.drift_topic.flush()
-        self.state.mark_resolutions_emitted([r[0] for r in resolved])
-        for _id, _key, record in resolved:
-            data = orjson.loads(record)
-            self.telemetry.drift_resolved(data["table"], data["how"], 1)
+        emit_outbox(self.state, self.drift_file, self.drift_topic, self.telemetry)
 
     def _commit(self) -> None:
         offsets = self.pipeline.ledger.committable()
@@ -395,6 +373,37 @@ class Daemon:
         self.pipeline.revoke(tps)
         for tp in tps:
             self.committed.pop(tp, None)
+
+
+def emit_outbox(
+    state: StateStore, drift_file: LineSink | None, drift_topic: MessageSink | None, telemetry: Telemetry
+) -> None:
+    """Emit the state store's drift outbox to the drift sinks, then mark it emitted. One emitter
+    per process (the Kafka loop, or the reverse loop when there is no Kafka loop): both
+    directions' drift goes through the same outbox."""
+    rows = state.unemitted()
+    if rows:
+        values = [r[3] for r in rows]
+        if drift_file is not None:
+            drift_file.write(values)
+        if drift_topic is not None:
+            drift_topic.send([(r[1].encode(), r[3]) for r in rows])
+            drift_topic.flush()
+        state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
+    # `resolved` records (from this daemon, a reconcile or `parity repair`), after the drift
+    # records they close; the counter of resolutions is fed here, in one place.
+    resolved = state.unemitted_resolutions()
+    if not resolved:
+        return
+    if drift_file is not None:
+        drift_file.write([r[2] for r in resolved])
+    if drift_topic is not None:
+        drift_topic.send([(r[1].encode(), r[2]) for r in resolved])
+        drift_topic.flush()
+    state.mark_resolutions_emitted([r[0] for r in resolved])
+    for _id, _key, record in resolved:
+        data = orjson.loads(record)
+        telemetry.drift_resolved(data["table"], data["how"], 1)
 
 
 def _redacted_key(daemon: Daemon, source: str) -> bool:
