@@ -439,6 +439,64 @@ class StateStore:
             rows = self._db.execute("SELECT name, value FROM facts").fetchall()
         return {n: orjson.loads(v) for n, v in rows}
 
+    # -- DynamoDB Stream checkpoints (the reverse direction) -----------------------------------
+    # Per (stream ARN, shard): the highest committed sequence number (decimal text, kept as
+    # DynamoDB wrote it: GetShardIterator wants it back as it was), and whether the shard is
+    # finished (closed, read to its end, every record committed), so its children are read after
+    # a restart. Created on first use, so state files of earlier versions need no migration.
+
+    def _stream_tables(self) -> None:
+        if getattr(self, "_streams_ready", False):
+            return
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS stream_shards (stream TEXT NOT NULL, shard TEXT NOT NULL, "
+                "sequence TEXT, finished INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL, "
+                "PRIMARY KEY (stream, shard))"
+            )
+        self._streams_ready = True
+
+    def stream_checkpoints(self, stream: str) -> dict[str, tuple[str | None, bool]]:
+        """Per shard of `stream`: (highest committed sequence number or None, finished)."""
+        self._stream_tables()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT shard, sequence, finished FROM stream_shards WHERE stream = ?", (stream,)
+            ).fetchall()
+        return {shard: (seq, bool(done)) for shard, seq, done in rows}
+
+    def commit_stream_positions(self, stream: str, positions: Mapping[str, str], at: float) -> None:
+        """Checkpoint these shards at these sequence numbers, in one transaction; a checkpoint
+        never moves back (a lower number than the stored one is ignored)."""
+        if not positions:
+            return
+        self._stream_tables()
+        with self.transaction() as db:
+            for shard, seq in positions.items():
+                if not seq.isdigit():
+                    raise StoreError(f"stream {stream} shard {shard}: sequence number {seq!r} is not digits")
+                row = db.execute(
+                    "SELECT sequence FROM stream_shards WHERE stream = ? AND shard = ?", (stream, shard)
+                ).fetchone()
+                if row is not None and row[0] is not None and int(row[0]) >= int(seq):
+                    continue
+                db.execute(
+                    "INSERT INTO stream_shards(stream, shard, sequence, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(stream, shard) DO UPDATE SET sequence = excluded.sequence, "
+                    "updated_at = excluded.updated_at",
+                    (stream, shard, seq, at),
+                )
+
+    def finish_stream_shard(self, stream: str, shard: str, at: float) -> None:
+        """Mark a shard finished: read to its end with every record committed."""
+        self._stream_tables()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO stream_shards(stream, shard, finished, updated_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT(stream, shard) DO UPDATE SET finished = 1, updated_at = excluded.updated_at",
+                (stream, shard, at),
+            )
+
 
 def _lifecycle() -> dict[str, Any]:
     return {"drift_open": 0, "drift_resolved": 0, "drift_resolved_by": {}}

@@ -332,16 +332,20 @@ def test_an_injected_wrong_amount_is_a_value_mismatch() -> None:
 # are attached on top of their base and grant only what the base lacks.
 
 IAM = ROOT / "docs" / "iam"
-_ARN = re.compile(r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}(/index/[A-Za-z0-9_.-]{3,255})?")
+# A table, one of its indexes, or its streams (`/stream/*`: the label changes when a stream is re-enabled).
+_ARN = re.compile(r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}"
+                  r"(/index/[A-Za-z0-9_.-]{3,255}|/stream/\*)?")
 _WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
            "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"}
 _OPERATIONS = ("BatchGetItem", "GetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
-               "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable")
+               "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable", "CreateTable",
+               "DescribeStream", "GetShardIterator", "GetRecords")
 _SNAKE = {re.sub(r"(?<!^)([A-Z])", r"_\1", op).lower(): op for op in _OPERATIONS}  # boto3 client methods
 
 # The DynamoDB policies, each standalone except where a base is named (attach both).
 DYNAMODB_POLICIES = {"verify": None, "shadow": None, "shadow-truncate": "shadow", "reconcile": None,
-                     "reconcile-repair": "reconcile", "repair-delete-unexpected": "reconcile-repair"}
+                     "reconcile-repair": "reconcile", "repair-delete-unexpected": "reconcile-repair",
+                     "reverse": None}
 _READERS = frozenset({"verify", "shadow", "reconcile"})
 # (file, function, operation) -> the policies that must grant it. Empty: the doctor's permission
 # probes, which check on purpose what each mode needs (and report what is missing).
@@ -363,6 +367,16 @@ NEEDED_BY: dict[tuple[str, str, str], frozenset[str]] = {
     ("parity/reconcilers/repair.py", "Repairer.run", "UpdateItem"): frozenset({"reconcile-repair"}),
     # Repair deletes only `unexpected_in_target` items, and only with --delete-unexpected.
     ("parity/reconcilers/repair.py", "Repairer.run", "DeleteItem"): frozenset({"repair-delete-unexpected"}),
+    # The reverse direction reads the target tables' streams and holds shard leases in its own table.
+    ("parity/adapters/streams.py", "DynamoStreamSource._start", "DescribeTable"): frozenset({"reverse"}),
+    ("parity/adapters/streams.py", "DynamoStreamSource._describe", "DescribeStream"): frozenset({"reverse"}),
+    ("parity/adapters/streams.py", "DynamoStreamSource._open", "GetShardIterator"): frozenset({"reverse"}),
+    ("parity/adapters/streams.py", "DynamoStreamSource._read", "GetRecords"): frozenset({"reverse"}),
+    ("parity/adapters/leases.py", "LeaseTable.ensure_table", "DescribeTable"): frozenset({"reverse"}),
+    ("parity/adapters/leases.py", "LeaseTable.ensure_table", "CreateTable"): frozenset({"reverse"}),
+    ("parity/adapters/leases.py", "LeaseTable.leases", "Query"): frozenset({"reverse"}),
+    ("parity/adapters/leases.py", "LeaseTable.create", "PutItem"): frozenset({"reverse"}),
+    ("parity/adapters/leases.py", "LeaseTable._update", "UpdateItem"): frozenset({"reverse"}),
     **{("parity/doctor/checks_dynamodb.py", "probe_permissions", op): frozenset()
        for op in ("GetItem", "BatchGetItem", "Scan", "UpdateItem", "DeleteItem")},
 }
