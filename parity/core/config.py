@@ -280,6 +280,20 @@ class HttpConfig(_Frozen):
         return self.tls_cert_file is not None
 
 
+class StreamsConfig(_Frozen):
+    """The DynamoDB Stream reader of the tables in mode reverse (parity.adapters.streams)."""
+
+    # Shard leases in this DynamoDB table (created if missing), so one replica reads a shard at a
+    # time; None: no leases, for exactly one replica.
+    lease_table: str | None = "parity-stream-leases"
+    lease_duration_s: float = Field(default=20, gt=0)
+    owner_id: str | None = None  # this replica's name in the leases; default: random per process
+    # Where a shard without a checkpoint starts: its oldest record kept (24 h), or only new ones.
+    start_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    describe_interval_s: float = Field(default=10, gt=0)  # how often new shards are looked for
+    min_read_interval_s: float = Field(default=0.2, ge=0)  # per shard, between GetRecords calls
+
+
 class DaemonConfig(_Frozen):
     state_dir: str = ".parity/state"
     batch_max_events: int = Field(default=2000, ge=1)
@@ -289,6 +303,7 @@ class DaemonConfig(_Frozen):
     drift_log: str | None = None  # JSON lines file for confirmed drift (besides the drift topic)
     drift_window_s: float = Field(default=300, gt=0)  # rolling window of the drift ratio
     http: HttpConfig = Field(default_factory=HttpConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
 
 
 class ReconcileConfig(_Frozen):

@@ -8,8 +8,8 @@ Per stream record (`parity.core.streams.StreamRecord`):
 - the Postgres row is read by the primary key parsed back from the item's key, mapped forward and
   compared with the record's image (`parity.core.reverse`). A match is final. A mismatch is a
   suspicion: the application writes DynamoDB first and Postgres second, so the row may land
-  later. It is re-read on the table's recheck schedule up to the grace period (from the record's
-  ApproximateCreationDateTime), each time with the *current* DynamoDB item (consistent GetItem):
+  later. It is re-read on the table's recheck schedule up to the grace period (from when the
+  record was read, see `_suspect`), each time with the *current* DynamoDB item (consistent GetItem):
   a newer DynamoDB change supersedes the record (its own stream record is checked with its own
   grace). Still different at the grace point: drift, once per record, de-duplicated by position.
 
@@ -162,6 +162,10 @@ class ReverseVerifier:
             offset=0,
             mismatch=verdict,
             op=w.op,
+            # From when parity read the record: ApproximateCreationDateTime is coarse (whole seconds
+            # on AWS, rounded down to the minute on DynamoDB Local), and a grace period that ran out
+            # before the record was even read would turn every late write of a backlog into drift.
+            grace_from=now,
         )
         if self.rechecks.add(check):
             self.records[w.key_id] = w.record

@@ -11,6 +11,7 @@ from parity.adapters.clients import dynamodb_client
 from parity.adapters.dynamodb import DynamoObserver, DynamoStore
 from parity.adapters.ports import StreamSource
 from parity.adapters.state import StateStore
+from parity.adapters.streams import DynamoStreamSource
 from parity.core.config import DynamoConfig, ParityConfig
 from parity.daemon.reverse import ReverseDaemon, reverse_tables
 from parity.daemon.reverse_rows import PostgresRows
@@ -32,13 +33,21 @@ def streams_client(cfg: DynamoConfig) -> Any:
     return boto3.session.Session().client("dynamodbstreams", endpoint_url=cfg.endpoint or None, config=botocfg)
 
 
-def stream_source(config: ParityConfig, state: StateStore, **kwargs: Any) -> StreamSource:
+def stream_source(config: ParityConfig, state: StateStore, **kwargs: Any) -> DynamoStreamSource:
     """The DynamoDB Streams of the DynamoDB tables that reverse tables map to."""
-    from parity.adapters.streams import DynamoStreamSource
-
+    s = config.daemon.streams
     targets = sorted({t.target for t in reverse_tables(config)})
-    return DynamoStreamSource(  # type: ignore[no-any-return,unused-ignore]
-        streams_client(config.dynamodb), dynamodb_client(config.dynamodb), state, targets, **kwargs
+    options: dict[str, Any] = {
+        "owner_id": s.owner_id,
+        "lease_table": s.lease_table,
+        "lease_duration_s": s.lease_duration_s,
+        "start_position": s.start_position,
+        "describe_interval_s": s.describe_interval_s,
+        "min_read_interval_s": s.min_read_interval_s,
+        **kwargs,
+    }
+    return DynamoStreamSource(
+        streams_client(config.dynamodb), dynamodb_client(config.dynamodb), state, targets, **options
     )
 
 
