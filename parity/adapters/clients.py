@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from parity.core.config import DynamoConfig, KafkaConfig, PostgresConfig
+from parity.core.config import DynamoConfig, KafkaConfig, PostgresConfig, StreamsConfig
 from parity.kafka_auth import client_options
 
 INVALID_DSN = "not a valid connection string (value not shown)"
@@ -154,6 +154,25 @@ def dynamodb_client(cfg: DynamoConfig) -> Any:
         tcp_keepalive=True,
     )
     return boto3.session.Session().client("dynamodb", endpoint_url=cfg.endpoint or None, config=botocfg)
+
+
+def dynamodb_streams_client(cfg: DynamoConfig, streams: StreamsConfig) -> Any:
+    """A boto3 `dynamodbstreams` client with the DynamoDB client's settings (no botocore retries:
+    DynamoStore retries). Its endpoint: `streams.endpoint`, else `dynamodb.endpoint` (DynamoDB
+    Local serves both APIs on one port), else AWS's streams endpoint of the region."""
+    import boto3
+    from botocore.config import Config
+
+    botocfg = Config(
+        region_name=cfg.region,
+        retries={"max_attempts": 1, "mode": "standard"},
+        max_pool_connections=4,  # one GetRecords at a time per source
+        connect_timeout=cfg.timeout_s,
+        read_timeout=cfg.timeout_s,
+        tcp_keepalive=True,
+    )
+    endpoint = streams.endpoint or cfg.endpoint or None
+    return boto3.session.Session().client("dynamodbstreams", endpoint_url=endpoint, config=botocfg)
 
 
 def kafka_producer(cfg: KafkaConfig) -> Any:

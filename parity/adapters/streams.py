@@ -30,6 +30,7 @@ from typing import Any, cast
 from parity.adapters.dynamodb import DynamoObserver, DynamoStore
 from parity.adapters.leases import LeaseTable
 from parity.adapters.state import StateStore
+from parity.core.config import ParityConfig
 from parity.core.errors import ConfigError, DynamoUnavailable
 from parity.core.leases import LeaseView, LeaseWatch, fair_share, lease_action, renewal_due, still_held
 from parity.core.shards import (
@@ -123,7 +124,11 @@ class DynamoStreamSource:
         # expired, positions and shards trimmed away, shards finished, leases won and lost.
         self.counts: Counter[str] = Counter()
         self._started = False
-        self._arns: dict[str, str] = {}  # table -> stream ARN
+        self._arns: dict[str, str] = {}  # table -> its current stream's ARN
+        self._streams: dict[str, list[str]] = {}  # table -> stream ARNs being read, oldest first
+        self._table_of: dict[str, str] = {}  # stream ARN -> table
+        self._stream_of: dict[str, str] = {}  # shard id -> stream ARN
+        self._disabled: set[str] = set()  # tables whose stream is disabled now
         self._shards: dict[str, list[Shard]] = {}  # stream -> shards as last described
         self._finished: dict[str, set[str]] = {}
         self._fresh: dict[str, bool] = {}
@@ -166,12 +171,11 @@ class DynamoStreamSource:
         """Checkpoint per shard the highest sequence number of `records`, durably (state store,
         then the lease item). Records of a shard no longer held are still checkpointed locally."""
         by_stream: dict[str, dict[str, str]] = {}
-        tables = {r.table for r in records}
-        for table in tables:
-            arn = self._arns.get(table)
-            if arn is None:
-                raise ValueError(f"commit of records of table {table!r}, which this source does not read")
-            by_stream[arn] = highest_per_shard(r for r in records if r.table == table)
+        for shard_id, seq in highest_per_shard(records).items():
+            stream = self._stream_of.get(shard_id)
+            if stream is None:
+                raise ValueError(f"commit of records of shard {shard_id!r}, which this source never read")
+            by_stream.setdefault(stream, {})[shard_id] = seq
         now = self._wall()
         for stream, positions in by_stream.items():
             self.state.commit_stream_positions(stream, positions, now)
@@ -231,43 +235,89 @@ class DynamoStreamSource:
 
     def _start(self) -> None:
         for table in self.tables:
-            desc = self.dynamodb.call("DescribeTable", TableName=table)["Table"]
-            spec = desc.get("StreamSpecification") or {}
-            arn = desc.get("LatestStreamArn")
-            if not arn or not spec.get("StreamEnabled", False):
+            arn = self._latest_stream(table)
+            if arn is None:
                 raise ConfigError(
                     f"table {table} has no DynamoDB Stream enabled (the reverse direction needs one with "
                     "StreamViewType NEW_AND_OLD_IMAGES or NEW_IMAGE)", path="tables"
                 )
-            self._arns[table] = arn
+            self._follow(table, arn)
         if self.leases is not None:
             self.leases.ensure_table()
         self._started = True
+
+    def _latest_stream(self, table: str) -> str | None:
+        desc = self.dynamodb.call("DescribeTable", TableName=table)["Table"]
+        arn = desc.get("LatestStreamArn")
+        enabled = (desc.get("StreamSpecification") or {}).get("StreamEnabled", False)
+        return str(arn) if arn and enabled else None
+
+    def _follow(self, table: str, arn: str) -> None:
+        self._arns[table] = arn
+        self._streams.setdefault(table, []).append(arn)
+        self._table_of[arn] = table
+
+    def _check_tables(self) -> None:
+        """A stream disabled and enabled again is a new stream (a new ARN): the old one is read to
+        its end (its shards are closed), then the new one. Changes made while no stream was
+        enabled are in neither."""
+        for table in self.tables:
+            arn = self._latest_stream(table)
+            if arn is None:
+                if table not in self._disabled:
+                    log.warning("the DynamoDB Stream of table %s is disabled: its changes are not seen", table)
+                    self._disabled.add(table)
+                    self.counts["streams_disabled"] += 1
+                continue
+            self._disabled.discard(table)
+            if arn != self._arns.get(table):
+                log.warning("table %s has a new DynamoDB Stream %s: reading it after the old one's end", table, arn)
+                self.counts["streams_replaced"] += 1
+                self._follow(table, arn)
+                # Every record of the new stream is news, whatever start_position says.
+                stored = self.state.stream_checkpoints(arn)
+                self._finished[arn] = {shard for shard, (_, done) in stored.items() if done}
+                self._fresh[arn] = False
 
     def _maintain(self) -> None:
         if not self._started:
             self._start()
         now = self._clock()
         if now >= self._next_describe:
-            for arn in self._arns.values():
-                self._describe(arn)
+            if self._next_describe:  # not at start: _start has just described the tables
+                self._check_tables()
+            for table, arns in self._streams.items():
+                for arn in list(arns):
+                    self._describe(table, arn)
             self._next_describe = now + self.describe_interval_s
             self._claim()
         elif self.leases is not None and now >= self._next_leases:
             self._claim()
         self._finish_done()
 
-    def _describe(self, stream: str) -> None:
+    def _describe(self, table: str, stream: str) -> None:
         shards: list[Shard] = []
         kwargs: dict[str, Any] = {"StreamArn": stream}
-        while True:
-            resp = self.streams.call("DescribeStream", **kwargs)["StreamDescription"]
-            shards.extend(shard_from_description(s) for s in resp.get("Shards", []))
-            last = resp.get("LastEvaluatedShardId")
-            if not last:
-                break
-            kwargs["ExclusiveStartShardId"] = last
+        try:
+            while True:
+                resp = self.streams.call("DescribeStream", **kwargs)["StreamDescription"]
+                shards.extend(shard_from_description(s) for s in resp.get("Shards", []))
+                last = resp.get("LastEvaluatedShardId")
+                if not last:
+                    break
+                kwargs["ExclusiveStartShardId"] = last
+        except DynamoUnavailable:
+            raise
+        except Exception as exc:
+            if _code(exc) != "ResourceNotFoundException" or stream == self._arns.get(table):
+                raise
+            # An old stream of the table, past its retention: nothing of it can be read any more.
+            self.counts["streams_gone"] += 1
+            self._drop_stream(table, stream)
+            return
         self._shards[stream] = shards
+        for shard in shards:
+            self._stream_of[shard.shard_id] = stream
         if stream not in self._finished:
             stored = self.state.stream_checkpoints(stream)
             self._finished[stream] = {s for s, (_, done) in stored.items() if done}
@@ -276,12 +326,26 @@ class DynamoStreamSource:
             reader = self._readers.get((stream, shard.shard_id))
             if reader is not None:
                 reader.shard = shard  # an open shard read so far may be closed now
+        if stream != self._arns.get(table) and all(s.shard_id in self._finished[stream] for s in shards):
+            self._drop_stream(table, stream)
+
+    def _drop_stream(self, table: str, stream: str) -> None:
+        """Stop following a replaced stream (every shard finished, or the stream gone)."""
+        self._streams[table].remove(stream)
+        self._shards.pop(stream, None)
+        for arn, shard_id in list(self._readers):
+            if arn == stream:
+                self._readers.pop((arn, shard_id))
+                if self.leases is not None:
+                    self.leases.release(arn, shard_id)
 
     def _claim(self) -> None:
         """Renew the leases held, and take readable shards up to this replica's share."""
         now = self._clock()
         for stream, shards in self._shards.items():
-            table = next(t for t, a in self._arns.items() if a == stream)
+            table = self._table_of[stream]
+            if self._streams[table][0] != stream:
+                continue  # a newer stream of the table waits for the older one's end
             local = self.state.stream_checkpoints(stream)
             leases: dict[str, LeaseView] = self.leases.leases(stream) if self.leases is not None else {}
             finished = self._finished[stream]
@@ -495,3 +559,25 @@ def _record(table: str, shard_id: str, raw: dict[str, Any]) -> StreamRecord:
         approximate_creation_s=created_s,
     )
 
+
+def stream_source(config: ParityConfig, state: StateStore, tables: Sequence[str], *,
+                  streams_client: Any = None, dynamodb_client: Any = None,
+                  observer: DynamoObserver | None = None) -> DynamoStreamSource:
+    """The source for `tables` as `config.streams` and `config.dynamodb` say; clients are built
+    from the configuration unless given (tests pass their own)."""
+    from parity.adapters.clients import dynamodb_client as make_dynamodb_client
+    from parity.adapters.clients import dynamodb_streams_client
+
+    cfg = config.streams
+    return DynamoStreamSource(
+        streams_client if streams_client is not None else dynamodb_streams_client(config.dynamodb, cfg),
+        dynamodb_client if dynamodb_client is not None else make_dynamodb_client(config.dynamodb),
+        state,
+        tables,
+        owner_id=cfg.owner_id,
+        lease_table=cfg.lease_table,
+        lease_duration_s=cfg.lease_duration_s,
+        start_position=cfg.start_position,
+        describe_interval_s=cfg.describe_interval_s,
+        observer=observer,
+    )

@@ -280,20 +280,6 @@ class HttpConfig(_Frozen):
         return self.tls_cert_file is not None
 
 
-class StreamsConfig(_Frozen):
-    """The DynamoDB Stream reader of the tables in mode reverse (parity.adapters.streams)."""
-
-    # Shard leases in this DynamoDB table (created if missing), so one replica reads a shard at a
-    # time; None: no leases, for exactly one replica.
-    lease_table: str | None = "parity-stream-leases"
-    lease_duration_s: float = Field(default=20, gt=0)
-    owner_id: str | None = None  # this replica's name in the leases; default: random per process
-    # Where a shard without a checkpoint starts: its oldest record kept (24 h), or only new ones.
-    start_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
-    describe_interval_s: float = Field(default=10, gt=0)  # how often new shards are looked for
-    min_read_interval_s: float = Field(default=0.2, ge=0)  # per shard, between GetRecords calls
-
-
 class DaemonConfig(_Frozen):
     state_dir: str = ".parity/state"
     batch_max_events: int = Field(default=2000, ge=1)
@@ -303,7 +289,6 @@ class DaemonConfig(_Frozen):
     drift_log: str | None = None  # JSON lines file for confirmed drift (besides the drift topic)
     drift_window_s: float = Field(default=300, gt=0)  # rolling window of the drift ratio
     http: HttpConfig = Field(default_factory=HttpConfig)
-    streams: StreamsConfig = Field(default_factory=StreamsConfig)
 
 
 class ReconcileConfig(_Frozen):
@@ -501,12 +486,34 @@ def _check_reverse(m: TableMapping) -> None:
             )
 
 
+class StreamsConfig(_Frozen):
+    """Reading the target tables' DynamoDB Streams in the reverse direction (after cutover):
+    parity.adapters.streams. Each table's stream must be enabled (NEW_AND_OLD_IMAGES or NEW_IMAGE)."""
+
+    # DynamoDB Local serves streams on its own endpoint; None: `dynamodb.endpoint` when that is set,
+    # else the region's DynamoDB Streams endpoint on AWS.
+    endpoint: str | None = None
+    # Shard leases, one item per shard, in this table (created on-demand if missing). None: no
+    # leases, for exactly one replica, which then reads every shard.
+    lease_table: str | None = Field(default="parity-stream-leases", min_length=3, max_length=255)
+    lease_duration_s: float = Field(default=20, ge=2, le=600)
+    # This replica's name in the lease table. Set it to something stable per replica (the pod
+    # name): a restarted replica then takes its own leases back at once instead of after they
+    # expire. None: a random id per process.
+    owner_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Where a shard with no checkpoint starts: its oldest record (up to 24 h back), or new records
+    # only (LATEST: the stream's current open shards, from now; used only before any checkpoint).
+    start_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    describe_interval_s: float = Field(default=10, gt=0, le=3600)  # how often new shards are looked for
+
+
 class ParityConfig(_Frozen):
     postgres: PostgresConfig
     kafka: KafkaConfig
     dynamodb: DynamoConfig = Field(default_factory=DynamoConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
     # Applied under every table's own settings (a table's value wins).
     defaults: dict[str, Any] = Field(default_factory=dict)
     tables: Annotated[tuple[TableMapping, ...], Field(min_length=1)]

@@ -250,9 +250,8 @@ def _scenario(settings: CutoverSettings, state_dir: Path, pg: Any, dynamodb: Any
         "kafka": {"bootstrap_servers": "127.0.0.1:1", "topic_prefix": "unused", "drift_topic": None},
         "dynamodb": {"endpoint": dynamodb.endpoint, "region": "us-east-1"},
         "daemon": {"state_dir": str(run_dir / "state"), "drift_log": str(run_dir / "drift.jsonl"),
-                   "http": {"port": 0},
-                   "streams": {"lease_table": f"parity-leases-{run_id}", "describe_interval_s": 1,
-                               "min_read_interval_s": 0.1}},
+                   "http": {"port": 0}},
+        "streams": {"lease_table": f"parity-leases-{run_id}", "describe_interval_s": 1},
         "tables": [{
             "source": f"public.{pg_table}", "primary_key": ["id"], "target": target, "mode": "reverse",
             "keys": {"PK": "ACC#{id}"}, "freshness_column": "version", "grace_period_s": settings.grace_s,

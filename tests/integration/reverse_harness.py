@@ -50,9 +50,8 @@ class ReverseStack:
                 "drift_log": str(tmp_path / "drift.jsonl"),
                 "batch_max_wait_ms": 200,
                 "http": {"port": 0},
-                "streams": {"lease_table": unique("leases"), "lease_duration_s": 6,
-                            "describe_interval_s": 0.5, "min_read_interval_s": 0.05},
             },
+            "streams": {"lease_table": unique("leases"), "lease_duration_s": 6, "describe_interval_s": 0.5},
             "tables": [
                 {
                     "source": f"public.{self.pg_table}",

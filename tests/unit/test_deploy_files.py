@@ -368,7 +368,7 @@ NEEDED_BY: dict[tuple[str, str, str], frozenset[str]] = {
     # Repair deletes only `unexpected_in_target` items, and only with --delete-unexpected.
     ("parity/reconcilers/repair.py", "Repairer.run", "DeleteItem"): frozenset({"repair-delete-unexpected"}),
     # The reverse direction reads the target tables' streams and holds shard leases in its own table.
-    ("parity/adapters/streams.py", "DynamoStreamSource._start", "DescribeTable"): frozenset({"reverse"}),
+    ("parity/adapters/streams.py", "DynamoStreamSource._latest_stream", "DescribeTable"): frozenset({"reverse"}),
     ("parity/adapters/streams.py", "DynamoStreamSource._describe", "DescribeStream"): frozenset({"reverse"}),
     ("parity/adapters/streams.py", "DynamoStreamSource._open", "GetShardIterator"): frozenset({"reverse"}),
     ("parity/adapters/streams.py", "DynamoStreamSource._read", "GetRecords"): frozenset({"reverse"}),
