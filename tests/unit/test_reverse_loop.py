@@ -224,3 +224,47 @@ def test_unmapped_items_are_counted_as_skipped(world: World) -> None:
     world.run_until(1001)
     assert world.state.outcome_counts() == {"<unmapped>": {"skipped": 1}}
     assert world.stream.checkpoint == 0
+
+
+def test_status_shows_both_directions_and_the_reverse_stream(tmp_path: Path) -> None:
+    from parity.daemon.status import collect_status
+
+    forward = {**TABLE, "source": "app.orders", "mode": "verify", "target": "Orders", "keys": {"PK": "ORD#{id}"}}
+    cfg = config(TABLE, forward, daemon={"state_dir": str(tmp_path)})
+    w = World(tmp_path)
+    w.pg(1, "open", 1)
+    w.put(1, "open", 1)
+    w.put(2, "open", 1)  # stays pending: no row
+    w.run_until(1001)
+    status = collect_status(cfg, w.state, now=w.clock.now)
+    assert status["tables"]["app.account"]["direction"] == "reverse"
+    assert status["tables"]["app.orders"]["direction"] == "forward"
+    assert status["directions"]["reverse"] == {
+        "tables": ["app.account"], "consumed": 2, "verified": 1, "drift": 0, "drift_open": 0, "pending_rechecks": 1}
+    reverse = status["reverse_stream"]
+    assert reverse["daemon_live"] and reverse["pending_rechecks"] == 1 and not reverse["drained"]
+    assert status["totals"]["consumed"] == 2
+
+
+def test_reverse_telemetry_counts_under_the_reverse_direction(world: World) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from parity.daemon.telemetry import PrometheusTelemetry
+    from parity.metrics.catalog import Metrics
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, tables=["app.account"], directions={"app.account": "reverse"})
+    world.daemon.telemetry = PrometheusTelemetry(metrics, direction="reverse")
+    world.pg(1, "open", 1)
+    world.put(1, "open", 1)
+    world.put(2, "open", 1)
+    world.run_until(1012)
+    labels = {"table": "app.account", "direction": "reverse"}
+    assert registry.get_sample_value("parity_verdicts_total", {**labels, "outcome": "match"}) == 1
+    assert registry.get_sample_value("parity_drift_total", {**labels, "kind": "missing_in_source"}) == 1
+    assert registry.get_sample_value("parity_events_total", {**labels, "op": "u", "outcome": "drift"}) == 1
+    assert registry.get_sample_value("parity_verdicts_total", {**labels, "direction": "forward", "outcome": "match"}) \
+        is None
+    assert registry.get_sample_value("parity_dynamodb_stream_lag_seconds", {"dynamodb_table": "Accounts"}) == 0
+    with pytest.raises(ValueError, match="direction"):
+        metrics.event("app.account", "c", "match", direction="sideways")
