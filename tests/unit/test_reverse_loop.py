@@ -1,12 +1,12 @@
 """The reverse loop over in-memory stores and a manual clock: late Postgres writes inside the grace
 period, drift of each kind once, superseding, re-delivery after a restart, a failed step redone.
 
-The stream here is a minimal in-memory `StreamSource` (a list per shard with a checkpoint),
-enough for the loop's side of the port; the DynamoDB Streams adapter has its own contract tests."""
+The stream is `tests.fakes.FakeStreamSource`, which passes the same contract tests as the real
+DynamoDB Streams source (tests/contract/test_stream_source_contract.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,9 @@ import pytest
 
 from parity.adapters.state import StateStore
 from parity.core.config import TableMapping
-from parity.core.streams import StreamRecord
 from parity.daemon.reverse import ReverseDaemon
 from parity.daemon.reverse_rows import PostgresUnavailable
-from tests.fakes import FakeDynamoStore
+from tests.fakes import FakeDynamoStore, FakeStream, FakeStreamSource
 from tests.unit.mapping_helpers import config
 
 pytestmark = pytest.mark.unit
@@ -34,43 +33,6 @@ TABLE = {
     "recheck_schedule_s": [1, 3],
     "columns": {"id": {"type": "number"}, "status": {}, "version": {"type": "number"}},
 }
-
-
-class MemoryStream:
-    """Records appended per shard; `poll` reads after the last position read; `commit` moves the
-    checkpoint; `reopen` starts again after the checkpoint (a restart)."""
-
-    def __init__(self) -> None:
-        self.log: list[StreamRecord] = []
-        self.checkpoint = -1
-        self.read_to = -1
-        self.commits: list[int] = []
-
-    def append(self, event: str, item_id: int, new: dict[str, Any] | None, at: float) -> None:
-        seq = len(self.log)
-        self.log.append(
-            StreamRecord("Accounts", "shard-0", str(seq), event, {"PK": f"ACC#{item_id}"},  # type: ignore[arg-type]
-                         new, None, at)
-        )
-
-    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
-        out = self.log[self.read_to + 1 : self.read_to + 1 + max_records]
-        self.read_to += len(out)
-        return out
-
-    def commit(self, records: Sequence[StreamRecord]) -> None:
-        for r in records:
-            self.checkpoint = max(self.checkpoint, int(r.sequence_number))
-        self.commits.append(self.checkpoint)
-
-    def lag_s(self) -> dict[str, float]:
-        return {"shard-0": 0.0}
-
-    def close(self) -> None:
-        return None
-
-    def reopen(self) -> None:
-        self.read_to = self.checkpoint
 
 
 class MemoryRows:
@@ -89,11 +51,18 @@ class MemoryRows:
 
 
 class Clock:
+    """Manual time, starting at the wall clock: the fake stream stamps its records with the wall
+    clock (ApproximateCreationDateTime). The tests name instants as 1000 + seconds from the start."""
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.base = time.time()
+        self.now = self.base
 
     def __call__(self) -> float:
         return self.now
+
+    def at(self, t: float) -> float:
+        return self.base + (t - 1000.0)
 
 
 def item(i: int, status: str, version: int) -> dict[str, Any]:
@@ -103,33 +72,41 @@ def item(i: int, status: str, version: int) -> dict[str, Any]:
 class World:
     def __init__(self, tmp_path: Path) -> None:
         self.config = config(TABLE, daemon={"state_dir": str(tmp_path)})
-        self.stream = MemoryStream()
+        self.clock = Clock()
+        self.stream = FakeStream("Accounts", ["PK"], clock=self.clock)
         self.dynamo = FakeDynamoStore()
         self.dynamo.create_table("Accounts", ["PK"])
         self.rows = MemoryRows()
-        self.clock = Clock()
         self.state = StateStore(tmp_path / "state.sqlite")
         self.daemon = self.start()
 
     def start(self) -> ReverseDaemon:
+        """A daemon (again, after a kill: same owner, so it takes its lease back at once)."""
+        source = FakeStreamSource(self.stream, sleep=lambda s: None)
         return ReverseDaemon(
-            self.config, source=self.stream, dynamo=self.dynamo, rows=self.rows, state=self.state,
+            self.config, source=source, dynamo=self.dynamo, rows=self.rows, state=self.state,
             clock=self.clock, poll_timeout_s=0,
         )
 
     # The application: DynamoDB first (its stream record), Postgres maybe later.
     def put(self, i: int, status: str, version: int) -> None:
         self.dynamo.put("Accounts", item(i, status, version))
-        self.stream.append("MODIFY", i, item(i, status, version), self.clock.now)
+        self.stream.put(item(i, status, version))
 
     def remove(self, i: int) -> None:
         self.dynamo.delete("Accounts", {"PK": f"ACC#{i}"})
-        self.stream.append("REMOVE", i, None, self.clock.now)
+        self.stream.delete({"PK": f"ACC#{i}"})
+
+    def checkpoint(self) -> int:
+        """The stream's checkpoint: the number of the last record committed (records count from 1)."""
+        seq = self.stream.checkpoints.get(self.stream.open_shard)
+        return int(seq) if seq is not None else 0
 
     def pg(self, i: int, status: str, version: int) -> None:
         self.rows.rows[str(i)] = {"id": i, "status": status, "version": version}
 
     def run_until(self, t: float) -> None:
+        t = self.clock.at(t)
         while self.clock.now < t:
             self.daemon.step()
             self.clock.now += 0.5
@@ -154,19 +131,19 @@ def test_late_postgres_write_inside_the_grace_period_is_a_match(world: World) ->
     world.pg(1, "open", 1)  # the application's late write, before the grace point (1010)
     world.run_until(1011)
     assert world.outcomes() == {"match": 1} and world.drift() == []
-    assert world.stream.checkpoint == 0
+    assert world.checkpoint() == 1
 
 
 def test_drift_of_each_kind_is_confirmed_once_after_the_grace_period(world: World) -> None:
-    world.pg(2, "open", 1)
-    world.pg(3, "open", 1)
-    world.pg(4, "open", 1)
+    for i in (2, 3, 4):  # in both stores before
+        world.put(i, "open", 1)
+        world.pg(i, "open", 1)
     world.put(1, "open", 1)  # row never written
     world.remove(2)  # row never deleted
     world.put(3, "closed", 1)  # same version, other value
     world.put(4, "closed", 2)  # Postgres kept the older version
     world.run_until(1009)
-    assert world.drift() == [] and world.stream.checkpoint == -1  # all four within grace
+    assert world.drift() == [] and world.checkpoint() == 3  # the superseded; the four wait out their grace
     world.run_until(1020)
     assert world.drift() == [
         ("ACC#1", "missing_in_source"),
@@ -174,8 +151,8 @@ def test_drift_of_each_kind_is_confirmed_once_after_the_grace_period(world: Worl
         ("ACC#3", "value_mismatch"),
         ("ACC#4", "stale_in_source"),
     ]
-    assert world.outcomes() == {"drift": 4}
-    assert world.stream.checkpoint == 3
+    assert world.outcomes() == {"superseded": 3, "drift": 4}  # the first writes of 2-4, same batch
+    assert world.checkpoint() == 7
     world.run_until(1040)
     assert len(world.state.drift_records()) == 4  # once, not again at later steps
 
@@ -190,19 +167,18 @@ def test_a_newer_dynamodb_change_supersedes_the_pending_record(world: World) -> 
 
 
 def test_restart_redelivers_and_counts_nothing_twice(world: World, tmp_path: Path) -> None:
-    world.put(1, "open", 1)  # seq 0: will drift
-    world.put(2, "open", 1)  # seq 1: matches at once
+    world.put(1, "open", 1)  # record 1: will drift
+    world.put(2, "open", 1)  # record 2: matches at once
     world.pg(2, "open", 1)
     world.run_until(1003)
     assert world.outcomes() == {"match": 1}
-    assert world.stream.checkpoint == -1  # seq 0 pending holds the shard back
+    assert world.checkpoint() == 0  # record 1 pending holds the shard back
     # kill: a new daemon on the same state store, the stream resumes after its checkpoint
-    world.stream.reopen()
     world.daemon = world.start()
     world.run_until(1020)
     assert world.outcomes() == {"match": 1, "duplicate": 1, "drift": 1}
     assert world.drift() == [("ACC#1", "missing_in_source")]
-    assert world.stream.checkpoint == 1
+    assert world.checkpoint() == 2
 
 
 def test_a_failed_step_is_redone_without_loss_or_double_counting(world: World) -> None:
@@ -215,15 +191,14 @@ def test_a_failed_step_is_redone_without_loss_or_double_counting(world: World) -
     world.pg(2, "open", 1)
     world.run_until(1002)
     assert world.daemon.ready()
-    assert world.outcomes() == {"match": 2} and world.stream.checkpoint == 1
+    assert world.outcomes() == {"match": 2} and world.checkpoint() == 2
 
 
 def test_unmapped_items_are_counted_as_skipped(world: World) -> None:
-    world.stream.log.append(StreamRecord("Accounts", "shard-0", "0", "INSERT", {"PK": "OTHER#1"},
-                                         {"PK": "OTHER#1"}, None, 1000.0))
+    world.stream.put({"PK": "OTHER#1", "note": "not an account"})
     world.run_until(1001)
     assert world.state.outcome_counts() == {"<unmapped>": {"skipped": 1}}
-    assert world.stream.checkpoint == 0
+    assert world.checkpoint() == 1
 
 
 def test_status_shows_both_directions_and_the_reverse_stream(tmp_path: Path) -> None:
@@ -262,9 +237,9 @@ def test_reverse_telemetry_counts_under_the_reverse_direction(world: World) -> N
     labels = {"table": "app.account", "direction": "reverse"}
     assert registry.get_sample_value("parity_verdicts_total", {**labels, "outcome": "match"}) == 1
     assert registry.get_sample_value("parity_drift_total", {**labels, "kind": "missing_in_source"}) == 1
-    assert registry.get_sample_value("parity_events_total", {**labels, "op": "u", "outcome": "drift"}) == 1
+    assert registry.get_sample_value("parity_events_total", {**labels, "op": "c", "outcome": "drift"}) == 1
     assert registry.get_sample_value("parity_verdicts_total", {**labels, "direction": "forward", "outcome": "match"}) \
         is None
-    assert registry.get_sample_value("parity_dynamodb_stream_lag_seconds", {"dynamodb_table": "Accounts"}) == 0
+    assert registry.get_sample_value("parity_dynamodb_stream_lag_seconds", {"dynamodb_table": "Accounts"}) == 0.0
     with pytest.raises(ValueError, match="direction"):
         metrics.event("app.account", "c", "match", direction="sideways")
