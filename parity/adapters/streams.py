@@ -70,6 +70,7 @@ class _Reader:
     caught_up: bool = False
     last_renewed: float = 0.0
     from_trim_horizon: bool = False  # the checkpoint was trimmed away: reopen at the oldest record
+    gone: bool = False  # the shard is past retention: finished whatever was committed of it
 
 
 class DynamoStreamSource:
@@ -129,6 +130,7 @@ class DynamoStreamSource:
         self._table_of: dict[str, str] = {}  # stream ARN -> table
         self._stream_of: dict[str, str] = {}  # shard id -> stream ARN
         self._disabled: set[str] = set()  # tables whose stream is disabled now
+        self._skip_checked: set[str] = set()  # streams whose closed history LATEST has skipped (or not)
         self._shards: dict[str, list[Shard]] = {}  # stream -> shards as last described
         self._finished: dict[str, set[str]] = {}
         self._fresh: dict[str, bool] = {}
@@ -352,8 +354,11 @@ class DynamoStreamSource:
             finished.update(s for s, lease in leases.items() if lease.finished)
             if any(lease.checkpoint is not None or lease.finished for lease in leases.values()):
                 self._fresh[stream] = False
-            if self._fresh[stream]:
-                finished.update(skipped_at_start(shards, self.start_position, True))
+            if stream not in self._skip_checked:
+                # Once, at the first claim: a shard closing later was being read (from LATEST) and
+                # must be read to its end before its children, like any other.
+                self._skip_checked.add(stream)
+                finished.update(skipped_at_start(shards, self.start_position, self._fresh[stream]))
             for shard in shards:  # closed and already committed to its end by someone
                 cp = higher(local.get(shard.shard_id, (None, False))[0],
                             leases[shard.shard_id].checkpoint if shard.shard_id in leases else None)
@@ -422,7 +427,7 @@ class DynamoStreamSource:
         leases released; their children readable at the next claim."""
         now = self._clock()
         done = [r for r in self._readers.values()
-                if r.end_reached and (r.read_upto is None or int(r.checkpoint or -1) >= int(r.read_upto))]
+                if r.end_reached and (r.gone or r.read_upto is None or int(r.checkpoint or -1) >= int(r.read_upto))]
         for reader in done:
             self.state.finish_stream_shard(reader.stream, reader.shard.shard_id, self._wall())
             if self.leases is not None:
@@ -476,7 +481,7 @@ class DynamoStreamSource:
             reader.iterator = self._open(reader)
             reader.from_trim_horizon = False
             if reader.iterator is None:
-                reader.end_reached = True
+                reader.end_reached = reader.gone = True
                 return []
         try:
             resp = self.streams.call("GetRecords", ShardIterator=reader.iterator, Limit=min(limit, GET_RECORDS_LIMIT))
@@ -496,7 +501,7 @@ class DynamoStreamSource:
                 return []
             if code == "ResourceNotFoundException":
                 self.counts["trimmed_shards"] += 1
-                reader.end_reached = True
+                reader.end_reached = reader.gone = True
                 return []
             if code == "LimitExceededException":  # too many reads of this shard: slow down
                 self.counts["throttled"] += 1

@@ -237,3 +237,33 @@ def test_kill_9_of_a_reader_another_replica_takes_over_from_the_durable_checkpoi
 
 def _arn(client: Any, table: str) -> str:
     return str(client.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+
+
+def test_lease_writes_are_conditional_on_owner_and_version(dynamodb: Any) -> None:
+    from parity.adapters.dynamodb import DynamoStore
+    from parity.adapters.leases import LeaseTable
+
+    store = DynamoStore(dynamodb.client(), concurrency=1, raw_reads=False)
+    name = unique("leases")
+    a, b, c = (LeaseTable(store, name, owner, 5.0) for owner in ("a", "b", "c"))
+    try:
+        a.ensure_table()
+        a.ensure_table()  # present: nothing to do
+        assert a.create("S", "shard-1")
+        assert not b.create("S", "shard-1")  # exists already
+        seen = b.leases("S")["shard-1"]
+        assert (seen.owner, seen.version) == ("a", 1)
+        assert a.renew("S", "shard-1", checkpoint="000000000000000000007")  # version 2
+        assert not b.take("S", seen)  # read at version 1: stale
+        seen = b.leases("S")["shard-1"]
+        assert (seen.version, seen.checkpoint) == (2, "000000000000000000007")
+        assert b.take("S", seen)  # two takers at version 2: one wins
+        assert not c.take("S", seen)
+        assert not a.renew("S", "shard-1")  # a lost it
+        assert not a.release("S", "shard-1")
+        assert b.renew("S", "shard-1", finished=True)
+        assert b.release("S", "shard-1")
+        final = c.leases("S")["shard-1"]
+        assert (final.owner, final.finished, final.checkpoint) == (None, True, "000000000000000000007")
+    finally:
+        store.close()

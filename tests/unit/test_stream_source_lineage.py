@@ -96,6 +96,8 @@ class ScriptedStreams:
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         shard, index_text = ShardIterator.split("|")
+        if shard in self.gone:
+            raise _error("ResourceNotFoundException", "GetRecords")
         if shard in self.expire_next:
             self.expire_next.discard(shard)
             raise _error("ExpiredIteratorException", "GetRecords")
@@ -260,6 +262,41 @@ def test_latest_on_a_fresh_stream_starts_at_the_tip_and_skips_closed_history(sta
     assert _poll_all(source) == []
     streams.write("right", 1)
     assert _seqs(_poll_all(source)) == [10]
+
+
+def test_a_shard_gone_while_being_read_is_finished_and_its_children_follow(state: StateStore) -> None:
+    streams = ScriptedStreams()
+    streams.add("a")
+    streams.write("a", 3)
+    source = _source(streams, state)
+    first = source.poll(2, 0.05)  # handed out, never committed
+    assert _seqs(first) == [1, 2]
+    streams.write("a", 1)
+    streams.close("a")
+    streams.add("b", "a")
+    streams.write("b", 2)
+    streams.gone.add("a")  # past retention before the rest of it was read
+    rest = _poll_all(source, rounds=6)
+    assert _seqs(rest) == [5, 6]
+    assert source.counts["trimmed_shards"] == 1
+
+
+def test_latest_then_a_rotation_reads_the_parent_to_its_end_before_the_child(state: StateStore) -> None:
+    streams = ScriptedStreams()
+    streams.add("a")
+    streams.write("a", 2)  # before parity started: skipped by LATEST
+    source = _source(streams, state, start_position="LATEST")
+    assert _poll_all(source, rounds=2) == []
+    streams.write("a", 1)
+    streams.close("a")
+    streams.add("b", "a")
+    streams.write("b", 1)
+    batches = []
+    for _ in range(6):
+        batches.append(source.poll(100, 0.05))
+        source.commit(batches[-1])
+    got = [b for b in batches if b]
+    assert [_seqs(b) for b in got] == [[3], [4]]  # the parent's tail first, the child after its commit
 
 
 def test_a_table_without_a_stream_is_a_clear_error(state: StateStore) -> None:
