@@ -239,6 +239,8 @@ class DaemonApp:
         )
         self.state: StateStore = self.daemon.state if self.daemon is not None else StateStore(state_path(config))
         self.reverse: ReverseDaemon | None = None
+        if self.daemon is not None:
+            self.daemon.reverse_sources = {t.source for t in reverse}
         if reverse:
             from parity.daemon.reverse_wiring import build_reverse
 

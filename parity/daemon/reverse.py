@@ -45,7 +45,7 @@ from parity.core.reverse_ledger import StreamLedger
 from parity.core.streams import StreamRecord
 from parity.daemon.batch import BatchResult, Item
 from parity.daemon.reverse_rows import RowReads
-from parity.daemon.run import Health, Telemetry
+from parity.daemon.run import REREAD_INTERVAL_S, REREAD_MAX_KEYS, Health, Telemetry
 
 log = structlog.get_logger("parity.reverse")
 
@@ -257,6 +257,24 @@ class ReverseVerifier:
     def restore(self, saved: tuple[StreamLedger, RecheckStore, dict[KeyId, StreamRecord], set[KeyId]]) -> None:
         self.ledger, self.rechecks, self.records, self.open_drift = saved
 
+    def reread_open(self, entries: Sequence[tuple[str, str, Item]], now: float, result: BatchResult) -> None:
+        """Open reverse drift ((source, target, key) each) re-read on both sides: a key whose
+        Postgres row now matches DynamoDB's current item is resolved (`reread`): the late write
+        landed after all. Keys with a pending check are left to it."""
+        for source, target, key in entries:
+            mapper = self.mappers.get(source)
+            key_id = (target, canonical_key(key))
+            if mapper is None or key_id in self.records:
+                continue
+            pk = mapper.primary_key_from_item(key)
+            if pk is None:
+                continue
+            item = self.dynamo.get(target, key, consistent=True)
+            row_item, error = self._row_item(Routed(mapper, pk, key))
+            if error is None and isinstance(reverse_verdict(mapper, item, row_item), Match):
+                self.open_drift.discard(key_id)
+                result.resolved.append(Resolution(source=source, target=target, key=key, how="reread", at=now))
+
     def pending_by_table(self) -> dict[str, int]:
         out: dict[str, int] = {t.source: 0 for t in reverse_tables(self.config)}
         for c in self.rechecks.checks():
@@ -311,6 +329,7 @@ class ReverseDaemon:
         self.last_record_at: float | None = previous.get("last_record_at")
         self.last_lag: dict[str, float] = {}
         self._written_at = 0.0
+        self._next_reread = 0.0
 
     def _load_open_drift(self) -> None:
         sources = {t.source for t in reverse_tables(self.config)}
@@ -357,6 +376,7 @@ class ReverseDaemon:
             result = BatchResult()
             self.verifier.process(records, now, result)
             self.verifier.recheck_due(now, result)
+            reread = self._reread_open(now, result)
             pending = self.verifier.pending_by_table()
             result.recheck_backlog = pending
             result.recheck_oldest = self._oldest()
@@ -374,6 +394,8 @@ class ReverseDaemon:
         # checkpoint simply moves at the next step.
         self._retry = []
         try:
+            if reread:
+                self.state.touch_reread(reread, now)
             if result.resolved:
                 result.resolved = self.state.resolve_drift(result.resolved)
             for d in new:
@@ -404,6 +426,29 @@ class ReverseDaemon:
         self.telemetry.failure(kind)
         log.warning("reverse batch failed; redoing it", error=kind, detail=message, attempt=self._failures)
         self.stop_event.wait(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+
+    def _reread_open(self, now: float, result: BatchResult) -> list[int]:
+        """Every REREAD_INTERVAL_S, a bounded number of open reverse drift keys re-read (least
+        recently re-read first); returns the state store rows read."""
+        if now < self._next_reread:
+            return []
+        self._next_reread = now + REREAD_INTERVAL_S
+        sources = set(self.verifier.mappers)
+        configured = {t.source for t in self.config.tables}
+        # Rows of tables no longer configured are touched too (as the Kafka loop does), so they
+        # rotate instead of filling every page of least recently re-read rows.
+        rows = [
+            r for r in self.state.reread_candidates(limit=REREAD_MAX_KEYS, older_than=now - REREAD_INTERVAL_S)
+            if r[1] in sources or r[1] not in configured
+        ]
+        entries = []
+        for _rowid, source, _key, text, _lsn in rows:
+            if source in sources:
+                target, key, _expected, _unavailable = reread_item(text)
+                entries.append((source, target, key))
+        if entries:
+            self.verifier.reread_open(entries, now, result)
+        return [r[0] for r in rows]
 
     def _commit(self) -> None:
         records = self.verifier.ledger.committable()

@@ -111,6 +111,8 @@ class Daemon:
         self.health = Health()
         self._failures = 0
         self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
+        # Tables the reverse loop verifies (DaemonApp sets them: this loop's config has none).
+        self.reverse_sources: set[str] = {t.source for t in config.tables if t.mode == "reverse"}
         self.reread_interval_s = REREAD_INTERVAL_S
         self.reread_max_keys = REREAD_MAX_KEYS
         self._next_reread = 0.0
@@ -218,6 +220,10 @@ class Daemon:
                 target, key, _expected, _unavailable = reread_item(text)
                 self.pipeline.open_drift[(target, canonical_key(key))] = (source, lsn)
         rows = self.state.reread_candidates(limit=self.reread_max_keys, older_than=now - self.reread_interval_s)
+        # Open drift of the tables this loop verifies only (a reverse table's is re-read by the
+        # reverse loop, parity.daemon.reverse); rows of tables no longer configured are skipped
+        # by reread_open as before.
+        rows = [r for r in rows if r[1] not in self.reverse_sources]
         entries = []
         for _rowid, source, _key, text, lsn in rows:
             target, key, expected, unavailable = reread_item(text)

@@ -243,3 +243,14 @@ def test_reverse_telemetry_counts_under_the_reverse_direction(world: World) -> N
     assert registry.get_sample_value("parity_dynamodb_stream_lag_seconds", {"dynamodb_table": "Accounts"}) == 0.0
     with pytest.raises(ValueError, match="direction"):
         metrics.event("app.account", "c", "match", direction="sideways")
+
+
+def test_open_drift_heals_by_reread_when_the_late_write_finally_lands(world: World) -> None:
+    world.put(1, "open", 1)
+    world.run_until(1012)
+    assert world.drift() == [("ACC#1", "missing_in_source")]
+    assert world.state.open_drift_counts() == {"app.account": 1}
+    world.pg(1, "open", 1)  # the application's write, far too late
+    world.run_until(1035)  # open drift is re-read every 10 s
+    assert world.state.open_drift_counts() == {}
+    assert [(r["how"], r["kind"]) for r in world.state.resolved_records()] == [("reread", "missing_in_source")]
