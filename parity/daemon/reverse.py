@@ -118,21 +118,28 @@ class ReverseVerifier:
                 self._decided(older.record, older.routed.source, Outcome.SUPERSEDED, older.op, result)
             self.ledger.hold(r)
             latest[key_id] = _Work(r, routed, key_id)
-        # Reads first, decisions after: a failed read leaves the verifier as it was.
+        # Reads first, decisions after.
         works = list(latest.values())
         rows = [self._row_item(w.routed) for w in works]
-        for w, (row_item, error) in zip(works, rows, strict=True):
+        images = [self._image(w) for w in works]
+        for w, (row_item, error), image in zip(works, rows, images, strict=True):
             pending = self.records.get(w.key_id)
             if pending is not None:  # the newer record decides the key now
                 self.rechecks.remove(w.key_id)
                 del self.records[w.key_id]
                 self._decided(pending, w.routed.source, Outcome.SUPERSEDED, OP_OF_EVENT[pending.event_name], result)
-            image = expected_item(w.record)
             verdict = error or reverse_verdict(w.routed.mapper, image, row_item)
             if isinstance(verdict, Match):
                 self._match(w.record, w.routed, w.key_id, now, result)
             else:
-                self._suspect(w, verdict, now, result)
+                self._suspect(w, image, verdict, now, result)
+
+    def _image(self, w: _Work) -> Item | None:
+        """DynamoDB's state the record describes: its new image, nothing for a REMOVE, or, for a
+        record without one (a KEYS_ONLY or OLD_IMAGE stream), the item as it is now."""
+        if w.record.event_name == "REMOVE" or w.record.new_image is not None:
+            return expected_item(w.record)
+        return self.dynamo.get(w.record.table, w.routed.key, consistent=True)
 
     def _row_item(self, routed: Routed) -> tuple[Item | None, ReverseMismatch | None]:
         row = self.rows.row(routed.mapper.mapping, routed.primary_key)
@@ -145,13 +152,15 @@ class ReverseVerifier:
             diff = AttributeDiff("<row>", "a row the mapping can map", f"MappingError: {exc}")
             return None, ReverseMismatch(ReverseKind.VALUE_MISMATCH, (diff,))
 
-    def _suspect(self, w: _Work, verdict: ReverseMismatch, now: float, result: BatchResult) -> None:
+    def _suspect(
+        self, w: _Work, image: Item | None, verdict: ReverseMismatch, now: float, result: BatchResult
+    ) -> None:
         mapping = w.routed.mapper.mapping
         check = PendingCheck(
             source=mapping.source,
             key_id=w.key_id,
             key=w.routed.key,
-            expected=expected_item(w.record),
+            expected=image,
             unavailable=(),
             lsn=record_lsn(w.record),
             event_ts=w.record.approximate_creation_s,

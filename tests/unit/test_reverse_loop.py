@@ -254,3 +254,19 @@ def test_open_drift_heals_by_reread_when_the_late_write_finally_lands(world: Wor
     world.run_until(1035)  # open drift is re-read every 10 s
     assert world.state.open_drift_counts() == {}
     assert [(r["how"], r["kind"]) for r in world.state.resolved_records()] == [("reread", "missing_in_source")]
+
+
+def test_a_record_without_its_new_image_is_checked_against_the_current_item(world: World) -> None:
+    from parity.core.streams import StreamRecord
+
+    s = world.stream
+    for i, status in ((1, "open"), (2, "closed")):  # a KEYS_ONLY stream: keys, no images
+        world.dynamo.put("Accounts", item(i, status, 1))
+        s._seq += 1
+        s.records[s.open_shard].append(
+            StreamRecord("Accounts", s.open_shard, f"{s._seq:021d}", "INSERT", {"PK": f"ACC#{i}"}, None, None,
+                         time.time()))
+        world.pg(i, "open", 1)
+    world.run_until(1012)
+    assert world.outcomes() == {"match": 1, "drift": 1}
+    assert world.drift() == [("ACC#2", "value_mismatch")]
