@@ -78,7 +78,10 @@ class DynamoStreamSource:
 
     `streams_client` is a boto3 `dynamodbstreams` client, `dynamodb_client` a boto3 `dynamodb`
     client (DescribeTable, and the lease table), both for the same endpoint and region. With
-    `lease_table=None` there are no leases: this replica reads every shard (one replica only)."""
+    `lease_table=None` there are no leases: this replica reads every shard (one replica only).
+
+    `poll`, `commit` and `close` belong to one thread (the loop's); `lag_s`, `held` and `counts`
+    may be read from another (metrics, status)."""
 
     def __init__(
         self,
@@ -197,7 +200,7 @@ class DynamoStreamSource:
         to the minute, so its lag reads high there)."""
         now = self._wall()
         out: dict[str, float] = {}
-        for reader in self._readers.values():
+        for reader in list(self._readers.values()):  # a copy: a metrics thread may ask mid-poll
             if reader.caught_up or reader.end_reached:
                 out[reader.shard.shard_id] = 0.0
             elif reader.newest_s is not None:
@@ -231,7 +234,7 @@ class DynamoStreamSource:
     @property
     def held(self) -> list[str]:
         """The shards this replica reads now."""
-        return sorted(shard for _, shard in self._readers)
+        return sorted(shard for _, shard in list(self._readers))
 
     # -- discovery, leases, finishing -------------------------------------------------------------
 
