@@ -375,10 +375,14 @@ class ReverseDaemon:
     # -- one iteration ---------------------------------------------------------------------------
 
     def step(self) -> BatchResult | None:
-        saved = self.verifier.save()
+        saved = None
         try:
             records = self._retry or self.source.poll(self.max_records, self.poll_timeout_s)
             self._retry = records
+            if records or len(self.verifier.rechecks):
+                # What a failed step puts back. Its cost grows with the pending checks; an idle
+                # loop with none pays nothing (a re-read's in-memory mark is not worth a copy).
+                saved = self.verifier.save()
             now = self.clock()
             if records:
                 self.last_record_at = now
@@ -396,7 +400,8 @@ class ReverseDaemon:
                 self._written_at = now
             new = self.state.record_batch(dict(result.outcomes), result.drift, facts)
         except TransientError as exc:
-            self.verifier.restore(saved)
+            if saved is not None:
+                self.verifier.restore(saved)
             self._recover(exc.kind, str(exc))
             return None
         # Persisted: from here a failure must not redo the batch (it would count it twice); the
