@@ -30,6 +30,9 @@ def test_late_writes_are_no_drift_and_each_injected_kind_is_found_once(
         stack.join_late_writes()
         wait_until(lambda: stack.decided() >= stack.records and len(stack.drift()) >= 4, 90,
                    "every stream record decided")
+        # The metrics are fed after the step's state-store write: wait for them too.
+        wait_until(lambda: app.metric("parity_verdicts_total", direction="reverse", outcome="drift") >= 4, 30,
+                   "the drift verdicts in the metrics")
         assert app.metric("parity_verdicts_total", direction="reverse", outcome="drift") == 4
         assert app.metric("parity_verdicts_total", direction="forward") == 0
     assert stack.drift() == sorted(stack.injected.items())
