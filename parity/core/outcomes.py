@@ -18,6 +18,10 @@ Verify mode:
   skipped        heartbeats, transaction metadata, tombstones, snapshot rows under policy `skip`
   truncate       a TRUNCATE: counted and the table is marked for reconciliation
 
+Reverse mode (parity.daemon.reverse, DynamoDB Stream records checked against Postgres) ends each
+record in the verify outcomes: match, drift, superseded, duplicate (a re-delivered position),
+unverified, and skipped (an item no reverse table routes to, counted under `<unmapped>`).
+
 Shadow mode (parity.daemon.shadow):
   applied        written to DynamoDB
   stale_skipped  the target already held this event or a newer one (the version condition failed)
