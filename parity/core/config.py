@@ -41,7 +41,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-Mode = Literal["verify", "shadow"]
+# verify / shadow: Postgres is the source of truth (Debezium events checked against or applied to
+# DynamoDB). reverse: after cutover DynamoDB is (its Stream checked against Postgres, docs/reverse.md).
+Mode = Literal["verify", "shadow", "reverse"]
 
 # How a column's value is written to / compared with DynamoDB.
 AttrType = Literal[
@@ -512,6 +514,8 @@ def _check_mapping(m: TableMapping) -> None:
                 if col not in m.columns:
                     raise _PathError(f"{group}.{attr}", f"unknown column {col!r}")
     _check_event_format(m)
+    if m.mode == "reverse":
+        _check_reverse(m)
     if m.truncate == "apply" and m.mode != "shadow":
         raise _PathError("truncate", "'apply' deletes target items: only for tables in shadow mode")
     if m.freshness_column is not None and m.freshness_column not in m.columns:
@@ -567,6 +571,31 @@ def _check_event_format(m: TableMapping) -> None:
             f"{m.snapshot_policy!r} needs to tell snapshot rows from changes: add `op` to "
             "transforms.unwrap.add.fields (and to flattened.add_fields)",
         )
+# Settings that describe writing to DynamoDB or reading Debezium events: meaningless for a table
+# whose DynamoDB Stream is checked against Postgres (mode reverse), so refused rather than ignored.
+_NOT_REVERSE: dict[str, str] = {
+    "shadow_table": "shadow mode writes to it",
+    "write_rate_limit": "it paces shadow-mode writes",
+    "shadow_writes": "it chooses how shadow mode writes",
+    "truncate": "a TRUNCATE is a Debezium event",
+    "snapshot_policy": "snapshot rows are Debezium events",
+    "snapshot_grace_period_s": "snapshot rows are Debezium events",
+    "schema_drift": "schema drift is read from Debezium events",
+    "topic": "it names a Debezium topic",
+    "event_format": "it describes Debezium events",
+    "flattened": "it describes Debezium events",
+}
+
+
+def _check_reverse(m: TableMapping) -> None:
+    # Compared with the default, not "was it set": `defaults:` may set them for every table.
+    for name, why in _NOT_REVERSE.items():
+        if getattr(m, name) != TableMapping.model_fields[name].default:
+            raise _PathError(
+                name,
+                f"does not apply to mode reverse ({why}; a reverse table reads DynamoDB's Stream and "
+                "checks Postgres): remove it",
+            )
 
 
 class StreamsConfig(_Frozen):

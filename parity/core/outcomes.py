@@ -20,6 +20,10 @@ Verify mode:
   unmapped       on a topic matched by kafka.topic_pattern (or shared by routed tables) but of no
                  mapped table: counted under its source (or `<unmapped>`), not dead-lettered
 
+Reverse mode (parity.daemon.reverse, DynamoDB Stream records checked against Postgres) ends each
+record in the verify outcomes: match, drift, superseded, duplicate (a re-delivered position),
+unverified, and skipped (an item no reverse table routes to, counted under `<unmapped>`).
+
 Shadow mode (parity.daemon.shadow):
   applied        written to DynamoDB
   stale_skipped  the target already held this event or a newer one (the version condition failed)

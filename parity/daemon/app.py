@@ -1,6 +1,8 @@
 """The daemon process, composed once: the metrics registry and catalog, Prometheus telemetry, the
-Daemon (`wiring.build_daemon`), the reachability probe, the HTTP endpoints, the optional periodic
-reconciles, and one ordered shutdown.
+Daemon (`wiring.build_daemon`, the Kafka loop of the forward tables), the reverse loop (the
+DynamoDB Stream of the tables in mode reverse, `reverse_wiring.build_reverse`, in a second thread
+on the same state store; a configuration of reverse tables only runs no Kafka loop), the
+reachability probe, the HTTP endpoints, the optional periodic reconciles, and one ordered shutdown.
 
 `parity run` runs it in the foreground; the demo and the test harnesses run it in a thread. They
 used to repeat this composition and drifted apart (a catalog without columns, a probe that never
@@ -13,14 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 
+from parity.adapters.sinks import JsonLinesFile
+from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
-from parity.daemon.run import Daemon, Telemetry
+from parity.daemon.reverse import ReverseDaemon
+from parity.daemon.run import Daemon, Telemetry, emit_outbox, state_path
 from parity.daemon.status import collect_status
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.daemon.wiring import build_daemon
@@ -118,33 +124,62 @@ class ReachabilityProbe:
 _SYSTEMS = ("postgres", "dynamodb", "kafka")
 
 
-def readiness(daemon: Daemon, probe: ReachabilityProbe | None) -> Iterable[Check]:
-    """What /readyz answers; without a probe, the loop's own checks only."""
-    h = daemon.health
-    failing = h.failing_since is not None
-    error = h.last_error or ""
-    checks = [
-        # In the consumer group, with or without partitions: with more replicas than partitions a
-        # replica legitimately owns none, and a rolling update must not wait for it forever.
-        Check("group_joined", daemon.source.joined, f"{len(daemon.source.assigned)} partitions assigned"),
-        Check("pipeline", not failing, error),
-        Check("stores_writable", not (failing and "StoreError" in error), ""),
-    ]
+def readiness(
+    daemon: Daemon | None, probe: ReachabilityProbe | None, reverse: ReverseDaemon | None = None
+) -> Iterable[Check]:
+    """What /readyz answers; without a probe, the loops' own checks only. Without a Kafka loop (all
+    tables reverse), Kafka is not a dependency and its probe result is left out."""
+    checks: list[Check] = []
+    errors: list[str] = []
+    if daemon is not None:
+        h = daemon.health
+        failing = h.failing_since is not None
+        error = h.last_error or ""
+        checks += [
+            # In the consumer group, with or without partitions: with more replicas than partitions a
+            # replica legitimately owns none, and a rolling update must not wait for it forever.
+            Check("group_joined", daemon.source.joined, f"{len(daemon.source.assigned)} partitions assigned"),
+            Check("pipeline", not failing, error),
+        ]
+        if failing:
+            errors.append(error)
+    if reverse is not None:
+        r = reverse.health
+        checks.append(Check("reverse_stream", r.failing_since is None, r.last_error or ""))
+        if r.failing_since is not None:
+            errors.append(r.last_error or "")
+    checks.append(Check("stores_writable", not any("StoreError" in e for e in errors), ""))
     for c in probe.checks() if probe is not None else ():
-        if c.name == "dynamodb" and failing and "Dynamo" in error:
-            c = Check(c.name, False, error)  # the pipeline's own failure is the fresher signal
+        if c.name == "kafka" and daemon is None:
+            continue
+        dynamo_error = next((e for e in errors if "Dynamo" in e), None)
+        if c.name == "dynamodb" and dynamo_error is not None:
+            c = Check(c.name, False, dynamo_error)  # the loop's own failure is the fresher signal
         checks.append(c)
     return checks
 
 
-def live_status(daemon: Daemon) -> dict[str, Any]:
+def live_status_of(app: DaemonApp) -> dict[str, Any]:
+    """/status of the app: both directions, each loop's live snapshot instead of the stored one."""
+    now = time.time()
+    reverse = app.reverse.snapshot(now) if app.reverse is not None else None
+    if app.daemon is not None:
+        return live_status(app.daemon, config=app.config, reverse=reverse)
+    status = collect_status(app.config, app.state, now=now, reverse=reverse)
+    status["ready"] = app.ready()
+    return status
+
+
+def live_status(
+    daemon: Daemon, *, config: ParityConfig | None = None, reverse: dict[str, Any] | None = None
+) -> dict[str, Any]:
     # The daemon's current stream snapshot instead of the stored one: the same document as
     # `parity status --json`, fresher. Read from the HTTP thread, so it never calls the Kafka
     # consumer: the lag is the loop's latest (a CI run saw /status outlast a 5 s client timeout).
     lag = dict(daemon.last_lag)
     now = time.time()
     stream = daemon.stream_snapshot(now, lag, about_to_commit=False)
-    status = collect_status(daemon.config, daemon.state, now=now, stream=stream)
+    status = collect_status(config or daemon.config, daemon.state, now=now, stream=stream, reverse=reverse)
     status["consumer_lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items()}
     status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in daemon.source.assigned)
     status["ready"] = daemon.ready()
@@ -180,12 +215,15 @@ class DaemonApp:
         self.join_timeout_s = join_timeout_s
         self.registry = CollectorRegistry()
         register_runtime_collectors(self.registry)
+        forward = tuple(t for t in config.tables if t.mode != "reverse")
+        reverse = [t for t in config.tables if t.mode == "reverse"]
         self.metrics = Metrics(
             self.registry,
             version=parity_version(),
             tables=[t.source for t in config.tables],
             columns={t.source: list(t.columns) for t in config.tables},
             drift_window_s=config.daemon.drift_window_s,
+            directions={t.source: "reverse" for t in reverse},
         )
         self.telemetry: PrometheusTelemetry | None = None
         loop_telemetry: Telemetry | None
@@ -195,14 +233,35 @@ class DaemonApp:
             loop_telemetry = self.telemetry = PrometheusTelemetry(self.metrics)
         else:
             loop_telemetry = None
-        self.daemon: Daemon = build_daemon(config, telemetry=loop_telemetry)
-        if self.telemetry is not None:
+        # The Kafka loop sees only the forward tables (their topics, rechecks, open drift re-reads).
+        self.daemon: Daemon | None = (
+            build_daemon(config.model_copy(update={"tables": forward}), telemetry=loop_telemetry) if forward else None
+        )
+        self.state: StateStore = self.daemon.state if self.daemon is not None else StateStore(state_path(config))
+        self.reverse: ReverseDaemon | None = None
+        if self.daemon is not None:
+            self.daemon.reverse_sources = {t.source for t in reverse}
+        if reverse:
+            from parity.daemon.reverse_wiring import build_reverse
+
+            reverse_telemetry: Telemetry | None
+            if isinstance(telemetry, Telemetry):
+                reverse_telemetry = telemetry
+            elif telemetry:
+                reverse_telemetry = PrometheusTelemetry(self.metrics, direction="reverse")
+            else:
+                reverse_telemetry = None
+            self.reverse = build_reverse(
+                config, state=self.state, telemetry=reverse_telemetry, emit=self._reverse_emitter(reverse_telemetry)
+            )
+        if self.telemetry is not None and self.daemon is not None:
             self.telemetry.snapshot_rows.update(self.daemon.snapshot_rows)
             for table in self.daemon.snapshot_done:  # finished by an earlier run of the daemon
                 self.metrics.backfill_progress(
                     table, 0, snapshot_rows=self.daemon.snapshot_rows.get(table, 0), done=True
                 )
         self.probe: ReachabilityProbe | None = None
+        self.threads: list[threading.Thread] = []
         if probe_interval_s is not None:
             on_result = self.telemetry.dependencies if self.telemetry is not None else None
             self.probe = ReachabilityProbe(config, interval_s=probe_interval_s, on_result=on_result)
@@ -215,12 +274,35 @@ class DaemonApp:
 
     # ----- what the harnesses and the demo read ----------------------------------------------------
 
+    @property
+    def forward(self) -> Daemon:
+        """The Kafka loop; only for configurations with a table in verify or shadow mode."""
+        if self.daemon is None:
+            raise RuntimeError("every table is in mode reverse: there is no Kafka loop")
+        return self.daemon
+
     def ready(self) -> bool:
         """What /readyz answers (every check must pass)."""
-        return all(c.ok for c in readiness(self.daemon, self.probe))
+        return all(c.ok for c in readiness(self.daemon, self.probe, self.reverse))
 
     def failed_checks(self) -> list[str]:
-        return [c.name for c in readiness(self.daemon, self.probe) if not c.ok]
+        return [c.name for c in readiness(self.daemon, self.probe, self.reverse) if not c.ok]
+
+    def _reverse_emitter(self, telemetry: Telemetry | None) -> Callable[[], None] | None:
+        """Without a Kafka loop, the reverse loop emits the drift outbox (to the drift log; the
+        drift topic only when one is configured)."""
+        if self.daemon is not None:
+            return None  # the Kafka loop emits every direction's drift, each step
+        config = self.config
+        drift_file = JsonLinesFile(Path(config.daemon.drift_log)) if config.daemon.drift_log else None
+        drift_topic = None
+        if config.kafka.drift_topic:
+            from parity.adapters.clients import kafka_producer
+            from parity.adapters.sinks import KafkaTopicSink
+
+            drift_topic = KafkaTopicSink(kafka_producer(config.kafka), config.kafka.drift_topic)
+        quiet = telemetry or Telemetry()
+        return lambda: emit_outbox(self.state, drift_file, drift_topic, quiet)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the registry's samples called `name` whose labels include `labels`."""
@@ -240,14 +322,14 @@ class DaemonApp:
             self.server = MetricsServer(
                 self.registry,
                 self.config.daemon.http,
-                readiness=lambda: readiness(self.daemon, self.probe),
-                status=lambda: live_status(self.daemon),
+                readiness=lambda: readiness(self.daemon, self.probe, self.reverse),
+                status=lambda: live_status_of(self),
             ).start()
         if self._schedule:
             from parity.reconcilers.schedule import ReconcileSchedule
 
             interval_s = self.config.reconcile.interval_s or 0.0
-            self.scheduler = ReconcileSchedule(self.config, metrics=self.metrics, state=self.daemon.state)
+            self.scheduler = ReconcileSchedule(self.config, metrics=self.metrics, state=self.state)
             self.metrics.reconcile_scheduled(interval_s, [t.source for t in self.config.tables], time.time())
             self.scheduler.start()
 
@@ -255,8 +337,11 @@ class DaemonApp:
         """The services, then the loop in a background thread."""
         try:
             self._start_services()
-            self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
-            self.thread.start()
+            if self.reverse is not None:
+                self._start_reverse()
+            if self.daemon is not None:
+                self.thread = threading.Thread(target=self.daemon.run, name="parity-daemon", daemon=True)
+                self.thread.start()
         except BaseException:
             self.stop()
             raise
@@ -266,10 +351,36 @@ class DaemonApp:
         """The loop in this (main) thread until SIGTERM or SIGINT, then the ordered shutdown."""
         try:
             self._start_services()
-            self.daemon.install_signal_handlers()
-            self.daemon.run()
+            if self.reverse is not None:
+                self._start_reverse()
+            if self.daemon is not None:
+                self.daemon.install_signal_handlers()
+                self.daemon.run()
+            else:
+                self._install_reverse_signal_handlers()
+                while self.reverse is not None and not self.reverse.stop_event.wait(0.5):
+                    pass
         finally:
             self.stop()
+
+    def _start_reverse(self) -> None:
+        assert self.reverse is not None
+        thread = threading.Thread(target=self.reverse.run, name="parity-reverse", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _install_reverse_signal_handlers(self) -> None:
+        import signal
+
+        reverse = self.reverse
+        assert reverse is not None
+
+        def stop(signum: int, frame: Any) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            reverse.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
 
     def stop(self) -> None:
         """Once: the loop finishes its batch and leaves the group, then the periodic reconciles
@@ -277,16 +388,21 @@ class DaemonApp:
         if self._stopped:
             return
         self._stopped = True
-        self.daemon.stop_event.set()
+        if self.daemon is not None:
+            self.daemon.stop_event.set()
+        if self.reverse is not None:
+            self.reverse.stop_event.set()
         if self.thread is not None:
             self.thread.join(self.join_timeout_s)
+        for thread in self.threads:
+            thread.join(self.join_timeout_s)
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.server is not None:
             self.server.stop()
         if self.probe is not None:
             self.probe.stop()
-        self.daemon.state.close()
+        self.state.close()
 
     def __enter__(self) -> DaemonApp:
         return self.start()

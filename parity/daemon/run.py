@@ -57,6 +57,10 @@ class Telemetry:
     def drift_resolved(self, source: str, how: str, n: int) -> None:
         return None
 
+    def stream_lag(self, lag_by_table: dict[str, float]) -> None:
+        """Reverse direction: per DynamoDB table, seconds behind its stream (largest shard)."""
+        return None
+
 
 # Open drift keys are re-read so that a late write that lands after confirmation is noticed:
 # at most REREAD_MAX_KEYS keys every REREAD_INTERVAL_S (least recently re-read first), so the
@@ -107,6 +111,8 @@ class Daemon:
         self.health = Health()
         self._failures = 0
         self._dynamo_trouble = False  # set by DynamoStore from its worker threads, read per step
+        # Tables the reverse loop verifies (DaemonApp sets them: this loop's config has none).
+        self.reverse_sources: set[str] = {t.source for t in config.tables if t.mode == "reverse"}
         self.reread_interval_s = REREAD_INTERVAL_S
         self.reread_max_keys = REREAD_MAX_KEYS
         self._next_reread = 0.0
@@ -221,6 +227,10 @@ class Daemon:
                 target, key, _expected, _unavailable = reread_item(text)
                 self.pipeline.open_drift[(target, canonical_key(key))] = (source, lsn)
         rows = self.state.reread_candidates(limit=self.reread_max_keys, older_than=now - self.reread_interval_s)
+        # Open drift of the tables this loop verifies only (a reverse table's is re-read by the
+        # reverse loop, parity.daemon.reverse); rows of tables no longer configured are skipped
+        # by reread_open as before.
+        rows = [r for r in rows if r[1] not in self.reverse_sources]
         entries = []
         for _rowid, source, _key, text, lsn in rows:
             target, key, expected, unavailable = reread_item(text)
@@ -356,29 +366,7 @@ class Daemon:
             self._emit_outbox()
 
     def _emit_outbox(self) -> None:
-        rows = self.state.unemitted()
-        if rows:
-            values = [r[3] for r in rows]
-            if self.drift_file is not None:
-                self.drift_file.write(values)
-            if self.drift_topic is not None:
-                self.drift_topic.send([(r[1].encode(), r[3]) for r in rows])
-                self.drift_topic.flush()
-            self.state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
-        # `resolved` records (from this daemon, a reconcile or `parity repair`), after the drift
-        # records they close; the counter of resolutions is fed here, in one place.
-        resolved = self.state.unemitted_resolutions()
-        if not resolved:
-            return
-        if self.drift_file is not None:
-            self.drift_file.write([r[2] for r in resolved])
-        if self.drift_topic is not None:
-            self.drift_topic.send([(r[1].encode(), r[2]) for r in resolved])
-            self.drift_topic.flush()
-        self.state.mark_resolutions_emitted([r[0] for r in resolved])
-        for _id, _key, record in resolved:
-            data = orjson.loads(record)
-            self.telemetry.drift_resolved(data["table"], data["how"], 1)
+        emit_outbox(self.state, self.drift_file, self.drift_topic, self.telemetry)
 
     def _commit(self) -> bool:
         offsets = self.pipeline.ledger.committable()
@@ -411,6 +399,37 @@ class Daemon:
         self.pipeline.revoke(tps)
         for tp in tps:
             self.committed.pop(tp, None)
+
+
+def emit_outbox(
+    state: StateStore, drift_file: LineSink | None, drift_topic: MessageSink | None, telemetry: Telemetry
+) -> None:
+    """Emit the state store's drift outbox to the drift sinks, then mark it emitted. One emitter
+    per process (the Kafka loop, or the reverse loop when there is no Kafka loop): both
+    directions' drift goes through the same outbox."""
+    rows = state.unemitted()
+    if rows:
+        values = [r[3] for r in rows]
+        if drift_file is not None:
+            drift_file.write(values)
+        if drift_topic is not None:
+            drift_topic.send([(r[1].encode(), r[3]) for r in rows])
+            drift_topic.flush()
+        state.mark_emitted([(r[0], r[1], r[2]) for r in rows])
+    # `resolved` records (from this daemon, a reconcile or `parity repair`), after the drift
+    # records they close; the counter of resolutions is fed here, in one place.
+    resolved = state.unemitted_resolutions()
+    if not resolved:
+        return
+    if drift_file is not None:
+        drift_file.write([r[2] for r in resolved])
+    if drift_topic is not None:
+        drift_topic.send([(r[1].encode(), r[2]) for r in resolved])
+        drift_topic.flush()
+    state.mark_resolutions_emitted([r[0] for r in resolved])
+    for _id, _key, record in resolved:
+        data = orjson.loads(record)
+        telemetry.drift_resolved(data["table"], data["how"], 1)
 
 
 def _redacted_key(daemon: Daemon, source: str) -> bool:

@@ -13,6 +13,11 @@ crash: delivery is at-least-once, a replayed record is counted again).
 every few seconds while idle (`parity.daemon.run.Daemon.stream_snapshot`), with its age. A script
 can wait for `stream.drained`: true only when the snapshot is recent (the daemon is live), no check
 is pending, and every assigned partition has a known lag of 0.
+
+Both directions: each table row names its `direction` (forward: Debezium events checked against
+DynamoDB; reverse: after cutover, DynamoDB Stream records checked against Postgres), `directions`
+sums the rows of each, and `reverse_stream` is the reverse loop's own snapshot (its pending checks,
+the lag of the shards it reads), with `drained` as for the Kafka stream.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rich.table import Table
 from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
 from parity.core.outcomes import Outcome
+from parity.daemon.reverse import REVERSE_STREAM_FACT
 from parity.daemon.run import STREAM_FACT, STREAM_HEARTBEAT_S, state_path
 
 # A snapshot older than this says the daemon is not live: several missed heartbeats, or one batch
@@ -41,8 +47,12 @@ def collect_status(
     now: float | None = None,
     stream: dict[str, Any] | None = None,
     live_within_s: float = LIVE_WITHIN_S,
+    reverse: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`stream` overrides the stored snapshot (the live /status passes the daemon's current one)."""
+    """`stream` overrides the stored snapshot (the live /status passes the daemon's current one);
+    `reverse` likewise the reverse loop's."""
+    has_forward = any(t.mode != "reverse" for t in config.tables)
+    has_reverse = not all(t.mode != "reverse" for t in config.tables)
     now = time.time() if now is None else now
     path = state_path(config)
     if state is None:
@@ -52,7 +62,9 @@ def collect_status(
                 "state": str(path),
                 "tables": empty,
                 "totals": _totals(empty),
-                "stream": _stream(None, now, live_within_s),
+                "directions": _directions(empty),
+                "stream": _stream(None, now, live_within_s, has_forward),
+                "reverse_stream": _reverse_stream(None, now, live_within_s) if has_reverse else None,
             }
         state = StateStore(path)
     counts = state.outcome_counts()
@@ -60,7 +72,8 @@ def collect_status(
     lifecycle = state.drift_lifecycle()  # open drift now vs resolved (see state.py)
     facts = state.facts()
     snapshot = stream if stream is not None else facts.get(STREAM_FACT)
-    pending = (snapshot or {}).get("pending_rechecks", {})
+    reverse_snapshot = reverse if reverse is not None else facts.get(REVERSE_STREAM_FACT)
+    pending = {**(snapshot or {}).get("pending_rechecks", {}), **(reverse_snapshot or {}).get("pending_rechecks", {})}
     snap_rows = facts.get("snapshot_rows", {})
     snap_done = set(facts.get("snapshot_done", []))
     tables: dict[str, Any] = {}
@@ -89,7 +102,9 @@ def collect_status(
         "state": str(path),
         "tables": tables,
         "totals": _totals(tables),
-        "stream": _stream(snapshot, now, live_within_s),
+        "directions": _directions(tables),
+        "stream": _stream(snapshot, now, live_within_s, has_forward),
+        "reverse_stream": _reverse_stream(reverse_snapshot, now, live_within_s) if has_reverse else None,
         "last_reconcile": facts.get("last_reconcile"),
         # `parity replay --dlq` results, apart from the counts above (the daemon counted each
         # replayed record once, as dead_letter).
@@ -105,10 +120,33 @@ def _replayed(entries: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _direction(mode: str | None) -> str | None:
+    if mode is None:
+        return None
+    return "reverse" if mode == "reverse" else "forward"
+
+
+def _directions(tables: dict[str, Any]) -> dict[str, Any]:
+    """Per direction: its tables and their consumed / drift / open drift / pending sums."""
+    out: dict[str, Any] = {}
+    for row in tables.values():
+        direction = row.get("direction")
+        if direction is None:
+            continue
+        d = out.setdefault(
+            direction, {"tables": [], "consumed": 0, "verified": 0, "drift": 0, "drift_open": 0, "pending_rechecks": 0}
+        )
+        d["tables"].append(row["table"])
+        for name in ("consumed", "verified", "drift", "drift_open", "pending_rechecks"):
+            d[name] += row.get(name, 0)
+    return out
+
+
 def _empty(source: str, mode: str | None) -> dict[str, Any]:
     return {
         "table": source,
         "mode": mode,
+        "direction": _direction(mode),
         "configured": True,
         "consumed": 0,
         "resolved": 0,
@@ -154,7 +192,51 @@ def _totals(tables: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _stream(snapshot: dict[str, Any] | None, now: float, live_within_s: float) -> dict[str, Any]:
+def _reverse_stream(snapshot: dict[str, Any] | None, now: float, live_within_s: float) -> dict[str, Any]:
+    """The reverse loop's snapshot (parity.daemon.reverse.ReverseDaemon.snapshot), with its age."""
+    if not snapshot:
+        return {
+            "snapshot_at": None,
+            "daemon_live": False,
+            "pending_rechecks": 0,
+            "shard_lag_s": {},
+            "drained": False,
+            "not_drained_because": ["no reverse snapshot: the reverse loop has not run with this state directory"],
+        }
+    age = max(0.0, now - float(snapshot["written_at"]))
+    stopped = snapshot.get("stopped_at") is not None
+    live = not stopped and age <= live_within_s
+    pending = sum(snapshot.get("pending_rechecks", {}).values())
+    lag: dict[str, float] = snapshot.get("shard_lag_s", {})
+    reasons: list[str] = []
+    if stopped:
+        reasons.append("the reverse loop stopped")
+    elif not live:
+        reasons.append(f"the snapshot is {age:.0f}s old (live within {live_within_s:.0f}s): not running or stuck")
+    if pending:
+        reasons.append(f"{pending} pending rechecks")
+    behind = {shard: s for shard, s in lag.items() if s > 0}
+    if behind:
+        reasons.append(f"{len(behind)} shards behind (up to {max(behind.values()):.0f}s)")
+    return {
+        "snapshot_at": snapshot["written_at"],
+        "snapshot_age_s": round(age, 3),
+        "daemon_live": live,
+        "daemon_started_at": snapshot.get("started_at"),
+        "daemon_stopped_at": snapshot.get("stopped_at"),
+        "daemon_ready": snapshot.get("ready"),
+        "last_error": snapshot.get("last_error"),
+        "last_record_at": snapshot.get("last_record_at"),
+        "pending_rechecks": pending,
+        "shard_lag_s": lag,
+        "drained": not reasons,
+        "not_drained_because": reasons,
+    }
+
+
+def _stream(
+    snapshot: dict[str, Any] | None, now: float, live_within_s: float, has_forward: bool = True
+) -> dict[str, Any]:
     if not snapshot:
         # The same fields as below, so a script can read them before the daemon's first batch.
         return {
@@ -171,7 +253,11 @@ def _stream(snapshot: dict[str, Any] | None, now: float, live_within_s: float) -
             "consumer_lag_total": 0,
             "partitions": {},
             "drained": False,
-            "not_drained_because": ["no stream snapshot: the daemon has not run with this state directory"],
+            "not_drained_because": [
+                "no stream snapshot: the daemon has not run with this state directory"
+                if has_forward
+                else "no Kafka stream: every table is in mode reverse (see reverse_stream)"
+            ],
         }
     age = max(0.0, now - float(snapshot["written_at"]))
     stopped = snapshot.get("stopped_at") is not None
@@ -222,6 +308,7 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
     table = Table(title=f"parity status ({status['state']})")
     for col in (
         "table",
+        "direction",
         "mode",
         "consumed",
         "verified",
@@ -235,13 +322,14 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         "other",
         "snapshot",
     ):
-        table.add_column(col, justify="left" if col in ("table", "mode") else "right")
+        table.add_column(col, justify="left" if col in ("table", "direction", "mode") else "right")
     shown: tuple[str, ...] = (Outcome.MATCH, Outcome.DRIFT, Outcome.APPLIED, Outcome.STALE_SKIPPED, Outcome.DEAD_LETTER)
     for t in status["tables"].values():
         snap = f"{t.get('snapshot_rows', 0)}" + (" done" if t.get("snapshot_done") else "")
         other = sum(n for k, n in t["outcomes"].items() if k not in shown)
         table.add_row(
             t["table"],
+            t.get("direction") or "",
             t["mode"] or "not configured",
             str(t["consumed"]),
             str(t["verified"]),
@@ -262,6 +350,12 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
         f"consumed {totals['consumed']} = resolved {totals['resolved']} + pending {totals['pending_rechecks']}"
         + (f"; other = {_others(totals['outcomes'], shown)}" if _others(totals["outcomes"], shown) else "")
     )
+    for direction, d in status["directions"].items():
+        console.print(
+            f"{direction}: {len(d['tables'])} tables, consumed {d['consumed']}, verified {d['verified']}, "
+            f"drift {d['drift']}, open drift {d['drift_open']}, pending {d['pending_rechecks']}"
+        )
+    _print_reverse(console, status.get("reverse_stream"))
     if status.get("dlq_replayed"):
         replayed = status["dlq_replayed"]
         console.print(f"dead letters replayed: {sum(replayed.values())} ("
@@ -273,6 +367,20 @@ def print_status(config: ParityConfig, *, as_json: bool) -> None:
     console.print(
         f"stream: {state} (daemon {'live' if stream['daemon_live'] else 'not live'}, "
         f"snapshot {stream['snapshot_age_s']:.0f}s old, lag {stream['consumer_lag_total']})"
+    )
+
+
+def _print_reverse(console: Console, reverse: dict[str, Any] | None) -> None:
+    if reverse is None:
+        return
+    if reverse["snapshot_at"] is None:
+        console.print("reverse stream (DynamoDB Streams): " + "; ".join(reverse["not_drained_because"]))
+        return
+    state = "drained" if reverse["drained"] else "not drained: " + "; ".join(reverse["not_drained_because"])
+    lag = max(reverse["shard_lag_s"].values(), default=0.0)
+    console.print(
+        f"reverse stream (DynamoDB Streams): {state} (loop {'live' if reverse['daemon_live'] else 'not live'}, "
+        f"snapshot {reverse['snapshot_age_s']:.0f}s old, {len(reverse['shard_lag_s'])} shards, lag {lag:.0f}s)"
     )
 
 

@@ -20,8 +20,12 @@ class PrometheusTelemetry(Telemetry):
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        direction: str = "forward",
     ) -> None:
         self.metrics = metrics
+        # The direction label of what this loop counts: the Kafka loop is forward, the DynamoDB
+        # Stream loop (parity.daemon.reverse) reverse.
+        self.direction = direction
         self.clock = clock
         self.wall = wall
         self._assigned: set[tuple[str, int]] = set()
@@ -35,7 +39,7 @@ class PrometheusTelemetry(Telemetry):
         if result.events:
             m.batch_processed(self.wall())
         for (table, op, outcome), n in result.events.items():
-            m.event(table, op, outcome, n)
+            m.event(table, op, outcome, n, direction=self.direction)
             if outcome in SHADOW:
                 m.shadow_applied(table, outcome, n)
         matched: Counter[str] = Counter()
@@ -46,7 +50,10 @@ class PrometheusTelemetry(Telemetry):
         for d in result.drift:
             drifted.setdefault(d.source, Counter())[d.kind] += 1
         for table in set(matched) | set(drifted):
-            m.verdicts_batch(table, now, matched=matched.get(table, 0), drifted=dict(drifted.get(table, {})))
+            m.verdicts_batch(
+                table, now, matched=matched.get(table, 0), drifted=dict(drifted.get(table, {})),
+                direction=self.direction,
+            )
         for table, lag in result.cdc_lag:
             m.observe_cdc_lag(table, lag)
         for table, latency in result.verdict_latency:
@@ -67,6 +74,11 @@ class PrometheusTelemetry(Telemetry):
         for table, n in result.recheck_backlog.items():
             m.set_recheck_backlog(table, n, wall - result.recheck_oldest[table] if n else 0.0)
         m.refresh_all_drift_ratios(now)
+
+    def stream_lag(self, lag_by_table: dict[str, float]) -> None:
+        """Reverse direction: per DynamoDB table, the largest lag of the shards held."""
+        for table, lag in lag_by_table.items():
+            self.metrics.set_stream_lag(table, lag)
 
     def drift_open(self, counts: dict[str, int]) -> None:
         # A table whose open drift all resolved is absent from `counts`: it goes back to zero.

@@ -172,7 +172,7 @@ class DemoRun:
         create_topics(AdminClient({"bootstrap.servers": bootstrap}), cfg.topics(), 4)
         # The process `parity run` is, in a thread; the demo reconciles as a phase of its own.
         app = DaemonApp(cfg, reconcile_schedule=False)
-        daemon, registry, metrics = app.daemon, app.registry, app.metrics
+        daemon, registry, metrics = app.forward, app.registry, app.metrics
         app.start()
 
         def stop_daemon() -> None:

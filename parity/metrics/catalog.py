@@ -90,6 +90,9 @@ DEPENDENCIES: Final = ("postgres", "kafka", "dynamodb")
 DEAD_LETTER_REASONS: Final = ("decode", "mapping", "too_large", "schema", "sink", "other")
 # Why a mapped column of an event was not compared (outcome `not_compared`, parity.core.columns).
 NOT_COMPARED_REASONS: Final = ("column_missing",)
+# Which way a table is verified: forward (Debezium events checked against DynamoDB, or applied to it)
+# or reverse (after cutover: DynamoDB Stream records checked against Postgres, docs/reverse.md).
+DIRECTIONS: Final = ("forward", "reverse")
 # How open drift was found healed (parity.adapters.state.RESOLUTION_HOWS).
 DRIFT_RESOLUTIONS: Final = ("newer_event", "reread", "repair", "reconcile")
 
@@ -110,6 +113,7 @@ ALLOWED_LABELS: Final = frozenset(
         "version",
         "column",
         "dependency",
+        "direction",
     }
 )
 
@@ -193,6 +197,7 @@ class Metrics:
         tables: Iterable[str] = (),
         columns: Mapping[str, Iterable[str]] | None = None,
         drift_window_s: float = 300.0,
+        directions: Mapping[str, str] | None = None,
     ) -> None:
         # `*_created` series double the exposition size and no dashboard or alert uses them.
         # (A process-wide switch in prometheus_client; parity never wants them.)
@@ -217,17 +222,18 @@ class Metrics:
             "parity_events_total",
             "Change events consumed, by the outcome the pipeline reached for each (final verdicts are also "
             "counted in parity_verdicts_total, the denominator of the drift ratio).",
-            ("table", "op", "outcome"),
+            ("table", "op", "outcome", "direction"),
         )
         self.verdicts = self._counter(
             "parity_verdicts_total",
             "Final verdicts (immediately or after recheck): the denominator of the drift ratio.",
-            ("table", "outcome"),
+            ("table", "outcome", "direction"),
         )
         self.drift = self._counter(
             "parity_drift_total",
-            "Confirmed drift (still wrong after the recheck grace period), by mismatch kind.",
-            ("table", "kind"),
+            "Confirmed drift (still wrong after the recheck grace period), by mismatch kind (reverse: "
+            "the kinds name Postgres as the side that is wrong, e.g. missing_in_source).",
+            ("table", "kind", "direction"),
         )
         self.drift_ratio = self._gauge(
             "parity_drift_ratio",
@@ -266,6 +272,12 @@ class Metrics:
             "Time from consuming an event to its final verdict (includes rechecks).",
             ("table",),
             VERDICT_BUCKETS,
+        )
+        self.stream_lag = self._gauge(
+            "parity_dynamodb_stream_lag_seconds",
+            "Reverse direction: seconds between now and the newest DynamoDB Stream record read, the "
+            "largest over the shards this daemon holds (0 when caught up).",
+            ("dynamodb_table",),
         )
         self.consumer_lag = self._gauge(
             "parity_kafka_consumer_lag_messages",
@@ -391,8 +403,10 @@ class Metrics:
         self.reconcile_interval = self._gauge(
             "parity_reconcile_interval_seconds", "Configured interval between periodic reconcile runs.", ()
         )
+        # table -> direction (DIRECTIONS); a table not named is forward.
+        self._directions = {t: _one_of(d, DIRECTIONS, "direction") for t, d in (directions or {}).items()}
         for table in tables:
-            self.add_table(table)
+            self.add_table(table, self._directions.get(table, "forward"))
 
     # ----- declaration helpers --------------------------------------------------------------------
 
@@ -412,11 +426,12 @@ class Metrics:
     def specs(self) -> list[MetricSpec]:
         return list(self._specs)
 
-    def add_table(self, table: str) -> None:
+    def add_table(self, table: str, direction: str = "forward") -> None:
         """Creates the table's series at zero (verdicts, shadow outcomes, gauges, lag histograms)."""
         # Events by (op, outcome) are not pre-created: 6 x 12 series per table that mostly stay zero.
+        direction = _one_of(direction, DIRECTIONS, "direction")
         for outcome in VERDICTS:
-            self.verdicts.labels(table=table, outcome=outcome)
+            self.verdicts.labels(table=table, outcome=outcome, direction=direction)
         for outcome in SHADOW_OUTCOMES:
             self.shadow_apply.labels(table=table, outcome=outcome)
         self.drift_ratio.labels(table=table).set(0)
@@ -431,32 +446,42 @@ class Metrics:
 
     # ----- streaming ------------------------------------------------------------------------------
 
-    def event(self, table: str, op: str | enum.Enum, outcome: str, count: int = 1) -> None:
+    def event(
+        self, table: str, op: str | enum.Enum, outcome: str, count: int = 1, *, direction: str
+    ) -> None:
         self.events.labels(
-            table=table, op=_one_of(op, OPS, "op"), outcome=_one_of(outcome, EVENT_OUTCOMES, "outcome")
+            table=table,
+            op=_one_of(op, OPS, "op"),
+            outcome=_one_of(outcome, EVENT_OUTCOMES, "outcome"),
+            direction=_one_of(direction, DIRECTIONS, "direction"),
         ).inc(count)
 
-    def verdict(self, table: str, now: float, drift_kind: str | enum.Enum | None = None) -> float:
+    def verdict(
+        self, table: str, now: float, drift_kind: str | enum.Enum | None = None, *, direction: str
+    ) -> float:
         """Counts one final verdict (drift when `drift_kind` is given) and refreshes the drift ratio.
 
         `now` is the clock of the drift window (monotonic seconds are fine). Returns the ratio.
         """
         if drift_kind is None:
-            return self.verdicts_batch(table, now, matched=1)
-        return self.verdicts_batch(table, now, matched=0, drifted={_kind(drift_kind): 1})
+            return self.verdicts_batch(table, now, matched=1, direction=direction)
+        return self.verdicts_batch(table, now, matched=0, drifted={_kind(drift_kind): 1}, direction=direction)
 
-    def verdicts_batch(self, table: str, now: float, *, matched: int, drifted: DriftCounts | None = None) -> float:
+    def verdicts_batch(
+        self, table: str, now: float, *, matched: int, drifted: DriftCounts | None = None, direction: str
+    ) -> float:
         """Counts a batch of final verdicts at once (cheaper than one call per event)."""
+        direction = _one_of(direction, DIRECTIONS, "direction")
         drift_count = 0
         for kind, n in (drifted or {}).items():
             label = _kind(kind)
             if n:
-                self.drift.labels(table=table, kind=label).inc(n)
+                self.drift.labels(table=table, kind=label, direction=direction).inc(n)
                 drift_count += n
         if matched:
-            self.verdicts.labels(table=table, outcome="match").inc(matched)
+            self.verdicts.labels(table=table, outcome="match", direction=direction).inc(matched)
         if drift_count:
-            self.verdicts.labels(table=table, outcome="drift").inc(drift_count)
+            self.verdicts.labels(table=table, outcome="drift", direction=direction).inc(drift_count)
         with self._windows_lock:
             self._windows.record(table, now, verdicts=matched + drift_count, drifted=drift_count)
         return self.refresh_drift_ratio(table, now)
@@ -488,6 +513,9 @@ class Metrics:
 
     def observe_verdict_latency(self, table: str, latency_s: float) -> None:
         self.verdict_latency.labels(table=table).observe(max(0.0, latency_s))
+
+    def set_stream_lag(self, dynamodb_table: str, lag_s: float) -> None:
+        self.stream_lag.labels(dynamodb_table=dynamodb_table).set(max(0.0, lag_s))
 
     def set_assigned_partitions(self, count: int) -> None:
         self.assigned_partitions.set(max(0, count))
@@ -654,6 +682,7 @@ __all__ = [
     "ALLOWED_LABELS",
     "DEAD_LETTER_REASONS",
     "DEPENDENCIES",
+    "DIRECTIONS",
     "DRIFT_RESOLUTIONS",
     "DYNAMO_ERROR_KINDS",
     "DYNAMO_ERROR_OUTCOMES",

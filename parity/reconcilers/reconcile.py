@@ -483,6 +483,7 @@ class Reconciler:
                 candidates=hinted[m],
                 resolved_in_flight=resolved[m],
                 drift=drift[m],
+                source_of_truth="dynamodb" if mapper.mapping.mode == "reverse" else "postgres",
             )
             tables[source] = entry
             report["tables"][source] = entry

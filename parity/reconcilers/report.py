@@ -12,7 +12,8 @@ Shape (one file per run):
          "items_scanned", "items_compared", "items_not_compared",
          "items_not_compared_by_reason": [{"reason", "count", "sample": [{"key", "primary_key"}]}],
          "items_dynamodb" (= items_scanned), "duration_s", "rows_per_s",
-         "candidates", "resolved_in_flight", "drift_counts": {kind: n},
+         "candidates", "resolved_in_flight", "source_of_truth": "postgres" | "dynamodb",
+         "drift_counts": {kind: n},
          "drift": [{"kind", "key", "primary_key", "diffs": [{"attribute", "expected", "actual"}],
                     "seen": {attribute: wire value | null}}]}},
      "drift_total": n, "not_compared_total": n}
@@ -21,6 +22,12 @@ Invariants: rows_compared + rows_not_compared = rows_postgres and items_compared
 items_not_compared = items_scanned per table; per target items_compared + items_not_compared +
 items_other_tables = items_scanned. A primary key is typed (a bigint is a JSON number), redacted
 columns are "<redacted>"; a reason never holds a row's values.
+
+The reconcile is symmetric, and its kinds keep the forward vocabulary in the JSON (`parity repair`
+reads them): `expected` is Postgres' side, `actual` DynamoDB's. For a table in mode reverse
+(`source_of_truth: dynamodb`, after cutover) the summary for people words them from DynamoDB's
+side: an item without its row is "missing in Postgres", a row without its item "unexpected in
+Postgres".
 
 `key` and `seen` use DynamoDB's JSON wire shape ({"S": "x"}, binary as base64). `seen` holds the
 target's values at report time of the attributes a repair conditions on; redacted attributes are
@@ -137,6 +144,7 @@ def table_report(
     candidates: int,
     resolved_in_flight: int,
     drift: Iterable[DriftEntry],
+    source_of_truth: str = "postgres",
 ) -> dict[str, Any]:
     """One source table's figures. By construction rows_compared + rows_not_compared =
     rows_postgres and items_compared + items_not_compared = items_scanned (the items the routing
@@ -163,6 +171,7 @@ def table_report(
         "rows_per_s": round(rows / duration_s, 1) if duration_s > 0 else None,
         "candidates": candidates,
         "resolved_in_flight": resolved_in_flight,
+        "source_of_truth": source_of_truth,
         "drift_counts": counts,
         "drift": [d.to_json() for d in entries],
     }
@@ -219,7 +228,10 @@ def summary_lines(report: Mapping[str, Any], *, max_keys: int = 10) -> list[str]
                 lines.append(f"    {g['count']} not compared: {g['reason']}{_sample_text(g['sample'])}")
     for source, t in sorted(report.get("tables", {}).items()):
         counts = t["drift_counts"]
-        status = "clean" if not counts else ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        reverse = t.get("source_of_truth") == "dynamodb"
+        status = ", ".join(f"{n} {_kind_text(k, reverse)}" for k, n in sorted(counts.items())) or "clean"
+        if reverse:
+            status += "; DynamoDB is the source of truth"
         lines.append(
             f"  {source} -> {t['target']}: {t['rows_postgres']} rows / {t['items_scanned']} items, "
             f"{status} ({t['resolved_in_flight']} in-flight resolved, {t['rows_per_s'] or 0:.0f} rows/s)"
@@ -233,12 +245,31 @@ def summary_lines(report: Mapping[str, Any], *, max_keys: int = 10) -> list[str]
             for g in t["items_not_compared_by_reason"]:
                 lines.append(f"      {g['count']} {g['reason']}{_sample_text(g['sample'])}")
         for d in t["drift"][:max_keys]:
-            diffs = "; ".join(f"{x['attribute']}: {x['expected']} != {x['actual']}" for x in d["diffs"])
-            lines.append(f"    {d['kind']} {_key_text(d['key'])}" + (f"  {diffs}" if diffs else ""))
+            if reverse:
+                diffs = "; ".join(
+                    f"{x['attribute']}: DynamoDB {x['actual']} != Postgres {x['expected']}" for x in d["diffs"]
+                )
+            else:
+                diffs = "; ".join(f"{x['attribute']}: {x['expected']} != {x['actual']}" for x in d["diffs"])
+            kind = _kind_text(d["kind"], reverse)
+            lines.append(f"    {kind} {_key_text(d['key'])}" + (f"  {diffs}" if diffs else ""))
         if len(t["drift"]) > max_keys:
             lines.append(f"    ... {len(t['drift']) - max_keys} more in the JSON report")
     lines.append(f"drift: {drift_total(report)} key(s); not compared: {not_compared_total(report)}")
     return lines
+
+
+# The report's kinds (Postgres expected, DynamoDB actual) as read when DynamoDB is the source of truth.
+_REVERSE_KIND_TEXT = {
+    "missing_in_target": "unexpected in Postgres (no DynamoDB item)",
+    "unexpected_in_target": "missing in Postgres",
+    "value_mismatch": "value mismatch",
+    "stale_in_target": "Postgres newer than DynamoDB",
+}
+
+
+def _kind_text(kind: str, reverse: bool) -> str:
+    return _REVERSE_KIND_TEXT.get(kind, kind) if reverse else kind
 
 
 def _sample_text(sample: Sequence[Mapping[str, Any]], shown: int = 3) -> str:

@@ -69,12 +69,12 @@ MUTATIONS = {
     "ParityDriftHigh-average": (
         "ParityDriftHigh",
         """(
-            sum by (table) (increase(parity_verdicts_total{outcome="drift"}[10m]))
-            / sum by (table) (increase(parity_verdicts_total[10m]))
+            sum by (table, direction) (increase(parity_verdicts_total{outcome="drift"}[10m]))
+            / sum by (table, direction) (increase(parity_verdicts_total[10m]))
           )""",
-        """avg by (table) (
-            sum by (job, instance, table) (increase(parity_verdicts_total{outcome="drift"}[10m]))
-            / sum by (job, instance, table) (increase(parity_verdicts_total[10m]))
+        """avg by (table, direction) (
+            sum by (job, instance, table, direction) (increase(parity_verdicts_total{outcome="drift"}[10m]))
+            / sum by (job, instance, table, direction) (increase(parity_verdicts_total[10m]))
           )""",
     ),
     # Counting retried throttles and conditional-check failures as errors.

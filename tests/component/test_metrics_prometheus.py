@@ -31,7 +31,7 @@ T = "public.subscriber"
 def live(prometheus_bin: str, tmp_path: Path) -> Iterator[tuple[Metrics, PrometheusService]]:
     registry = CollectorRegistry()
     metrics = Metrics(registry, version="0.1.0", tables=[T], drift_window_s=60)
-    metrics.verdicts_batch(T, now=time.monotonic(), matched=95, drifted={"value_mismatch": 5})
+    metrics.verdicts_batch(T, now=time.monotonic(), matched=95, drifted={"value_mismatch": 5}, direction="forward")
     metrics.observe_cdc_lag(T, 0.3)
     metrics.observe_verdict_latency(T, 0.05)
     metrics.set_consumer_lag("pg.public.subscriber", 0, 12)
@@ -54,7 +54,9 @@ def live(prometheus_bin: str, tmp_path: Path) -> Iterator[tuple[Metrics, Prometh
                 assert time.monotonic() < deadline, "Prometheus never scraped the metrics server"
                 time.sleep(0.2)
             # The drift alert reads the counters' increase(): verdicts counted after the first scrape.
-            metrics.verdicts_batch(T, now=time.monotonic(), matched=950, drifted={"value_mismatch": 50})
+            metrics.verdicts_batch(
+                T, now=time.monotonic(), matched=950, drifted={"value_mismatch": 50}, direction="forward"
+            )
             yield metrics, prometheus
         finally:
             prometheus.stop()

@@ -64,13 +64,13 @@ def test_binds_loopback_on_an_ephemeral_port_by_default(server: MetricsServer) -
 
 
 def test_metrics_serves_the_registry_in_prometheus_text(server: MetricsServer, metrics: Metrics) -> None:
-    metrics.event("public.subscriber", "c", "match")
+    metrics.event("public.subscriber", "c", "match", direction="forward")
     code, headers, body = request(server, "/metrics")
     assert code == 200
     assert headers["content-type"].startswith("text/plain")
     text = body.decode()
     assert 'parity_build_info{version="9.9.9"} 1.0' in text
-    assert 'parity_events_total{op="c",outcome="match",table="public.subscriber"} 1.0' in text
+    assert 'parity_events_total{direction="forward",op="c",outcome="match",table="public.subscriber"} 1.0' in text
 
 
 def test_metrics_speaks_openmetrics_when_asked(server: MetricsServer) -> None:
@@ -118,7 +118,7 @@ def test_readyz_is_503_without_a_probe_with_no_checks_or_when_the_probe_raises(r
 
 
 def test_status_returns_the_providers_json(server: MetricsServer, metrics: Metrics) -> None:
-    metrics.verdicts_batch("public.subscriber", now=0.0, matched=9, drifted={"value_mismatch": 1})
+    metrics.verdicts_batch("public.subscriber", now=0.0, matched=9, drifted={"value_mismatch": 1}, direction="forward")
     metrics.set_consumer_lag("pg.public.subscriber", 0, 7)
     code, headers, body = request(server, "/status")
     assert code == 200 and headers["content-type"] == "application/json"

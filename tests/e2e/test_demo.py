@@ -116,3 +116,20 @@ def assert_accounted(result: dict[str, Any]) -> None:
     for source, t in cov["tables"].items():
         assert t["rows_in_postgres"] == t["rows_compared"] + t["rows_not_compared"] > 0, source
     assert result["accounted"] is True
+
+
+def test_cutover_demo_scores_the_reverse_direction_and_stops_its_services(state_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "parity.cli", "demo", "--phase", "cutover", "--json", "--state-dir", str(state_dir),
+         "--duration", "6", "--drift-rate", "0.05"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stdout must be one JSON object:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    result = json.loads(lines[0])
+    assert result["phase"] == "cutover"
+    assert result["exact"] is True and result["accounted"] is True, result
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert all(c["injected"] >= 1 for c in result["kinds"].values())  # every kind at least once
+    assert result["late_postgres_writes"] >= 1 and result["late_reported"] == 0
+    assert_stopped(state_dir.parent / "demo-cutover" / "services")

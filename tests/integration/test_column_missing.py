@@ -127,8 +127,9 @@ def test_a_column_dropped_mid_stream_makes_later_events_not_compared(
     assert counts == {"match": 5, "not_compared": 6}, counts
     _assert_missing_reported(logs, registry, source, "transaction_reference", 6)
     events = "parity_events_total"
-    assert registry.get_sample_value(events, {"table": source, "op": "c", "outcome": "not_compared"}) == 5
-    assert registry.get_sample_value(events, {"table": source, "op": "u", "outcome": "not_compared"}) == 1
+    labels = {"table": source, "outcome": "not_compared", "direction": "forward"}
+    assert registry.get_sample_value(events, {**labels, "op": "c"}) == 5
+    assert registry.get_sample_value(events, {**labels, "op": "u"}) == 1
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

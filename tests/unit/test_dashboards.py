@@ -180,8 +180,8 @@ def test_drift_alert_is_the_1_percent_for_5_minutes_headline() -> None:
     expr = " ".join(rule["expr"].split())
     # Sum of drift over sum of final verdicts per table (every replica together), above 1%, with a
     # minimum volume of 100 verdicts in the window.
-    assert 'sum by (table) (increase(parity_verdicts_total{outcome="drift"}[10m]))' in expr
-    assert "/ sum by (table) (increase(parity_verdicts_total[10m])) ) > 0.01" in expr
-    assert "and on (table) sum by (table) (increase(parity_verdicts_total[10m])) >= 100" in expr
+    assert 'sum by (table, direction) (increase(parity_verdicts_total{outcome="drift"}[10m]))' in expr
+    assert "/ sum by (table, direction) (increase(parity_verdicts_total[10m])) ) > 0.01" in expr
+    assert "and on (table, direction) sum by (table, direction) (increase(parity_verdicts_total[10m])) >= 100" in expr
     assert rule["for"] == "5m"
     assert rule["labels"]["severity"] == "critical"

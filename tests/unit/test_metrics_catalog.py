@@ -67,8 +67,8 @@ def test_build_info_carries_the_version(registry: CollectorRegistry, metrics: Me
 
 
 def test_declared_tables_start_at_zero(registry: CollectorRegistry, metrics: Metrics) -> None:
-    assert value(registry, "parity_verdicts_total", table=T, outcome="match") == 0
-    assert value(registry, "parity_verdicts_total", table=T, outcome="drift") == 0
+    assert value(registry, "parity_verdicts_total", table=T, outcome="match", direction="forward") == 0
+    assert value(registry, "parity_verdicts_total", table=T, outcome="drift", direction="forward") == 0
     assert value(registry, "parity_shadow_apply_total", table=T, outcome="failed") == 0
     assert value(registry, "parity_drift_ratio", table=T) == 0
     assert value(registry, "parity_cdc_lag_seconds_count", table=T) == 0
@@ -82,55 +82,57 @@ class _Op(enum.StrEnum):
 
 
 def test_event_outcomes_count_by_table_op_and_outcome(registry: CollectorRegistry, metrics: Metrics) -> None:
-    metrics.event(T, "c", "match")
-    metrics.event(T, _Op.UPDATE, "pending")
-    metrics.event(T, _Op.UPDATE, "pending")
+    metrics.event(T, "c", "match", direction="forward")
+    metrics.event(T, _Op.UPDATE, "pending", direction="forward")
+    metrics.event(T, _Op.UPDATE, "pending", direction="forward")
     for op in OPS:
         for outcome in EVENT_OUTCOMES:
-            metrics.event(T, op, outcome)
-    assert value(registry, "parity_events_total", table=T, op="c", outcome="match") == 2
-    assert value(registry, "parity_events_total", table=T, op="u", outcome="pending") == 3
-    assert value(registry, "parity_events_total", table=T, op="unknown", outcome="dead_letter") == 1
+            metrics.event(T, op, outcome, direction="forward")
+    assert value(registry, "parity_events_total", table=T, op="c", outcome="match", direction="forward") == 2
+    assert value(registry, "parity_events_total", table=T, op="u", outcome="pending", direction="forward") == 3
+    dead = value(registry, "parity_events_total", table=T, op="unknown", outcome="dead_letter", direction="forward")
+    assert dead == 1
 
 
 @pytest.mark.parametrize(("op", "outcome"), [("x", "match"), ("c", "maybe"), ("c", "MATCH")])
 def test_unknown_label_values_are_refused(metrics: Metrics, op: str, outcome: str) -> None:
     with pytest.raises(ValueError):
-        metrics.event(T, op, outcome)
+        metrics.event(T, op, outcome, direction="forward")
 
 
 @pytest.mark.parametrize("kind", ["", "Missing", "pk=42", "a" * 41, "value mismatch"])
 def test_drift_kinds_that_look_like_data_are_refused(metrics: Metrics, kind: str) -> None:
     with pytest.raises(ValueError):
-        metrics.verdict(T, now=0.0, drift_kind=kind)
+        metrics.verdict(T, now=0.0, drift_kind=kind, direction="forward")
 
 
 def test_drift_kinds_may_be_enum_members(registry: CollectorRegistry, metrics: Metrics) -> None:
     class Kind(enum.Enum):
         MISSING = "missing_in_target"
 
-    metrics.verdicts_batch(T, now=0.0, matched=1, drifted={Kind.MISSING: 1})
-    metrics.verdict(T, now=0.0, drift_kind=Kind.MISSING)
+    metrics.verdicts_batch(T, now=0.0, matched=1, drifted={Kind.MISSING: 1}, direction="forward")
+    metrics.verdict(T, now=0.0, drift_kind=Kind.MISSING, direction="forward")
     metrics.reconcile_finished(T, ok=True, duration_s=1, rows_compared=1, drift_by_kind={Kind.MISSING: 4}, now_unix=0)
-    assert value(registry, "parity_drift_total", table=T, kind="missing_in_target") == 2
+    assert value(registry, "parity_drift_total", table=T, kind="missing_in_target", direction="forward") == 2
     assert value(registry, "parity_reconcile_last_run_drift_keys", table=T, kind="missing_in_target") == 4
 
 
 def test_verdicts_feed_counters_and_the_windowed_ratio(registry: CollectorRegistry, metrics: Metrics) -> None:
-    metrics.verdicts_batch(T, now=100.0, matched=97, drifted={"missing_in_target": 2, "value_mismatch": 1})
-    assert value(registry, "parity_verdicts_total", table=T, outcome="match") == 97
-    assert value(registry, "parity_verdicts_total", table=T, outcome="drift") == 3
-    assert value(registry, "parity_drift_total", table=T, kind="missing_in_target") == 2
+    drifted = {"missing_in_target": 2, "value_mismatch": 1}
+    metrics.verdicts_batch(T, now=100.0, matched=97, drifted=drifted, direction="forward")
+    assert value(registry, "parity_verdicts_total", table=T, outcome="match", direction="forward") == 97
+    assert value(registry, "parity_verdicts_total", table=T, outcome="drift", direction="forward") == 3
+    assert value(registry, "parity_drift_total", table=T, kind="missing_in_target", direction="forward") == 2
     assert value(registry, "parity_drift_ratio", table=T) == pytest.approx(0.03)
     assert value(registry, "parity_drift_window_verdicts", table=T) == 100
-    ratio = metrics.verdict(T, now=130.0, drift_kind="value_mismatch")
+    ratio = metrics.verdict(T, now=130.0, drift_kind="value_mismatch", direction="forward")
     assert ratio == pytest.approx(4 / 101)
     # 60 s window: at t=161 only the verdict of t=130 is left, and it was drift.
     metrics.refresh_all_drift_ratios(now=161.0)
     assert value(registry, "parity_drift_ratio", table=T) == 1.0
     metrics.refresh_all_drift_ratios(now=200.0)
     assert value(registry, "parity_drift_ratio", table=T) == 0.0
-    assert value(registry, "parity_drift_total", table=T, kind="value_mismatch") == 2
+    assert value(registry, "parity_drift_total", table=T, kind="value_mismatch", direction="forward") == 2
     assert value(registry, "parity_drift_window_seconds") == 60
 
 
@@ -291,7 +293,8 @@ def test_reconcile_finished_records_the_run(registry: CollectorRegistry, metrics
 
 def test_two_catalogs_on_separate_registries_do_not_collide() -> None:
     a, b = CollectorRegistry(), CollectorRegistry()
-    Metrics(a).event(T, "c", "match")
+    Metrics(a).event(T, "c", "match", direction="forward")
     Metrics(b)
-    assert a.get_sample_value("parity_events_total", {"table": T, "op": "c", "outcome": "match"}) == 1
-    assert b.get_sample_value("parity_events_total", {"table": T, "op": "c", "outcome": "match"}) is None
+    labels = {"table": T, "op": "c", "outcome": "match", "direction": "forward"}
+    assert a.get_sample_value("parity_events_total", labels) == 1
+    assert b.get_sample_value("parity_events_total", labels) is None

@@ -29,7 +29,7 @@ def test_only_mapped_columns_and_known_reasons_become_labels() -> None:
     with pytest.raises(ValueError, match="reason"):
         m.column_not_compared(T, "owner", "because")
     assert "not_compared" in EVENT_OUTCOMES
-    m.event(T, "u", "not_compared")
+    m.event(T, "u", "not_compared", direction="forward")
 
 
 def test_telemetry_counts_a_batch_per_column_and_the_event_once() -> None:
@@ -43,10 +43,11 @@ def test_telemetry_counts_a_batch_per_column_and_the_event_once() -> None:
     PrometheusTelemetry(metrics, clock=lambda: 100.0).batch(result)
     assert registry.get_sample_value(NAME, {"table": T, "column": "owner", "reason": "column_missing"}) == 2
     assert registry.get_sample_value(NAME, {"table": T, "column": "balance", "reason": "column_missing"}) == 1
-    events = {"table": T, "op": "c", "outcome": "not_compared"}
+    events = {"table": T, "op": "c", "outcome": "not_compared", "direction": "forward"}
     assert registry.get_sample_value("parity_events_total", events) == 2
     # Not a verdict: the drift ratio's denominator does not grow.
-    assert registry.get_sample_value("parity_verdicts_total", {"table": T, "outcome": "match"}) == 0
+    verdicts = {"table": T, "outcome": "match", "direction": "forward"}
+    assert registry.get_sample_value("parity_verdicts_total", verdicts) == 0
 
 
 def test_the_status_document_names_the_columns_not_compared() -> None:

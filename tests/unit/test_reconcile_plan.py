@@ -192,6 +192,28 @@ def test_table_report_counts_kinds_and_in_flight_and_sorts_keys() -> None:
     assert exit_code({"tables": {"s.t": clean}}) == 0
 
 
+def test_the_summary_reads_from_dynamodb_when_it_is_the_source_of_truth() -> None:
+    def entry(kind: str, pk: str, diffs: tuple[dict[str, str], ...] = ()) -> DriftEntry:
+        return DriftEntry(source="s.t", kind=kind, key={"PK": {"S": pk}}, primary_key=None, diffs=diffs)
+
+    entries = [
+        entry("unexpected_in_target", "a"),  # an item without its row
+        entry("missing_in_target", "b"),  # a row without its item
+        entry("value_mismatch", "c", ({"attribute": "status", "expected": '"old"', "actual": '"new"'},)),
+    ]
+    t = table_report(target="T", rows_compared=2, rows_not_compared=NotCompared(), items_scanned=2,
+                     items_not_compared=NotCompared(), duration_s=1.0, candidates=3, resolved_in_flight=0,
+                     drift=entries, source_of_truth="dynamodb")
+    report = {"tables": {"s.t": t}}
+    text = "\n".join(summary_lines(report))
+    assert "1 unexpected in Postgres (no DynamoDB item), 1 missing in Postgres, 1 value mismatch" in text
+    assert "DynamoDB is the source of truth" in text
+    assert "missing in Postgres PK=a" in text
+    assert 'status: DynamoDB "new" != Postgres "old"' in text
+    assert "missing_in_target" not in text and "unexpected_in_target" not in text
+    assert t["drift_counts"] == {"missing_in_target": 1, "unexpected_in_target": 1, "value_mismatch": 1}
+
+
 def test_anything_not_compared_fails_the_run_and_the_figures_add_up() -> None:
     rows = NotCompared()
     for i in (11, 12, 13):
