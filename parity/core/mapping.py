@@ -406,13 +406,13 @@ class KeyTemplate:
     def render(self, row: Mapping[str, Any]) -> str:
         out: list[str] = []
         for part in self.parts:
-            if isinstance(part, str):
+            if type(part) is str:
                 out.append(part)
                 continue
             column, spec = part
             value = _key_column_value(row, column)
             try:
-                out.append(_format_field(value, spec))
+                out.append(_format_field(value, spec) if spec else render(value))
             except (ValueError, TypeError) as exc:
                 raise MappingError(
                     f"{self.attribute}: cannot format column {column!r} with {spec!r}: {exc}"
