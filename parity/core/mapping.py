@@ -406,7 +406,7 @@ class KeyTemplate:
     def render(self, row: Mapping[str, Any]) -> str:
         out: list[str] = []
         for part in self.parts:
-            if type(part) is str:
+            if isinstance(part, str):
                 out.append(part)
                 continue
             column, spec = part
