@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cost, dataset, env, purepath, reconcile, recovery, scaling, shadow, verifier
+from bench import cost, dataset, env, latency_proxy, mismatch, purepath, reconcile, recovery, scaling, shadow, verifier
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -34,6 +34,7 @@ RECOVERY_VARIANTS: dict[str, dict[str, Any]] = {
     "dynamic_membership": {"static_membership": False},
     "session_6s": {"session_timeout_ms": 6000},
 }
+LATENCY_MS_ONE_WAY = 2.5  # the latency section's proxy: about 5 ms added per round trip
 
 
 class Run:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
     parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
-                                                   "shadow,scaling,recovery,reconcile,cost")
+                                                   "shadow,mismatch,latency,scaling,recovery,reconcile,cost")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -162,6 +163,57 @@ def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
 
     run.section("shadow", shadow_apply)
 
+    def mismatches() -> dict[str, Any]:
+        # The all-match rate of the same daemon path, measured just before (its own group).
+        keys = verifier.event_keys(cfg, ds.records)
+        floor = verifier.raw_batch_get(cfg, keys, CONCURRENCY)
+        match_cfg = dataset.config(dataset.raw_config(
+            stack, prefix="bench", target="BenchAcc", group="bench-verify-allmatch", state_dir=work / "allmatch",
+            concurrency=CONCURRENCY))
+        all_match = verifier.run_daemon(match_cfg, len(ds.records), timeout=600)
+        mis_raw = dataset.raw_config(stack, prefix="bench", target="BenchMis", group="bench-verify-mismatch",
+                                     state_dir=work / "mismatch", concurrency=CONCURRENCY)
+        out = mismatch.run(mis_raw, ds.records, finals, CONCURRENCY, timeout=900)
+        return {"mismatch": out, "all_match": all_match, "floor_batch_get": floor,
+                "ratio_mismatch_over_all_match": round(out["events_per_s"] / all_match["events_per_s"], 3),
+                "ratio_all_match_over_floor": round(all_match["events_per_s"] / floor["events_per_s"], 3)}
+
+    run.section("mismatch", mismatches)
+
+    def latency() -> dict[str, Any]:
+        # DynamoDB behind a delaying proxy (its own process); every figure here goes through it.
+        proxy = latency_proxy.start(stack.dynamodb.endpoint, LATENCY_MS_ONE_WAY)
+        try:
+            def proxied(raw_cfg: dict[str, Any]) -> dict[str, Any]:
+                raw_cfg["dynamodb"]["endpoint"] = proxy.endpoint
+                return raw_cfg
+
+            lat_cfg = dataset.config(proxied(dataset.raw_config(
+                stack, prefix="bench", target="BenchAcc", group="bench-verify-latency",
+                state_dir=work / "latency", concurrency=CONCURRENCY)))
+            keys = verifier.event_keys(lat_cfg, ds.records)
+            floor1 = verifier.raw_batch_get(lat_cfg, keys, CONCURRENCY)
+            parity = verifier.run_daemon(lat_cfg, len(ds.records), timeout=900)
+            floor2 = verifier.raw_batch_get(lat_cfg, keys, CONCURRENCY)
+            floor_rate = (floor1["events_per_s"] + floor2["events_per_s"]) / 2
+            out: dict[str, Any] = {
+                "delay_ms_one_way": LATENCY_MS_ONE_WAY, "concurrency": CONCURRENCY,
+                "verifier": {"parity": parity, "floor_batch_get_before": floor1, "floor_batch_get_after": floor2,
+                             "ratio_parity_over_floor": round(parity["events_per_s"] / floor_rate, 3)}}
+            for writes in ("transactions", "single"):
+                raw_cfg = proxied(dataset.raw_config(
+                    stack, prefix="bench", target=f"BenchLatShadow_{writes}", group="bench-shadow-latency",
+                    state_dir=work / f"lat-shadow-{writes}", mode="shadow", concurrency=CONCURRENCY))
+                raw_cfg["tables"][0]["shadow_writes"] = writes
+                out[f"shadow_{writes}"] = shadow.run(
+                    dataset.config(raw_cfg), ds.records, verifier.state_dir(work, f"lat-shadow-{writes}"),
+                    CONCURRENCY, f"BenchLatRaw_{writes}")
+            return out
+        finally:
+            proxy.stop()
+
+    run.section("latency", latency)
+
     def scale() -> dict[str, Any]:
         one = scaling.run(raw, ds.topic, ds.end_offsets, 1, work, timeout=900)
         two = scaling.run(raw, ds.topic, ds.end_offsets, 2, work, timeout=900)
@@ -209,12 +261,24 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
     lines = [
         ("verifier / raw BatchGetItem floor (target >= 0.8)", get("verifier", "ratio_parity_over_floor")),
         ("verifier / naive GetItem per event (target >= 5)", get("verifier", "ratio_parity_over_naive")),
-        ("pure path events/s, one core, CPU time (target >= 50k)", get("pure_path", "events_per_s_cpu")),
+        ("pure path events/s, one core, CPU time (target >= 100k)", get("pure_path", "events_per_s_cpu")),
         ("confluent-kafka / kafka-python consume rate", get("kafka_clients", "ratio_confluent_over_kafka_python")),
         ("shadow apply events/s / raw BatchWriteItem items/s (target >= 0.7)", get("shadow", "ratio_rate")),
         ("  same, shadow_writes: single (one conditional UpdateItem each)", get("shadow", "single", "ratio_rate")),
         ("  shadow (transactions) / raw conditional TransactWriteItems of the same items",
          get("shadow", "ratio_rate_over_raw_transactions")),
+        ("  shadow (single) / raw conditional PutItem, one item a call (target >= 0.9)",
+         get("shadow", "single", "ratio_rate_over_raw_conditional")),
+        ("verifier with 5% healing + 0.5% drifting mismatches / all-match (target >= 0.7)",
+         get("mismatch", "ratio_mismatch_over_all_match")),
+        ("  recheck store peak / capacity",
+         f"{get('mismatch', 'mismatch', 'recheck_store_peak')} / {get('mismatch', 'mismatch', 'recheck_capacity')}"),
+        ("+5 ms RTT: verifier / raw BatchGetItem floor, same latency (target >= 0.9)",
+         get("latency", "verifier", "ratio_parity_over_floor")),
+        ("+5 ms RTT: shadow (transactions) / raw TransactWriteItems (target >= 0.9)",
+         get("latency", "shadow_transactions", "ratio_rate_over_raw_conditional")),
+        ("+5 ms RTT: shadow (single) / raw conditional PutItem (target >= 0.9)",
+         get("latency", "shadow_single", "ratio_rate_over_raw_conditional")),
         ("2 daemons / 1 daemon throughput", get("scaling", "ratio_two_over_one")),
     ]
     for r in get("reconcile", "runs") if isinstance(get("reconcile", "runs"), list) else []:
@@ -231,6 +295,9 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
         lines.append((f"recovery after kill -9, {variant}: spawn -> first commit s (median)",
                       get("recovery", variant, "summary", "first_commit_s", "median")))
     lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
+    lines.append(("shadow WCU per million events: single / transactions",
+                  f"{get('cost', 'per_million_rows', 'shadow_wcu')} / "
+                  f"{get('cost', 'per_million_rows', 'shadow_wcu_transactional')}"))
     print("\nRatios (" + results["mode"] + f", load average at start {results['machine']['load_average_start']}):")
     for label, value in lines:
         print(f"  {label:72s} {value}")

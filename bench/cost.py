@@ -30,6 +30,8 @@ def model(items: list[dict[str, Any]]) -> dict[str, Any]:
         "shadow_wcu_transactional": round(2 * wcu_per_write * 1e6),
         "reconcile_scan_rcu": round(rcu_per_scanned * 1e6),
     }
+    # What `shadow_writes: single` saves against transactions: one WCU per item written.
+    per_million["shadow_single_saves_wcu"] = per_million["shadow_wcu_transactional"] - per_million["shadow_wcu"]
     monthly = {}
     for rate in (1_000, 10_000, 100_000):
         reads = rate * SECONDS_PER_MONTH * rcu_per_get
@@ -46,6 +48,7 @@ def model(items: list[dict[str, Any]]) -> dict[str, Any]:
             "verify": round(per_million["verify_rcu"] / 1e6 * PRICE_PER_MILLION_RRU, 3),
             "shadow": round(per_million["shadow_wcu"] / 1e6 * PRICE_PER_MILLION_WRU, 3),
             "shadow_transactional": round(per_million["shadow_wcu_transactional"] / 1e6 * PRICE_PER_MILLION_WRU, 3),
+            "shadow_single_saves": round(per_million["shadow_single_saves_wcu"] / 1e6 * PRICE_PER_MILLION_WRU, 3),
             "reconcile": round(per_million["reconcile_scan_rcu"] / 1e6 * PRICE_PER_MILLION_RRU, 4),
         },
         "continuous_verification_monthly": monthly,

@@ -1,4 +1,8 @@
-"""The verifier's pure path on one core: decode + map + compare, no I/O."""
+"""The verifier's pure path on one core: decode + map + compare, no I/O.
+
+The same calls per event as the daemon's (parity.daemon.decode and verify): `decode_record`,
+`expect` (item and key built once, TOAST and column facts) and `compare` with the mapping's
+known attributes."""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import time
 from typing import Any
 
 from parity.adapters.kafka import Record
-from parity.core.compare import compare
+from parity.core.compare import compare, known_attributes
 from parity.core.config import ParityConfig
 from parity.core.events import ChangeEvent, decode_record
+from parity.core.expect import Expectation, expect
 from parity.core.mapping import ItemMapper
 
 
@@ -20,14 +25,16 @@ def run(cfg: ParityConfig, records: list[Record], actual: dict[Any, dict[str, An
     matches = 0
     started = time.perf_counter()
     cpu0 = time.process_time()
+    known = known_attributes(mapper)
     for r in records:
         event = decode_record(r.topic, r.key, r.value, hints)
-        if not isinstance(event, ChangeEvent) or event.row is None:
+        if not isinstance(event, ChangeEvent):
             continue
-        row = event.row
-        key = mapper.key(row)
-        expected = mapper.item(row)
-        verdict = compare(mapper, expected, actual.get(key["PK"]), unavailable=tuple(mapper.unavailable(row)))
+        found = expect(mapper, event)
+        if not isinstance(found, Expectation) or found.expected is None:
+            continue
+        actual_item = actual.get(found.key["PK"])
+        verdict = compare(mapper, found.expected, actual_item, unavailable=found.unavailable, known=known)
         matches += verdict.__class__.__name__ == "Match"
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu0

@@ -268,7 +268,7 @@ def known_attributes(mapper: ItemMapper) -> frozenset[str]:
 
 
 def _unknown_attributes(expected: Item, actual: Item, known: frozenset[str]) -> Match | Mismatch:
-    if len(expected) <= len(known) and all(a in known for a in expected):
+    if known.issuperset(expected):  # the common case, as one set operation in C
         return MATCH
     diffs = tuple(
         AttributeDiff(a, *display_pair(v, actual[a])) if a in actual else AttributeDiff(a, display(v), ABSENT)

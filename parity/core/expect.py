@@ -69,12 +69,12 @@ def expect(mapper: ItemMapper, event: ChangeEvent) -> Expectation | Unmappable:
     if row is None:
         return _deleted(mapper, event)
     try:
-        expected, key = mapper.item_and_key(row)
+        expected, key, unavailable_list = mapper.expected_parts(row)
     except MappingError as exc:
         return Unmappable(str(exc))
     except RecursionError:
         return Unmappable(TOO_DEEP)
-    unavailable = tuple(mapper.unavailable(row))
+    unavailable = tuple(unavailable_list)
     missing = mapper.missing(row)
     unmapped = unmapped_columns(mapper.mapping, row)
     try:
@@ -123,6 +123,11 @@ def unmapped_columns(mapping: TableMapping, row: Mapping[str, Any]) -> tuple[str
 
 def too_deep(item: Item) -> bool:
     """True when a map or list nests deeper than DynamoDB allows (iterative: no recursion limit)."""
+    for v in item.values():  # most items hold scalars only: no stack built for them
+        if type(v) is dict or type(v) is list or isinstance(v, dict | list):
+            break
+    else:
+        return False
     stack: list[tuple[Any, int]] = [(v, 1) for v in item.values() if isinstance(v, dict | list)]
     while stack:
         value, depth = stack.pop()

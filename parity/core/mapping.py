@@ -297,11 +297,16 @@ def _truncated(moment: dt.datetime, unit: str) -> dt.datetime:
 def _iso_at(unit: str) -> Callable[[dt.datetime], str]:
     timespec = _TIMESPEC[unit]
 
+    # isoformat(timespec=...) truncates the excess digits (it never rounds), which is exactly
+    # `_truncated`; and an aware datetime already in UTC renders "+00:00", replaced by "Z" as
+    # text instead of building two more datetimes per value (the hot path of every timestamp).
     def convert(value: dt.datetime) -> str:
-        moment = _truncated(value, unit)
-        if moment.tzinfo is None:
-            return moment.isoformat(timespec=timespec)
-        return moment.astimezone(_UTC).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+        tz = value.tzinfo
+        if tz is None:
+            return value.isoformat(timespec=timespec)
+        if tz is not _UTC:
+            value = value.astimezone(_UTC)
+        return value.isoformat(timespec=timespec)[:-6] + "Z"
 
     return convert
 
@@ -407,7 +412,7 @@ class KeyTemplate:
             column, spec = part
             value = _key_column_value(row, column)
             try:
-                out.append(_format_field(value, spec))
+                out.append(_format_field(value, spec) if spec else render(value))
             except (ValueError, TypeError) as exc:
                 raise MappingError(
                     f"{self.attribute}: cannot format column {column!r} with {spec!r}: {exc}"
@@ -490,11 +495,18 @@ class ItemMapper:
 
     def item_and_key(self, row: Mapping[str, Any]) -> tuple[Item, Item]:
         """`(item(row), key(row))`, the key rendered once (the verifier needs both per event)."""
+        item, key, _unavailable = self.expected_parts(row)
+        return item, key
+
+    def expected_parts(self, row: Mapping[str, Any]) -> tuple[Item, Item, list[str]]:
+        """`(item(row), key(row), unavailable(row))` in one walk of the columns (per event)."""
         item: Item = {}
+        unavailable: list[str] = []
         for plan in self._columns:
             value = row.get(plan.column, UNAVAILABLE)
             if value is UNAVAILABLE:
-                continue  # TOAST or not in the event: reported by unavailable()
+                unavailable.append(plan.attribute)  # TOAST or not in the event: not compared
+                continue
             if value is None or (plan.empty_as_null and value == ""):
                 if plan.null_as_null:
                     item[plan.attribute] = None
@@ -530,7 +542,11 @@ class ItemMapper:
         item.update(self.constants)
         if _size_bound(item) > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:
             raise MappingError(f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES} byte limit")
-        return item, key
+        if self._indexes:
+            for template in self._indexes:
+                if any(row.get(c, UNAVAILABLE) is UNAVAILABLE for c in template.columns):
+                    unavailable.append(template.attribute)
+        return item, key, unavailable
 
     def missing(self, row: Mapping[str, Any]) -> tuple[str, ...]:
         """Columns the mapping compares that `row` does not carry at all (not even as TOAST):

@@ -79,6 +79,10 @@ class RecheckStore:
         self._seq = itertools.count()
         # Checks whose grace-point read still differed: no more reads, only the stream to wait for.
         self._decided: dict[KeyId, PendingCheck] = {}
+        # The same, per partition, with a heap by the time of the deciding read: the daemon asks
+        # every step which ones its consumer has passed, without walking all of them each time.
+        self._decided_by_tp: dict[TopicPartition, dict[KeyId, PendingCheck]] = {}
+        self._decided_heaps: dict[TopicPartition, list[tuple[float, int, KeyId]]] = {}
 
     def __len__(self) -> int:
         return len(self._checks)
@@ -93,11 +97,11 @@ class RecheckStore:
         """Schedule `check`. False when the store is full (the caller reports it as unverified)."""
         if check.key_id not in self._checks and len(self._checks) >= self.capacity:
             return False
-        self._decided.pop(check.key_id, None)
+        self._undecide(check.key_id)
         check.seq = next(self._seq)
         self._checks[check.key_id] = check
         if check.decided_at is not None:
-            self._decided[check.key_id] = check
+            self._mark_decided(check, check.decided_at)
             return True
         check.due = check.next_due()
         heapq.heappush(self._heap, (check.due, check.seq, check.key_id))
@@ -115,13 +119,50 @@ class RecheckStore:
         check.decided_at = read_at
         check.seq = next(self._seq)  # its heap entry, if any, is stale from now on
         if self._checks.get(check.key_id) is check:
-            self._decided[check.key_id] = check
+            self._mark_decided(check, read_at)
+
+    def _mark_decided(self, check: PendingCheck, read_at: float) -> None:
+        self._decided[check.key_id] = check
+        self._decided_by_tp.setdefault(check.tp, {})[check.key_id] = check
+        heapq.heappush(self._decided_heaps.setdefault(check.tp, []), (read_at, check.seq, check.key_id))
+
+    def _undecide(self, key_id: KeyId) -> None:
+        check = self._decided.pop(key_id, None)
+        if check is None:
+            return
+        of_tp = self._decided_by_tp.get(check.tp)
+        if of_tp is not None:
+            of_tp.pop(key_id, None)
+            if not of_tp:  # the partition's heap holds only stale entries now
+                del self._decided_by_tp[check.tp]
+                self._decided_heaps.pop(check.tp, None)
 
     def decided(self) -> list[PendingCheck]:
         return list(self._decided.values())
 
+    def decided_partitions(self) -> list[TopicPartition]:
+        """Partitions with decided checks waiting for the stream."""
+        return list(self._decided_by_tp)
+
+    def decided_through(self, tp: TopicPartition, until: float) -> list[PendingCheck]:
+        """The decided checks of `tp` whose deciding read was at or before `until` (the time the
+        partition has been consumed up to), oldest read first; they stay in the store."""
+        heap = self._decided_heaps.get(tp)
+        of_tp = self._decided_by_tp.get(tp, {})
+        out: list[PendingCheck] = []
+        while heap and heap[0][0] <= until:
+            _at, seq, key_id = heapq.heappop(heap)
+            check = of_tp.get(key_id)
+            if check is not None and check.seq == seq:
+                out.append(check)
+        return out
+
+    def decided_in(self, tp: TopicPartition) -> list[PendingCheck]:
+        """Every decided check of `tp` (for a partition the consumer has caught up with)."""
+        return list(self._decided_by_tp.get(tp, {}).values())
+
     def remove(self, key_id: KeyId) -> PendingCheck | None:
-        self._decided.pop(key_id, None)
+        self._undecide(key_id)
         return self._checks.pop(key_id, None)
 
     def due(self, now: float, limit: int = 10_000) -> list[PendingCheck]:
@@ -141,7 +182,7 @@ class RecheckStore:
         gone = [c for c in self._checks.values() if c.tp in tps]
         for c in gone:
             del self._checks[c.key_id]
-            self._decided.pop(c.key_id, None)
+            self._undecide(c.key_id)
         return gone
 
     def oldest_first_seen(self) -> float | None:

@@ -125,9 +125,17 @@ class Verifier:
         # Decided checks wait only for the stream: confirmed in the first step in which it holds,
         # not at a later schedule point (by then a late write may have landed: a verdict that
         # would depend on the consumer's timing).
-        for c in self.rechecks.decided():
-            if c.decided_at is not None and self._stream_passed(c, c.decided_at, now, c.mismatch.target_ahead):
+        # Only the checks the stream has passed are visited (a heap per partition), and all of a
+        # partition's only once it is caught up: not every decided check at every step.
+        for tp in self.rechecks.decided_partitions():
+            for c in self.rechecks.decided_through(tp, self.progress.get(tp, 0.0)):
                 self._confirm(c, now, result)
+            if self.caught_up(tp):
+                for c in self.rechecks.decided_in(tp):
+                    if c.decided_at is not None and self._stream_passed(
+                        c, c.decided_at, now, c.mismatch.target_ahead
+                    ):
+                        self._confirm(c, now, result)
 
     def _reread(self, due: list[PendingCheck], now: float, result: BatchResult) -> None:
         mappings = {c.source: self.config.table(c.source) for c in due}

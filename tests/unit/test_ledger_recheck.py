@@ -173,3 +173,36 @@ def test_a_check_re_added_at_the_same_due_time_is_returned_once() -> None:
     store.drop_partitions({TP})
     store.add(_check("a", first_seen=0.0))  # same due time as the stale heap entry
     assert [c.key_id for c in store.due(1.0)] == [("T", "a")]
+
+
+def test_decided_checks_are_handed_out_once_the_stream_has_passed_their_deciding_read() -> None:
+    store = RecheckStore(10)
+    a, b, c = _check("a", 0), _check("b", 0), _check("c", 0)
+    for x in (a, b, c):
+        store.add(x)
+    store.decide(b, 40.0)
+    store.decide(a, 30.0)
+    store.decide(c, 50.0)
+    assert store.decided_partitions() == [TP]
+    assert store.decided_through(TP, 29.9) == []
+    assert store.decided_through(TP, 40.0) == [a, b]  # oldest deciding read first
+    assert store.decided_through(TP, 40.0) == []  # each is handed out once
+    assert {x.key_id for x in store.decided_in(TP)} == {a.key_id, b.key_id, c.key_id}  # kept until resolved
+    store.remove(("T", "c"))
+    assert store.decided_through(TP, 100.0) == []  # a superseded check is not handed out
+    store.remove(("T", "a"))
+    store.remove(("T", "b"))
+    assert store.decided_partitions() == []
+    assert store.decided_in(TP) == []
+
+
+def test_a_re_added_decided_check_is_handed_out_by_its_new_deciding_read() -> None:
+    store = RecheckStore(10)
+    old = _check("a", 0)
+    store.add(old)
+    store.decide(old, 30.0)
+    new = _check("a", 0)
+    new.decided_at = 60.0  # a newer event of the key, decided by its first read (a backlog)
+    store.add(new)
+    assert store.decided_through(TP, 45.0) == []
+    assert store.decided_through(TP, 60.0) == [new]
