@@ -408,12 +408,24 @@ class Reconciler:
         if self._stop.is_set():
             raise ReconcileError(f"reconcile of {group.table} stopped before the end; resume it with --resume")
         scanned_at = time.monotonic()
+        self._finish_target(group, report, cp, selected, router, pg.tally, ddb.tally,
+                            [n for n, _, _ in pg_units], ddb_units, started, scanned_at)
+
+    def _finish_target(
+        self, group: TargetGroup, report: dict[str, Any], cp: Checkpoint, selected: list[ItemMapper],
+        router: TargetRouter, pg_tally: SideTally, ddb_tally: SideTally, pg_units: list[str], ddb_units: list[str],
+        started: float, scanned_at: float, collect: Callable[[list[set[int]]], DrillDown] | None = None,
+    ) -> None:
+        """After both sides' digests: drill down, recheck, coverage and the report (a cluster run
+        shares it, with its own `collect` of the mismatched buckets' records: cluster.py)."""
+        pg, ddb = _Side(pg_tally), _Side(ddb_tally)
+        buckets = pg_tally.buckets
 
         # -- drill down and recheck ---------------------------------------------------------------
         mismatched = [mismatched_buckets(pg.tally, ddb.tally, m) for m in range(len(selected))]
         plan = DrillDown(len(selected))
         if any(mismatched):
-            plan = self._collect(cp, [n for n, _, _ in pg_units], ddb_units, mismatched, buckets)
+            plan = (collect or (lambda mm: self._collect(cp, pg_units, ddb_units, mm, buckets)))(mismatched)
         candidates = plan.candidates()
         wait_s = self.settings.grace_period_s - (time.monotonic() - scanned_at)
         if candidates and wait_s > 0:
@@ -483,7 +495,7 @@ class Reconciler:
             run_dir=str(cp.run_dir),
         )
         cp.set(complete=True)
-        for name in [*ddb_units, *(n for n, _, _ in pg_units)]:
+        for name in [*ddb_units, *pg_units]:
             cp.spill_path(name).unlink(missing_ok=True)
 
     def _collect(
@@ -497,17 +509,7 @@ class Reconciler:
             for name in units:
                 limit = int(cp.unit(name).get("offset", 0))
                 for m, fp, h, key in read_spill(cp.spill_path(name), limit=limit):
-                    b = fp % buckets
-                    if m in (UNMAPPED, OTHER_TABLE):
-                        if b in anywhere:
-                            plan.elsewhere[fp] = (m, key)
-                    elif m & FAILED:
-                        if b in anywhere and fp:
-                            data = orjson.loads(key)
-                            if data.get("key") is not None:
-                                plan.failed[fp] = (m & ~FAILED, orjson.dumps(data["key"], option=orjson.OPT_SORT_KEYS))
-                    elif mismatched[m] and b in mismatched[m]:
-                        side[m][fp] = (h, key)
+                    plan.keep(side, m, fp, h, key, mismatched, anywhere, buckets)
         return plan
 
     def _recheck(
@@ -594,6 +596,23 @@ class DrillDown:
     def __post_init__(self) -> None:
         self.expected = [{} for _ in range(self.mappings)]
         self.actual = [{} for _ in range(self.mappings)]
+
+    def keep(
+        self, side: list[dict[int, tuple[int, bytes]]], m: int, fp: int, h: int, key: bytes,
+        mismatched: list[set[int]], anywhere: set[int], buckets: int,
+    ) -> None:
+        """Keep one record (of `side`: `self.expected` or `self.actual`) if the drill-down needs it."""
+        b = fp % buckets
+        if m in (UNMAPPED, OTHER_TABLE):
+            if b in anywhere:
+                self.elsewhere[fp] = (m, key)
+        elif m & FAILED:
+            if b in anywhere and fp:
+                data = orjson.loads(key)
+                if data.get("key") is not None:
+                    self.failed[fp] = (m & ~FAILED, orjson.dumps(data["key"], option=orjson.OPT_SORT_KEYS))
+        elif mismatched[m] and b in mismatched[m]:
+            side[m][fp] = (h, key)
 
     def candidates(self) -> list[Candidate]:
         """One candidate per key, however many mappings saw it differ (one key, one finding)."""
