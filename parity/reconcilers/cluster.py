@@ -172,6 +172,7 @@ class ClusterReconciler(Reconciler):
                     unit = next(u for u in pending if u.name == result.name)
                     save_digest(cp, result)
                     cp.update(unit.name, done=True, rows=result.rows)
+                    cp.save()  # units are large and few: each one finished is on disk at once
                     _side(unit, pg, ddb).merge(tally_of(result, n, buckets))
                     done += 1
                     self.progress.advance(result.rows)

@@ -10,12 +10,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from typer.testing import CliRunner
 
+from parity.cli import app
+from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.cluster import ClusterReconciler
 from tests.integration import test_reconcile
+from tests.integration.reconcile_harness import write_config
 from tests.integration.test_reconcile import EXPECTED, UNMAPPED_KEYS, Deployment, drift_keys
 
 distributed = pytest.importorskip("distributed")
@@ -105,7 +111,7 @@ def test_a_worker_killed_mid_run_does_not_change_the_result(
 
 
 def test_a_stopped_cluster_run_resumes_with_only_its_unfinished_units(
-    deploy: Callable[..., Deployment], cluster: Any
+    deploy: Callable[..., Deployment], cluster: Any, tmp_path: Path
 ) -> None:
     d = deploy(rows=ROWS, segments=4, workers=2, page_limit=50, read_rate_limit=150)
     d.inject()
@@ -123,10 +129,19 @@ def test_a_stopped_cluster_run_resumes_with_only_its_unfinished_units(
                               stop=stop, progress=StopAfterFirstUnit())
     with pytest.raises(Exception, match="resume it with --resume"):
         first.run()
-    resumed = ClusterReconciler(d.config, client=cluster, dynamo=d.store, dsn=d.pg.dsn)
-    report = resumed.run(resume=True)
-    digests = [u for u in resumed.units_submitted if u.startswith("digest:")]
-    assert 0 < len(digests) < 6, resumed.units_submitted  # at least one finished unit was not read again
+    finished = [u for u, v in Checkpoint.latest_incomplete(Path(d.config.reconcile.report_dir), d.target)
+                .data["units"].items() if v.get("done")]
+    assert finished
+    # The resumed run through the CLI, as a CronJob runs it: only the unfinished units are submitted.
+    config_path = write_config(d.raw, tmp_path / "parity.yaml")
+    with distributed.get_task_stream(client=cluster) as stream:
+        result = CliRunner().invoke(app, ["reconcile", "--config", str(config_path), "--once", "--resume", "--json",
+                                          "--cluster", cluster.scheduler.address])
+    assert result.exit_code == 1, result.output  # drift found
+    report = orjson.loads(result.stdout)
+    prefix = "parity-digest-"
+    ran = {str(t["key"])[len(prefix):].rsplit("-", 1)[0] for t in stream.data if str(t["key"]).startswith(prefix)}
+    assert ran and not ran & set(finished), (ran, finished)
     assert drift_keys(report, d.mapping.source) == EXPECTED
     table = report["tables"][d.mapping.source]
     assert table["rows_postgres"] == ROWS and table["items_dynamodb"] == ROWS
