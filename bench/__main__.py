@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cost, dataset, env, purepath, reconcile, scaling, shadow, verifier
+from bench import cluster, cost, dataset, env, purepath, reconcile, scaling, shadow, verifier
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 SIZES = {
-    "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000]},
-    "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000]},
+    "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000],
+              "cluster_rows": 20_000},
+    "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000],
+             "cluster_rows": 1_000_000},
 }
 CONCURRENCY = 8
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
     parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
-                                                   "shadow,scaling,reconcile,cost")
+                                                   "shadow,scaling,reconcile,cluster,cost")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -175,6 +177,8 @@ def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
         return out
 
     run.section("reconcile", recon)
+    # The same reconcile on a Dask LocalCluster of 1, 2 and 4 worker processes (bench/cluster.py).
+    run.section("cluster", lambda: cluster.run(stack.pg, stack.dynamodb, stack.state_dir, size["cluster_rows"]))
     run.section("cost", lambda: cost.model(finals))
 
 

@@ -77,6 +77,7 @@ class ClusterReconciler(Reconciler):
         self.retries = config.reconcile.cluster.retries
         self.units_submitted: list[str] = []  # unit names, per phase (a resumed run submits fewer)
         self.budget_stats: dict[str, Any] = {}
+        self.phase_s: dict[str, float] = {}  # wall time of the digest and drill-down phases (bench/cluster.py)
 
     # -- units ---------------------------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class ClusterReconciler(Reconciler):
                 cp.save()
                 self.progress.end()
                 scanned_at = time.monotonic()
+                self.phase_s["digest"] = round(scanned_at - started, 3)
 
                 def collect(mismatched: list[set[int]]) -> DrillDown:
                     return self._drill(group, units, run, mismatched, buckets)
@@ -202,11 +204,13 @@ class ClusterReconciler(Reconciler):
         plan = DrillDown(len(mismatched))
         anywhere: set[int] = set().union(*mismatched)  # an owner's bucket may be clean for the item's mapping
         by_name = {u.name: u for u in units}
+        started = time.monotonic()
         for result in self._gather(self._submit(units, "drill", run, frozenset(anywhere)), group):
             assert isinstance(result, UnitRecords)
             side = plan.actual if isinstance(by_name[result.name], SegmentUnit) else plan.expected
             for m, fp, h, key in result.records:
                 plan.keep(side, m, fp, h, key, mismatched, anywhere, buckets)
+        self.phase_s["drill"] = round(time.monotonic() - started, 3)
         return plan
 
 
