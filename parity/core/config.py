@@ -297,6 +297,9 @@ class ReconcileClusterConfig(_Frozen):
     # The global read budget as a share of the table's provisioned read capacity (DescribeTable),
     # when `reconcile.read_rate_limit` does not give it in RCU/s.
     read_capacity_share: float | None = Field(default=None, gt=0, le=1)
+    # Digest tasks leave their unit's records on their worker's local disk (≈60 bytes a row), so
+    # the drill-down reads them there instead of reading the source again (docs/reconciler.md).
+    worker_spill: bool = True
 
     @field_validator("scheduler", mode="before")
     @classmethod

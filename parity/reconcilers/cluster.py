@@ -40,9 +40,11 @@ from parity.reconcilers.checkpoint import Checkpoint
 from parity.reconcilers.cluster_tasks import (
     PartitionUnit,
     SegmentUnit,
+    SpillPlace,
     UnitDigest,
     UnitRecords,
     read_partition_unit,
+    remove_spill,
     scan_segment,
     tally_of,
 )
@@ -78,6 +80,17 @@ class ClusterReconciler(Reconciler):
         self.units_submitted: list[str] = []  # unit names, per phase (a resumed run submits fewer)
         self.budget_stats: dict[str, Any] = {}
         self.phase_s: dict[str, float] = {}  # wall time of the digest and drill-down phases (bench/cluster.py)
+        self.drill_reread: list[str] = []  # units the drill-down read again (their spill file was gone)
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        report = super().run(**kwargs)
+        threads = self.client.nthreads()  # worker address -> threads, at the end of the run
+        report["settings"]["cluster"] = {
+            "scheduler": self.client.scheduler.address, "workers": len(threads), "threads": sum(threads.values()),
+            "read_budget": self.budget_stats or None, "phases_s": self.phase_s,
+            "drill_down_units_read_again": len(self.drill_reread),
+        }
+        return report
 
     # -- units ---------------------------------------------------------------------------------------
 
@@ -96,13 +109,18 @@ class ClusterReconciler(Reconciler):
         ]
         return units
 
-    def _submit(self, units: Sequence[Unit], phase: str, run: str, drill: frozenset[int] | None = None) -> list[Any]:
+    def _submit(self, units: Sequence[Unit], phase: str, run: str, drill: frozenset[int] | None = None, *,
+                keep: str | None = None, kept: dict[str, SpillPlace] | None = None) -> list[Any]:
         futures = []
         for unit in units:
             fn = scan_segment if isinstance(unit, SegmentUnit) else read_partition_unit
+            place = (kept or {}).get(unit.name)
+            # To the worker holding the unit's records if it is still there, else anywhere.
+            where = {"workers": [place.worker], "allow_other_workers": True} if place is not None else {}
             # Keys unique per run and phase: a resumed run (a new client) never meets an old result.
-            futures.append(self.client.submit(fn, unit, drill, key=f"parity-{phase}-{unit.name}-{run}",
-                                              retries=self.retries, pure=False))
+            futures.append(self.client.submit(fn, unit, drill, keep=keep, kept=place,
+                                              key=f"parity-{phase}-{unit.name}-{run}",
+                                              retries=self.retries, pure=False, **where))
             self.units_submitted.append(f"{phase}:{unit.name}")
         return futures
 
@@ -169,10 +187,12 @@ class ClusterReconciler(Reconciler):
                         _side(unit, pg, ddb).merge(tally_of(digest, n, buckets))
                 done = len(units) - len(pending)
                 self.progress.begin(group.table, len(units), 2 * int(cp.data.get("estimated_rows", 0)))
-                for result in self._gather(self._submit(pending, "digest", run), group):
+                keep = cp.run_dir.name if self.settings.cluster.worker_spill else None
+                for result in self._gather(self._submit(pending, "digest", run, keep=keep), group):
                     unit = next(u for u in pending if u.name == result.name)
                     save_digest(cp, result)
-                    cp.update(unit.name, done=True, rows=result.rows)
+                    spill = dataclasses.asdict(result.spill) if result.spill is not None else None
+                    cp.update(unit.name, done=True, rows=result.rows, spill=spill)
                     cp.save()  # units are large and few: each one finished is on disk at once
                     _side(unit, pg, ddb).merge(tally_of(result, n, buckets))
                     done += 1
@@ -187,7 +207,8 @@ class ClusterReconciler(Reconciler):
                 self.phase_s["digest"] = round(scanned_at - started, 3)
 
                 def collect(mismatched: list[set[int]]) -> DrillDown:
-                    return self._drill(group, units, run, mismatched, buckets)
+                    kept = {u.name: SpillPlace(**p) for u in units if (p := cp.unit(u.name).get("spill"))}
+                    return self._drill(group, units, run, mismatched, buckets, kept)
 
                 self._finish_target(group, report, cp, selected, router, pg, ddb,
                                     [u.name for u in units if isinstance(u, PartitionUnit)],
@@ -198,15 +219,18 @@ class ClusterReconciler(Reconciler):
                 self.budget_stats = self.client.run_on_scheduler(cluster_budget.close_budget, budget)
         for unit in units:
             digest_path(cp, unit.name).unlink(missing_ok=True)
+        self.client.run(remove_spill, cp.run_dir.name)  # the run is complete: its records go
 
     def _drill(self, group: TargetGroup, units: Sequence[Unit], run: str, mismatched: list[set[int]],
-               buckets: int) -> DrillDown:
+               buckets: int, kept: dict[str, SpillPlace]) -> DrillDown:
         plan = DrillDown(len(mismatched))
         anywhere: set[int] = set().union(*mismatched)  # an owner's bucket may be clean for the item's mapping
         by_name = {u.name: u for u in units}
         started = time.monotonic()
-        for result in self._gather(self._submit(units, "drill", run, frozenset(anywhere)), group):
+        for result in self._gather(self._submit(units, "drill", run, frozenset(anywhere), kept=kept), group):
             assert isinstance(result, UnitRecords)
+            if result.reread:
+                self.drill_reread.append(result.name)
             side = plan.actual if isinstance(by_name[result.name], SegmentUnit) else plan.expected
             for m, fp, h, key in result.records:
                 plan.keep(side, m, fp, h, key, mismatched, anywhere, buckets)

@@ -3,9 +3,10 @@ Postgres hash partition, in two phases.
 
 - Digest (phase 1): read the unit page by page (as in one process: `SegmentScanner`,
   `PartitionReader`), return its bucket digests and not-compared counts, never rows.
-- Drill (phase 2): read the unit again and return only the records (mapping, key fingerprint, row
-  hash, key) whose bucket is in the given set. Records are not kept on a worker's disk between the
-  phases: a lost worker would take them along (docs/reconciler.md weighs the second read).
+- Drill (phase 2): return only the records (mapping, key fingerprint, row hash, key) whose bucket
+  is in the given set: from the spill file the digest task left on its worker's disk when the
+  task runs there and the file is still there, else by reading the unit again (a lost worker
+  takes its files along; nothing depends on them).
 
 Tasks only read, so running one twice is harmless: Dask re-runs the tasks of a lost worker, and
 the client retries one that raised. Memory per task is one page or fetch batch plus the digests
@@ -17,6 +18,7 @@ credential chain.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from array import array
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from parity.reconcilers.cluster_budget import ClusterReadBudget, ThrottleReporte
 from parity.reconcilers.coverage import NotCompared
 from parity.reconcilers.dynamo import SegmentScanner
 from parity.reconcilers.postgres import PartitionReader
-from parity.reconcilers.tally import SideTally, SpillWriter
+from parity.reconcilers.tally import SideTally, SpillWriter, read_spill
 
 Record = tuple[int, int, int, bytes]  # mapping index, key fingerprint, row hash, key
 
@@ -65,6 +67,15 @@ class PartitionUnit:
 
 
 @dataclass(frozen=True, slots=True)
+class SpillPlace:
+    """Where a digest task left its unit's records: a spill file on one worker's local disk."""
+
+    worker: str
+    path: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnitDigest:
     """What phase 1 of a unit returns: digests and counts, no row."""
 
@@ -77,6 +88,7 @@ class UnitDigest:
     unmapped_sample: tuple[bytes, ...]
     other_tables: int
     throttles: int = 0
+    spill: SpillPlace | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class UnitRecords:
 
     name: str
     records: tuple[Record, ...]
+    reread: bool  # False: from the digest task's spill file; True: the unit was read again
 
 
 class _Records(SpillWriter):
@@ -107,12 +120,13 @@ class _Records(SpillWriter):
         return 0
 
 
-def digest_of(name: str, tally: SideTally, rows: int, throttles: int = 0) -> UnitDigest:
+def digest_of(name: str, tally: SideTally, rows: int, throttles: int = 0, spill: SpillPlace | None = None
+              ) -> UnitDigest:
     return UnitDigest(
         name, rows,
         tuple(c.tobytes() for c in tally.counts), tuple(t.tobytes() for t in tally.totals),
         tuple(dict(nc.groups) for nc in tally.not_compared),
-        tally.unmapped, tuple(tally.unmapped_sample), tally.other_tables, throttles,
+        tally.unmapped, tuple(tally.unmapped_sample), tally.other_tables, throttles, spill,
     )
 
 
@@ -146,29 +160,96 @@ def _dynamodb_client(cfg: DynamoConfig) -> Any:
         return client
 
 
-def scan_segment(unit: SegmentUnit, drill: frozenset[int] | None = None) -> UnitDigest | UnitRecords:
+# --- records kept on the worker between the phases ------------------------------------------------
+#
+# A digest task also writes its unit's records to a spill file on its worker's local disk (as one
+# process does), and the drill-down task of the unit is sent to that worker: it reads the file
+# instead of the source, so a run that finds drift does not read DynamoDB twice. When the file is
+# gone (the worker died, the task landed elsewhere), the drill-down task reads the unit again.
+
+
+def _spill_dir(run: str, worker: Any = None) -> Path:
+    if worker is None:
+        from distributed import get_worker
+
+        worker = get_worker()
+    return Path(worker.local_directory) / "parity-spill" / run
+
+
+def remove_spill(run: str, dask_worker: Any = None) -> None:
+    """Run on every worker (`Client.run`) when a run is complete."""
+    shutil.rmtree(_spill_dir(run, dask_worker), ignore_errors=True)
+
+
+def _sink(name: str, buckets: int, drill: frozenset[int] | None, keep: str | None) -> SpillWriter:
+    if drill is None and keep:
+        folder = _spill_dir(keep)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # every key of the unit: private
+        return SpillWriter(folder / f"{name}.spill")
+    return _Records(buckets, drill)
+
+
+def _result(name: str, tally: SideTally, rows: int, sink: SpillWriter, drill: frozenset[int] | None,
+            throttles: int = 0) -> UnitDigest | UnitRecords:
+    if isinstance(sink, _Records):
+        if drill is not None:
+            return UnitRecords(name, tuple(sink.records), reread=True)
+        return digest_of(name, tally, rows, throttles)
+    from distributed import get_worker
+
+    place = SpillPlace(get_worker().address, str(sink.path), sink.close())
+    return digest_of(name, tally, rows, throttles, place)
+
+
+def _kept(name: str, kept: SpillPlace | None, buckets: int, drill: frozenset[int] | None) -> UnitRecords | None:
+    if drill is None or kept is None:
+        return None
+    path = Path(kept.path)
+    try:
+        if path.stat().st_size < kept.offset:
+            return None  # pragma: no cover - a file cut short by a full disk: read the unit again
+    except OSError:
+        return None  # another worker, or this one restarted: read the unit again
+    records = tuple(r for r in read_spill(path, limit=kept.offset) if r[1] % buckets in drill)
+    return UnitRecords(name, records, reread=False)
+
+
+def scan_segment(unit: SegmentUnit, drill: frozenset[int] | None = None, *, keep: str | None = None,
+                 kept: SpillPlace | None = None) -> UnitDigest | UnitRecords:
+    """Phase 1 (`drill` None): digests, records kept under run `keep`. Phase 2: the records of the
+    `drill` buckets, from `kept` when that file is on this worker, else by scanning again."""
+    found = _kept(unit.name, kept, unit.buckets, drill)
+    if found is not None:
+        return found
     budget = ClusterReadBudget(unit.budget) if unit.budget else None
     reporter = ThrottleReporter(budget) if budget is not None else None
     store = DynamoStore(_dynamodb_client(unit.dynamodb), concurrency=1, observer=reporter)
+    sink = _sink(unit.name, unit.buckets, drill, keep)
     try:
         selected = [ItemMapper(m) for m in unit.selected]
         scanner = SegmentScanner(store, unit.table, TargetRouter(unit.mappings), selected,
                                  page_limit=unit.page_limit, consistent=unit.consistent, limiter=budget)
         tally = SideTally(len(selected), unit.buckets)
-        sink = _Records(unit.buckets, drill)
         rows = scanner.scan(unit.segment, unit.segments, tally, threading.Lock(), sink)
+    except BaseException:
+        sink.close()
+        raise
     finally:
         store.close()
-    if drill is not None:
-        return UnitRecords(unit.name, tuple(sink.records))
-    return digest_of(unit.name, tally, rows, reporter.throttles if reporter is not None else 0)
+    return _result(unit.name, tally, rows, sink, drill, reporter.throttles if reporter is not None else 0)
 
 
-def read_partition_unit(unit: PartitionUnit, drill: frozenset[int] | None = None) -> UnitDigest | UnitRecords:
+def read_partition_unit(unit: PartitionUnit, drill: frozenset[int] | None = None, *, keep: str | None = None,
+                        kept: SpillPlace | None = None) -> UnitDigest | UnitRecords:
+    found = _kept(unit.name, kept, unit.buckets, drill)
+    if found is not None:
+        return found
     tally = SideTally(unit.mappings, unit.buckets)
-    sink = _Records(unit.buckets, drill)
-    rows = PartitionReader(unit.target, ItemMapper(unit.mapping), unit.index).read(
-        unit.snapshot, unit.part, unit.parts, tally, threading.Lock(), sink)
-    if drill is not None:
-        return UnitRecords(unit.name, tuple(sink.records))
-    return digest_of(unit.name, tally, rows)
+    sink = _sink(unit.name, unit.buckets, drill, keep)
+    try:
+        rows = PartitionReader(unit.target, ItemMapper(unit.mapping), unit.index).read(
+            unit.snapshot, unit.part, unit.parts, tally, threading.Lock(), sink)
+    except BaseException:
+        sink.close()
+        raise
+    return _result(unit.name, tally, rows, sink, drill)

@@ -64,10 +64,27 @@ def test_a_cluster_reconcile_reports_exactly_the_drift_of_an_in_process_one(
     assert drift_keys(report, d.mapping.source) == EXPECTED
     same_findings(report, local, d)
     assert report["targets"][d.target]["unmapped"]["count"] == len(UNMAPPED_KEYS)
-    # Both phases ran as tasks: 4 segments + 3 partitions, digests then drill-down.
+    assert report["settings"]["cluster"]["workers"] == 2 and report["settings"]["cluster"]["read_budget"] is None
+    # Both phases ran as tasks: 4 segments + 3 partitions, digests then drill-down, the drill-down
+    # from the records the digest tasks left on their workers.
     assert sorted(reconciler.units_submitted) == sorted(
         f"{phase}:{u}" for phase in ("digest", "drill") for u in [*(f"ddb-{s}" for s in range(4)),
                                                                    *(f"pg-0-{p}" for p in range(3))])
+    assert report["settings"]["cluster"]["drill_down_units_read_again"] == 0
+
+    class LosesTheRecords(ClusterReconciler):
+        """As if the workers holding the records had gone between the phases."""
+
+        def _drill(self, group: Any, units: Any, run: str, mismatched: Any, buckets: int, kept: Any) -> Any:
+            assert len(kept) == 7
+            for place in kept.values():
+                Path(place.path).unlink()
+            return super()._drill(group, units, run, mismatched, buckets, kept)
+
+    again = LosesTheRecords(d.config, client=cluster, dynamo=d.store, dsn=d.pg.dsn).run()
+    same_findings(again, local, d)
+    assert again["settings"]["cluster"]["drill_down_units_read_again"] == 7  # every unit read again instead
+    assert not list(Path(d.config.reconcile.report_dir, "runs").glob("*/*.digest"))  # cleaned up when complete
 
 
 def test_a_worker_killed_mid_run_does_not_change_the_result(
