@@ -9,7 +9,9 @@ A phase reads every row of both sides once; its time is the largest of
   consistent, 0.5 eventually consistent); a Scan is billed on the bytes it reads, not per item;
 - Postgres: left out (its side runs in parallel with DynamoDB's; docs/reconciler.md says where it
   starts to count).
-A run that finds drift reads both sides twice (the drill-down), so twice the time and the RCU.
+The drill-down reads the records the digest tasks left on their workers' disks (a local read, small
+next to a Scan); a run without them (`worker_spill: false`, or workers lost) reads both sides twice:
+twice the time and the RCU (the "re-read" column).
 DynamoDB keeps at most 10 GB per partition, so a table of S bytes has at least S / 10 GB of them.
 """
 
@@ -50,7 +52,7 @@ def cores_to_saturate(item_bytes: float, partitions: int, per_core: float, consi
 
 def table(per_core: float, item_bytes: float) -> str:
     lines = [f"item size {item_bytes:g} B, r = {per_core:,.0f} rows/s per worker core, eventually consistent Scan",
-             "| rows | RCU per read | min partitions | cores | partitions | one read | limit | with drill-down |",
+             "| rows | RCU per read | min partitions | cores | partitions | one read | limit | re-read drill-down |",
              "|---|---|---|---|---|---|---|---|"]
     for rows in (100e6, 1e9):
         need = min_partitions(rows, item_bytes)
