@@ -212,6 +212,9 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
         lines.append((f"reconcile {r['rows']} rows peak RSS MB (largest Postgres worker process apart)",
                       f"{r['peak_rss'].get('peak_rss_mb', 'n/a')} (+{r['peak_rss'].get('largest_child_mb', 'n/a')})"))
     lines.append(("reconcile peak RSS growth MB (target < 100)", get("reconcile", "rss_growth_mb")))
+    for c in get("cluster", "cluster") if isinstance(get("cluster", "cluster"), list) else []:
+        lines.append((f"cluster reconcile {get('cluster', 'rows')} rows, {c['workers']} worker(s) / in process "
+                      "(2 cores: overhead only)", c["ratio_over_in_process"]))
     lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
     print("\nRatios (" + results["mode"] + f", load average at start {results['machine']['load_average_start']}):")
     for label, value in lines:

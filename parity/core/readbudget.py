@@ -53,6 +53,7 @@ class AdaptiveReadBudget:
         self._at: float | None = None
         self.throttles = 0  # throttling reports received
         self.cuts = 0  # of which cut the rate
+        self.spent = 0.0  # units reserved in all
 
     def rate(self, now: float) -> float:
         """The current rate: the ceiling, or on its way back to it since the last cut."""
@@ -75,6 +76,7 @@ class AdaptiveReadBudget:
         """Spend `units`; return how long the caller should wait (0 when they were available)."""
         rate = self._refill(now)
         self._tokens -= units
+        self.spent += units
         return 0.0 if self._tokens >= 0 else -self._tokens / rate
 
     def throttled(self, now: float) -> bool:

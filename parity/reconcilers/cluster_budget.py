@@ -37,7 +37,8 @@ def close_budget(name: str, dask_scheduler: Any = None) -> dict[str, float]:
     budget = _budgets(dask_scheduler).pop(name, None)
     if budget is None:
         return {}
-    return {"ceiling": budget.ceiling, "throttles": budget.throttles, "cuts": budget.cuts,
+    return {"ceiling": budget.ceiling, "units_spent": round(budget.spent, 1), "throttles": budget.throttles,
+            "cuts": budget.cuts,
             "rate_at_end": round(budget.rate(time.monotonic()), 3)}
 
 

@@ -124,7 +124,8 @@ def test_a_worker_killed_mid_run_does_not_change_the_result(
     table = report["tables"][d.mapping.source]
     assert table["rows_postgres"] == ROWS and table["items_dynamodb"] == ROWS
     assert victim not in cluster.scheduler_info()["workers"]  # the killed process is gone (the nanny restarts one)
-    assert reconciler.budget_stats["ceiling"] == 150
+    # Every worker's Scan pages went through the one budget on the scheduler.
+    assert reconciler.budget_stats["ceiling"] == 150 and reconciler.budget_stats["units_spent"] > 0
 
 
 def test_a_stopped_cluster_run_resumes_with_only_its_unfinished_units(

@@ -89,4 +89,5 @@ def test_throttles_reported_by_workers_slow_every_worker_down() -> None:
     assert slept[-1] > 1.0 + 50 / 100
     stats = client.run_on_scheduler(cluster_budget.close_budget, "run-1")
     assert stats["throttles"] == 1 and stats["cuts"] == 1 and stats["ceiling"] == 100
+    assert stats["units_spent"] == 250
     assert client.run_on_scheduler(cluster_budget.reserve, "run-1", 10) == 0.0  # closed: no budget left
