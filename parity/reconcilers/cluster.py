@@ -7,10 +7,11 @@ Bucket digests add, so a reconcile splits into independent tasks (cluster_tasks.
    Postgres at one instant, as in one process. Each task returns its unit's bucket digests; the
    client adds them up as they arrive and records each finished unit's digest in the run
    directory (`<unit>.digest`), so `--resume` submits only the units that had not finished.
-2. Drill-down: if buckets differ, every unit is read again by a task that returns only the
-   records of those buckets (records are never left on a worker's disk: a lost worker would take
-   them along). The Postgres partitions read the same snapshot again; DynamoDB is scanned again,
-   so a key that changed between the two scans is a candidate or not, and the recheck decides.
+2. Drill-down: if buckets differ, one task per unit returns only the records of those buckets,
+   sent to the worker whose digest task left the unit's spill file on its disk; where the file
+   is gone (a lost worker), the task reads its unit again: the Postgres partition in the same
+   snapshot, DynamoDB by a new Scan (a key that changed between the two scans is a candidate or
+   not, and the recheck decides). Nothing depends on a worker's disk but the cost.
 3. The recheck, coverage and the report run here, on the client, exactly as in one process
    (`Reconciler._finish_target`).
 
