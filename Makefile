@@ -20,12 +20,12 @@ prereqs:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,devstack,msk]'
+	$(PY) -m pip install --quiet -e '.[dev,devstack,msk,cluster]'
 	@touch $(STAMP)
 
 # The benchmark alone uses kafka-python: its extra is installed for `make bench` only.
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,devstack,msk,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,devstack,msk,cluster,bench]'
 	@touch $(BENCH_STAMP)
 
 venv: $(STAMP)
@@ -55,7 +55,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)'
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
-	  --strip-extras --extra msk --all-build-deps --no-emit-index-url --no-emit-find-links \
+	  --strip-extras --extra msk --extra cluster --all-build-deps --no-emit-index-url --no-emit-find-links \
 	  --no-emit-trusted-host --output-file requirements.lock pyproject.toml
 
 # The Helm chart reads only files inside its own directory: deploy/helm/parity/files/ holds copies

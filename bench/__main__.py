@@ -17,15 +17,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cost, dataset, env, latency_proxy, mismatch, purepath, reconcile, recovery, scaling, shadow, verifier
+from bench import (
+    cluster,
+    cost,
+    dataset,
+    env,
+    latency_proxy,
+    mismatch,
+    purepath,
+    reconcile,
+    recovery,
+    scaling,
+    shadow,
+    verifier,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 SIZES = {
     "quick": {"keys": 10_000, "events": 20_000, "naive_sample": 5_000, "reconcile_rows": [20_000, 100_000],
-              "recovery_runs": 3},
+              "recovery_runs": 3, "cluster_rows": 20_000},
     "full": {"keys": 100_000, "events": 200_000, "naive_sample": 20_000, "reconcile_rows": [100_000, 1_000_000],
-             "recovery_runs": 5},
+             "recovery_runs": 5, "cluster_rows": 1_000_000},
 }
 CONCURRENCY = 8
 # kafka settings per measured variant of bench/recovery.py (merged into the daemon's configuration)
@@ -83,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes)")
     parser.add_argument("--only", default="", help="comma-separated sections: verifier,pure_path,kafka_clients,"
-                                                   "shadow,mismatch,latency,scaling,recovery,reconcile,cost")
+                                                   "shadow,mismatch,latency,scaling,recovery,reconcile,cluster,cost")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -244,6 +257,8 @@ def _sections(run: Run, stack: Any, size: dict[str, Any]) -> None:
         return out
 
     run.section("reconcile", recon)
+    # The same reconcile on a Dask LocalCluster of 1, 2 and 4 worker processes (bench/cluster.py).
+    run.section("cluster", lambda: cluster.run(stack.pg, stack.dynamodb, stack.state_dir, size["cluster_rows"]))
     run.section("cost", lambda: cost.model(finals))
 
 
@@ -294,6 +309,9 @@ def print_summary(results: dict[str, Any], out: Path = RESULTS) -> None:
     for variant in RECOVERY_VARIANTS:
         lines.append((f"recovery after kill -9, {variant}: spawn -> first commit s (median)",
                       get("recovery", variant, "summary", "first_commit_s", "median")))
+    for c in get("cluster", "cluster") if isinstance(get("cluster", "cluster"), list) else []:
+        lines.append((f"cluster reconcile {get('cluster', 'rows')} rows, {c['workers']} worker(s) / in process "
+                      "(2 cores: overhead only)", c["ratio_over_in_process"]))
     lines.append(("verify RCU per million events", get("cost", "per_million_rows", "verify_rcu")))
     lines.append(("shadow WCU per million events: single / transactions",
                   f"{get('cost', 'per_million_rows', 'shadow_wcu')} / "

@@ -362,6 +362,24 @@ class DaemonConfig(_Frozen):
     http: HttpConfig = Field(default_factory=HttpConfig)
 
 
+class ReconcileClusterConfig(_Frozen):
+    """A Dask cluster that runs the reconcile's reads (parity.reconcilers.cluster, docs/reconciler.md)."""
+
+    scheduler: str | None = None  # tcp://host:8786; None: the reconcile runs in this process
+    retries: int = Field(default=2, ge=0, le=20)  # re-runs of a task that raised (a lost worker's are free)
+    # The global read budget as a share of the table's provisioned read capacity (DescribeTable),
+    # when `reconcile.read_rate_limit` does not give it in RCU/s.
+    read_capacity_share: float | None = Field(default=None, gt=0, le=1)
+    # Digest tasks leave their unit's records on their worker's local disk (≈60 bytes a row), so
+    # the drill-down reads them there instead of reading the source again (docs/reconciler.md).
+    worker_spill: bool = True
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class ReconcileConfig(_Frozen):
     interval_s: float | None = Field(default=None, gt=0)  # periodic runs inside `parity run`; None = off
     jitter_s: float = Field(default=0, ge=0)
@@ -376,6 +394,7 @@ class ReconcileConfig(_Frozen):
     # Every statement of reconcile and repair (each FETCH of a partition's cursor, each lookup) is
     # cancelled by Postgres after this long, so a lock or a stuck server cannot hold a run forever.
     statement_timeout_s: float = Field(default=300, gt=0)
+    cluster: ReconcileClusterConfig = Field(default_factory=ReconcileClusterConfig)
 
 
 class TableMapping(_Frozen):

@@ -198,6 +198,12 @@ def register(app: typer.Typer) -> None:
                               "ParityReconcileStale fires after twice that without a success). Default: "
                               "reconcile.interval_s."),
         ] = None,
+        cluster: Annotated[
+            str | None,
+            typer.Option("--cluster", envvar="PARITY_CLUSTER", metavar="ADDRESS",
+                         help="Run the reads as tasks on this Dask scheduler (tcp://host:8786; needs the "
+                              "`cluster` extra). Default: reconcile.cluster.scheduler, else in this process."),
+        ] = None,
     ) -> None:
         """Compare whole tables: Postgres (one snapshot) against DynamoDB (parallel Scan)."""
         from parity.reconcilers.publish import ReconcileResults, Target
@@ -210,12 +216,28 @@ def register(app: typer.Typer) -> None:
         period = expected_interval if expected_interval is not None else float(cfg.reconcile.interval_s or 0)
         store = _stores(cfg, workers or cfg.reconcile.workers)
         interval = None if once else cfg.reconcile.interval_s
+        scheduler = cluster or cfg.reconcile.cluster.scheduler
+        dask = None
         try:
+            if scheduler:
+                from parity.reconcilers.cluster import connect
+
+                try:
+                    dask = connect(scheduler)
+                except ParityError as exc:
+                    typer.echo(f"error: {exc}", err=True)
+                    raise typer.Exit(3) from None
             while True:
                 progress = _progress(as_json)
                 results = ReconcileResults(expected_interval_s=period) if publishing else None
-                reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres, progress=progress,
-                                        metrics=results.metrics if results is not None else None)
+                metrics = results.metrics if results is not None else None
+                if dask is not None:
+                    from parity.reconcilers.cluster import ClusterReconciler
+
+                    reconciler: Reconciler = ClusterReconciler(cfg, client=dask, dynamo=store, dsn=cfg.postgres,
+                                                               progress=progress, metrics=metrics)
+                else:
+                    reconciler = Reconciler(cfg, dynamo=store, dsn=cfg.postgres, progress=progress, metrics=metrics)
                 try:
                     report = reconciler.run(tables=table, segments=segments, workers=workers, resume=resume)
                 except ParityError as exc:
@@ -247,6 +269,8 @@ def register(app: typer.Typer) -> None:
                 resume = False
                 time.sleep(interval)
         finally:
+            if dask is not None:
+                dask.close()
             store.close()
 
     @app.command()

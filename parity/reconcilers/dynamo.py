@@ -19,7 +19,7 @@ from parity.adapters.dynamodb import DynamoStore
 from parity.core.digest import row_hash
 from parity.core.errors import MappingError
 from parity.core.mapping import ItemMapper, TargetRouter
-from parity.core.ratelimit import Pacer
+from parity.core.readbudget import ReadLimiter
 from parity.core.values import Item, item_from_wire, item_to_wire
 from parity.reconcilers.tally import (
     OTHER_TABLE,
@@ -56,7 +56,7 @@ class SegmentScanner:
         *,
         page_limit: int,
         consistent: bool,
-        limiter: Pacer | None = None,
+        limiter: ReadLimiter | None = None,
     ) -> None:
         self.store = store
         self.table = table

@@ -427,13 +427,26 @@ class Reconciler:
             raise ReconcileError(f"reconcile of {group.table} stopped before the end; resume it with --resume")
         # The DynamoDB side read every key by now: a key it did not see was absent since then.
         absent_seen = max(m[-1][1] for m in read_marks.values()) if read_marks else self._clock()
+        pg_names = [n for n, _, _ in pg_units]
+        self._finish_target(
+            group, report, cp, selected, router, pg.tally, ddb.tally, pg_names, ddb_units, started,
+            lambda mm: self._collect(cp, pg_names, ddb_units, mm, buckets, read_marks, absent_seen),
+        )
+
+    def _finish_target(
+        self, group: TargetGroup, report: dict[str, Any], cp: Checkpoint, selected: list[ItemMapper],
+        router: TargetRouter, pg_tally: SideTally, ddb_tally: SideTally, pg_units: list[str], ddb_units: list[str],
+        started: float, collect: Callable[[list[set[int]]], DrillDown],
+    ) -> None:
+        """After both sides' digests: drill down, recheck, coverage and the report (a cluster run
+        shares it, with its own `collect` of the mismatched buckets' records: cluster.py)."""
+        pg, ddb = _Side(pg_tally), _Side(ddb_tally)
 
         # -- drill down and recheck ---------------------------------------------------------------
         mismatched = [mismatched_buckets(pg.tally, ddb.tally, m) for m in range(len(selected))]
         plan = DrillDown(len(selected))
         if any(mismatched):
-            plan = self._collect(cp, [n for n, _, _ in pg_units], ddb_units, mismatched, buckets,
-                                 read_marks, absent_seen)
+            plan = collect(mismatched)
         candidates = plan.candidates()
         outcomes = self._recheck(group.table, router, selected, candidates) if candidates else []
 
@@ -501,7 +514,7 @@ class Reconciler:
             run_dir=str(cp.run_dir),
         )
         cp.set(complete=True)
-        for name in [*ddb_units, *(n for n, _, _ in pg_units)]:
+        for name in [*ddb_units, *pg_units]:
             cp.spill_path(name).unlink(missing_ok=True)
 
     def _collect(
@@ -521,21 +534,11 @@ class Reconciler:
                 marks = (read_marks or {}).get(name) if side is plan.actual else None
                 mark = 0
                 for n, (m, fp, h, key) in enumerate(read_spill(cp.spill_path(name), limit=limit)):
-                    b = fp % buckets
-                    if marks is not None and b in anywhere:
+                    if marks is not None and fp % buckets in anywhere:
                         while mark < len(marks) and marks[mark][0] <= n:
                             mark += 1  # the first page whose records include the n-th
                         plan.seen[fp] = marks[mark][1] if mark < len(marks) else absent_seen
-                    if m in (UNMAPPED, OTHER_TABLE):
-                        if b in anywhere:
-                            plan.elsewhere[fp] = (m, key)
-                    elif m & FAILED:
-                        if b in anywhere and fp:
-                            data = orjson.loads(key)
-                            if data.get("key") is not None:
-                                plan.failed[fp] = (m & ~FAILED, orjson.dumps(data["key"], option=orjson.OPT_SORT_KEYS))
-                    elif mismatched[m] and b in mismatched[m]:
-                        side[m][fp] = (h, key)
+                    plan.keep(side, m, fp, h, key, mismatched, anywhere, buckets)
         return plan
 
     def _recheck(
@@ -631,6 +634,23 @@ class DrillDown:
     def __post_init__(self) -> None:
         self.expected = [{} for _ in range(self.mappings)]
         self.actual = [{} for _ in range(self.mappings)]
+
+    def keep(
+        self, side: list[dict[int, tuple[int, bytes]]], m: int, fp: int, h: int, key: bytes,
+        mismatched: list[set[int]], anywhere: set[int], buckets: int,
+    ) -> None:
+        """Keep one record (of `side`: `self.expected` or `self.actual`) if the drill-down needs it."""
+        b = fp % buckets
+        if m in (UNMAPPED, OTHER_TABLE):
+            if b in anywhere:
+                self.elsewhere[fp] = (m, key)
+        elif m & FAILED:
+            if b in anywhere and fp:
+                data = orjson.loads(key)
+                if data.get("key") is not None:
+                    self.failed[fp] = (m & ~FAILED, orjson.dumps(data["key"], option=orjson.OPT_SORT_KEYS))
+        elif mismatched[m] and b in mismatched[m]:
+            side[m][fp] = (h, key)
 
     def candidates(self) -> list[Candidate]:
         """One candidate per key, however many mappings saw it differ (one key, one finding)."""

@@ -55,6 +55,8 @@ SWITCHES: dict[str, dict[str, Any]] = {
     "reconcile.repairDryRun": {"reconcile": {"enabled": True, "pushgateway": PUSHGATEWAY,
                                              "repairDryRun": True, "tables": ["public.payments"],
                                              "segments": 16, "workers": 4, "timeZone": "Europe/Berlin"}},
+    "reconcile.cluster": {"reconcile": {"enabled": True, "pushgateway": PUSHGATEWAY,
+                                        "cluster": "tcp://dask-scheduler.dask:8786"}},
     "reconcile.persistence.enabled": {"reconcile": {"enabled": True, "pushgateway": PUSHGATEWAY,
                                                     "persistence": {"enabled": False}}},
     "persistence.enabled": {"persistence": {"enabled": False}},
@@ -388,6 +390,16 @@ def test_the_reconcile_cronjob_resumes_pushes_and_never_overlaps(chart: Any) -> 
     assert "PersistentVolumeClaim" not in kinds(ephemeral)
     pod = one(ephemeral, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert {v["name"]: v for v in pod["volumes"]}["reports"] == {"name": "reports", "emptyDir": {}}
+
+
+def test_the_reconcile_cronjob_can_run_its_reads_on_a_dask_cluster(chart: Any) -> None:
+    cron = one(render(chart, SWITCHES["reconcile.cluster"]), "CronJob")
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--cluster") + 1] == "tcp://dask-scheduler.dask:8786"
+    plain = one(render(chart, SWITCHES["reconcile.enabled"]), "CronJob")
+    (container,) = plain["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert "--cluster" not in container["args"]
 
 
 def test_repair_is_dry_run_only(chart: Any, tmp_path: Path) -> None:

@@ -355,6 +355,7 @@ NEEDED_BY: dict[tuple[str, str, str], frozenset[str]] = {
     # /readyz (reachability) and the doctor describe the mapped tables with the daemon's own role.
     ("parity/doctor/checks_dynamodb.py", "describe", "DescribeTable"): _READERS,
     ("parity/reconcilers/reconcile.py", "Reconciler._checkpoint", "DescribeTable"): frozenset({"reconcile"}),
+    ("parity/reconcilers/cluster.py", "ClusterReconciler._budget_ceiling", "DescribeTable"): frozenset({"reconcile"}),
     ("parity/reconcilers/dynamo.py", "SegmentScanner.scan", "Scan"): frozenset({"reconcile"}),
     ("parity/daemon/shadow.py", "ShadowApplier._transact", "UpdateItem"): frozenset({"shadow"}),
     ("parity/daemon/shadow.py", "ShadowApplier._transact", "DeleteItem"): frozenset({"shadow"}),
@@ -567,8 +568,9 @@ def test_the_msk_policy_covers_what_the_daemon_does_on_the_cluster() -> None:
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCK = ROOT / "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)")
-# What the image installs: the runtime dependencies and these extras (MSK IAM is a deployment need).
-IMAGE_EXTRAS = ("msk",)
+# What the image installs: the runtime dependencies and these extras (MSK IAM is a deployment need;
+# the cluster extra lets one image be the reconcile client, the Dask scheduler and its workers).
+IMAGE_EXTRAS = ("msk", "cluster")
 
 
 def _canonical(name: str) -> str:
