@@ -138,6 +138,10 @@ class FlattenedEvents(_Frozen):
     add_fields: tuple[str, ...] = ()
     add_fields_prefix: str = "__"  # transforms.unwrap.add.fields.prefix
     delete_handling: DeleteHandling = "tombstone"  # transforms.unwrap.delete.tombstone.handling.mode
+    # `drop` loses every delete: verify cannot see a deleted row's leftover item, and a row created
+    # and deleted before its create is verified reads as missing_in_target drift. Refused unless
+    # acknowledged here (reconcile then has to find the deletes).
+    accept_lost_deletes: bool = False
 
     @field_validator("add_fields", mode="before")
     @classmethod
@@ -568,6 +572,16 @@ def _check_event_format(m: TableMapping) -> None:
             raise _PathError("flattened", "applies to event_format: flattened only")
         return
     flat = m.flattened or FlattenedEvents()
+    if flat.deletes == "none" and not flat.accept_lost_deletes:
+        raise _PathError(
+            "flattened.delete_handling",
+            "delete handling 'drop' loses every delete: verify cannot see a deleted row's leftover item, and a "
+            "row deleted before its create is verified reads as missing_in_target drift. Set "
+            "transforms.unwrap.delete.tombstone.handling.mode=rewrite (or tombstone), or acknowledge it with "
+            "flattened.accept_lost_deletes: true and find deletes by reconcile",
+        )
+    if flat.accept_lost_deletes and flat.deletes != "none":
+        raise _PathError("flattened.accept_lost_deletes", "applies to delete_handling: drop only")
     if m.mode == "shadow":
         if flat.field_name("lsn") is None:
             raise _PathError(

@@ -39,7 +39,7 @@ UNWRAP = "io.debezium.transforms.ExtractNewRecordState"
 FLATTENED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "fa": ({"add.fields": "op,lsn,source.ts_ms", "delete.tombstone.handling.mode": "rewrite"},
            {"add_fields": "op,lsn,source.ts_ms", "delete_handling": "rewrite"}),
-    "fb": ({"delete.tombstone.handling.mode": "drop"}, {"delete_handling": "drop"}),
+    "fb": ({"delete.tombstone.handling.mode": "drop"}, {"delete_handling": "drop", "accept_lost_deletes": True}),
     "fc": ({"add.fields": "op", "delete.tombstone.handling.mode": "tombstone"},
            {"add_fields": ["op"], "delete_handling": "tombstone"}),
     "fs": ({"add.fields": "op,lsn", "delete.tombstone.handling.mode": "rewrite"},

@@ -180,6 +180,17 @@ def test_shadow_mode_with_lsn_and_rewritten_deletes_is_accepted() -> None:
     assert flat is not None and flat.ordered_by_lsn and flat.field_name("source.ts_ms") == "__source_ts_ms"
 
 
+def test_dropped_deletes_are_refused_unless_acknowledged() -> None:
+    text = _config_error(event_format="flattened", flattened={"delete_handling": "drop"})
+    assert "loses every delete" in text and "delete.tombstone.handling.mode=rewrite" in text
+    assert "tables[0].flattened.delete_handling" in text
+    cfg = config(table_spec(event_format="flattened",
+                            flattened={"delete_handling": "drop", "accept_lost_deletes": True}))
+    assert cfg.tables[0].flattened is not None and cfg.tables[0].flattened.deletes == "none"
+    assert "drop only" in _config_error(event_format="flattened",
+                                        flattened={"delete_handling": "rewrite", "accept_lost_deletes": True})
+
+
 def test_skipping_snapshot_rows_needs_the_op_field() -> None:
     assert "add `op` to transforms.unwrap.add.fields" in _config_error(
         event_format="flattened", snapshot_policy="skip")
@@ -259,7 +270,7 @@ def test_without_an_lsn_a_keys_events_are_ordered_by_offset() -> None:
     """Two updates of one key in a batch: the later offset wins, the earlier one is superseded,
     and a redelivery of the earlier offset is a duplicate."""
     pipeline, store = _pipeline(table_spec(COLUMNS, event_format="flattened",
-                                           flattened={"delete_handling": "drop"}))
+                                           flattened={"delete_handling": "drop", "accept_lost_deletes": True}))
     store.put("T", {"PK": "T#1", "id": Decimal(1), "Owner": "new"})
 
     def rec(offset: int, owner: str) -> Record:
