@@ -105,6 +105,12 @@ class StreamSource(Protocol):
     records it already decided, by position). A failure to reach DynamoDB Streams is raised as
     `DynamoUnavailable`."""
 
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Named stream events of this process (records read, positions or shards trimmed away
+        past retention, expired iterators, leases taken and lost, ...): shown by `parity status`."""
+        ...
+
     def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]: ...
 
     def commit(self, records: Sequence[StreamRecord]) -> None: ...

@@ -336,6 +336,8 @@ class ReverseDaemon:
         self.started_at = clock()
         previous = facts.get(REVERSE_STREAM_FACT) or {}
         self.last_record_at: float | None = previous.get("last_record_at")
+        # The stream's named events add up across restarts (a trimmed shard must stay visible).
+        self._events_before: dict[str, int] = dict(previous.get("stream_events") or {})
         self.last_lag: dict[str, float] = {}
         self._written_at = 0.0
         self._next_reread = 0.0
@@ -487,4 +489,11 @@ class ReverseDaemon:
             "last_record_at": self.last_record_at,
             "pending_rechecks": {k: v for k, v in self.verifier.pending_by_table().items() if v},
             "shard_lag_s": dict(self.last_lag),
+            "stream_events": self.stream_events(),
         }
+
+    def stream_events(self) -> dict[str, int]:
+        events = dict(self._events_before)
+        for name, n in self.source.counts.items():
+            events[name] = events.get(name, 0) + n
+        return events

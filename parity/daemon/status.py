@@ -200,6 +200,8 @@ def _reverse_stream(snapshot: dict[str, Any] | None, now: float, live_within_s: 
             "daemon_live": False,
             "pending_rechecks": 0,
             "shard_lag_s": {},
+            "stream_events": {},
+            "never_verified": [],
             "drained": False,
             "not_drained_because": ["no reverse snapshot: the reverse loop has not run with this state directory"],
         }
@@ -218,6 +220,15 @@ def _reverse_stream(snapshot: dict[str, Any] | None, now: float, live_within_s: 
     behind = {shard: s for shard, s in lag.items() if s > 0}
     if behind:
         reasons.append(f"{len(behind)} shards behind (up to {max(behind.values()):.0f}s)")
+    events: dict[str, int] = snapshot.get("stream_events", {})
+    # Records trimmed away (DynamoDB keeps 24 h) before parity read them were never verified: said
+    # here, never folded into "drained" (a reconcile is the way to check what they changed).
+    unverified = [
+        f"{events[name]} {what} trimmed away past the stream's retention before they were read: "
+        "their changes were never verified (run parity reconcile)"
+        for name, what in (("trimmed_positions", "shard positions"), ("trimmed_shards", "shards"))
+        if events.get(name)
+    ]
     return {
         "snapshot_at": snapshot["written_at"],
         "snapshot_age_s": round(age, 3),
@@ -229,6 +240,8 @@ def _reverse_stream(snapshot: dict[str, Any] | None, now: float, live_within_s: 
         "last_record_at": snapshot.get("last_record_at"),
         "pending_rechecks": pending,
         "shard_lag_s": lag,
+        "stream_events": events,
+        "never_verified": unverified,
         "drained": not reasons,
         "not_drained_because": reasons,
     }
@@ -382,6 +395,8 @@ def _print_reverse(console: Console, reverse: dict[str, Any] | None) -> None:
         f"reverse stream (DynamoDB Streams): {state} (loop {'live' if reverse['daemon_live'] else 'not live'}, "
         f"snapshot {reverse['snapshot_age_s']:.0f}s old, {len(reverse['shard_lag_s'])} shards, lag {lag:.0f}s)"
     )
+    for line in reverse.get("never_verified", ()):
+        console.print(f"reverse stream: {line}")
 
 
 def _others(outcomes: dict[str, int], shown: tuple[str, ...]) -> str:

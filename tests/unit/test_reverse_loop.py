@@ -270,3 +270,23 @@ def test_a_record_without_its_new_image_is_checked_against_the_current_item(worl
     world.run_until(1012)
     assert world.outcomes() == {"match": 1, "drift": 1}
     assert world.drift() == [("ACC#2", "value_mismatch")]
+
+
+def test_shards_trimmed_before_they_were_read_stay_in_status_across_restarts(tmp_path: Path) -> None:
+    """A shard trimmed away past retention holds changes nobody verified: `parity status` says so
+    (never as part of "drained"), and a restarted daemon keeps the count."""
+    from parity.daemon.status import collect_status
+
+    w = World(tmp_path)
+    w.pg(1, "open", 1)
+    w.put(1, "open", 1)
+    w.run_until(1001)
+    assert collect_status(w.config, w.state, now=w.clock.now)["reverse_stream"]["never_verified"] == []
+    w.daemon.source.counts["trimmed_shards"] = 1  # as the real source counts a shard gone past retention
+    w.run_until(1003)
+    w.daemon.shutdown()
+    w.daemon = w.start()
+    w.run_until(1005)
+    reverse = collect_status(w.config, w.state, now=w.clock.now)["reverse_stream"]
+    assert reverse["stream_events"]["trimmed_shards"] == 1
+    assert len(reverse["never_verified"]) == 1 and "1 shards trimmed away" in reverse["never_verified"][0]
