@@ -36,7 +36,9 @@ def test_wait_streaming_outlasts_the_stall_window_while_the_snapshot_progresses(
     table = unique("big")
     with pg.connect() as conn:
         conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
-        conn.execute(f"INSERT INTO {table} SELECT g, md5(g::text) FROM generate_series(1, 250000) g")
+        # Large enough that the snapshot outlasts two stall windows on a quiet machine too (250k rows
+        # took 11.8 s here, just under the 12 s the check needs; 400k take about 19 s).
+        conn.execute(f"INSERT INTO {table} SELECT g, md5(g::text) FROM generate_series(1, 400000) g")
     bridge = bridge_factory([table], partitions=1, schemas_enable=False, wait=False)
     stall_s = 6.0
     t0 = time.monotonic()
