@@ -94,6 +94,10 @@ def test_a_late_delete_then_a_resurrecting_write_is_reported(
     app.start_cdc(bridge_factory)
     with DaemonThread(app.dep.config) as runner:
         pipeline = runner.daemon.pipeline
+        # The grace period runs from the delete's commit: the daemon must be reading when it
+        # commits, or its first read could come late enough (a slow group join) that the
+        # grace-point read lands before the resurrecting write below.
+        wait_for(lambda: runner.daemon.source.joined, 60, "the daemon to join its consumer group")
         app.delete_row(1)
         wait_for(lambda: len(pipeline.rechecks) == 1, 30, "the first read to see the item still there")
         app.delete_item(1)  # the delete lands after the first read
