@@ -39,8 +39,10 @@ from typing import Any
 
 import orjson
 
+from parity.core.compare import AttributeDiff
 from parity.core.errors import MappingError, StoreError
 from parity.core.keys import key_fragment
+from parity.core.recheck import PendingCheck
 from parity.core.values import item_from_wire, item_to_wire, number_text
 from parity.files import open_private, private_dir, private_file
 
@@ -107,6 +109,25 @@ class DriftRecord:
     # For re-reads of open drift (kept in the state store only, never in the drift sinks).
     expected: dict[str, Any] | None = None
     unavailable: tuple[str, ...] = ()
+
+    @classmethod
+    def confirmed(
+        cls, c: PendingCheck, kind: str, diffs: Iterable[AttributeDiff], now: float
+    ) -> DriftRecord:
+        """The drift a pending check ended in (either direction: the verifier's and the reverse one's)."""
+        return cls(
+            source=c.source,
+            target=c.key_id[0],
+            key=c.key,
+            kind=kind,
+            diffs=[{"attribute": d.attribute, "expected": d.expected, "actual": d.actual} for d in diffs],
+            lsn=c.lsn or 0,
+            first_seen=c.first_seen,
+            confirmed_at=now,
+            op=c.op,
+            expected=c.expected,
+            unavailable=c.unavailable,
+        )
 
     def key_text(self) -> str:
         return key_json(self.key)

@@ -241,20 +241,7 @@ class ReverseVerifier:
         self, c: PendingCheck, record: StreamRecord, verdict: ReverseMismatch, now: float, result: BatchResult
     ) -> None:
         self._decided(record, c.source, Outcome.DRIFT, c.op, result)
-        result.drift.append(
-            DriftRecord(
-                source=c.source,
-                target=c.key_id[0],
-                key=c.key,
-                kind=verdict.kind.value,
-                diffs=[{"attribute": d.attribute, "expected": d.expected, "actual": d.actual} for d in verdict.diffs],
-                lsn=c.lsn or 0,
-                first_seen=c.first_seen,
-                confirmed_at=now,
-                op=c.op,
-                expected=c.expected,
-            )
-        )
+        result.drift.append(DriftRecord.confirmed(c, verdict.kind.value, verdict.diffs, now))
         self.open_drift.add(c.key_id)
         result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
 

@@ -169,19 +169,7 @@ class Verifier:
     def _confirm(self, c: PendingCheck, now: float, result: BatchResult) -> None:
         verdict = c.mismatch
         self._resolve(c, Outcome.DRIFT, result)
-        record = DriftRecord(
-            source=c.source,
-            target=c.key_id[0],
-            key=c.key,
-            kind=verdict.kind.value,
-            diffs=[{"attribute": d.attribute, "expected": d.expected, "actual": d.actual} for d in verdict.diffs],
-            lsn=c.lsn or 0,
-            first_seen=c.first_seen,
-            confirmed_at=now,
-            op=c.op,
-            expected=c.expected,
-            unavailable=c.unavailable,
-        )
+        record = DriftRecord.confirmed(c, verdict.kind.value, verdict.diffs, now)
         result.drift.append(record)
         self.open_drift[c.key_id] = (c.source, c.lsn or 0)
         result.verdict_latency.append((c.source, max(0.0, now - c.event_ts)))
