@@ -65,6 +65,7 @@ class DynamoStore:
         client: Any,
         *,
         concurrency: int = 8,
+        write_concurrency: int | None = None,
         observer: DynamoObserver | None = None,
         max_attempts: int = 8,
         base_delay_s: float = 0.05,
@@ -90,6 +91,10 @@ class DynamoStore:
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dynamo")
         self.concurrency = concurrency
+        # `map_parallel`'s own threads (the writes of shadow mode): a `width` above `concurrency`
+        # (single writes, one request per item) must not starve the reads of `_pool`.
+        self.write_concurrency = max(concurrency, write_concurrency or concurrency)
+        self._map_pool = ThreadPoolExecutor(max_workers=self.write_concurrency, thread_name_prefix="dynamo-write")
         # Told of every failed attempt that looks like an outage (transport error, 5xx), before the
         # retries run out: with 8 attempts of `timeout_s` each, the daemon would otherwise look
         # healthy for minutes while DynamoDB is unreachable. Throttling is not an outage.
@@ -97,6 +102,7 @@ class DynamoStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._map_pool.shutdown(wait=True)
         # A shared client outlives the store: leave no handler of ours on it.
         for event in self._hooks:
             self.client.meta.events.unregister(event, self._parse_raw)
@@ -252,8 +258,47 @@ class DynamoStore:
         wire = resp.get("Item")
         return item_from_wire(wire) if wire is not None else None
 
-    def map_parallel(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        return list(self._pool.map(fn, items))
+    def map_parallel(self, fn: Callable[[Any], Any], items: Sequence[Any], *, width: int | None = None) -> list[Any]:
+        """`fn` of every item, in the order of `items`, at most `width` calls at once (default
+        `concurrency`, capped to `write_concurrency`).
+
+        `width` tasks drain one shared iterator instead of one future per item: a future, its
+        lock and its wake-up per write cost more CPU than a single conditional write's own
+        bookkeeping (BENCHMARKS.md). After a call raises, no new call starts, and the exception is
+        raised only once every call already started has returned: no write is left running
+        unobserved behind an error (the caller retries the batch)."""
+        n = len(items)
+        if n == 0:
+            return []
+        results: list[Any] = [None] * n
+        failures: list[tuple[int, BaseException]] = []
+        lock = threading.Lock()
+        indexes = iter(range(n))
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    if failures:
+                        return
+                    i = next(indexes, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(items[i])
+                except BaseException as exc:
+                    with lock:
+                        failures.append((i, exc))
+                    return
+
+        tasks = min(n, max(1, min(width or self.concurrency, self.write_concurrency)))
+        if tasks == 1:
+            drain()  # nothing to overlap: no thread hand-off
+        else:
+            for done in [self._map_pool.submit(drain) for _ in range(tasks)]:
+                done.result()  # drain() keeps its exceptions: this only waits
+        if failures:
+            raise min(failures, key=lambda f: f[0])[1]  # the earliest item's, as a sequential loop would
+        return results
 
 
 def _binary_back(key: dict[str, Any]) -> dict[str, Any]:

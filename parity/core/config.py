@@ -360,6 +360,10 @@ class DaemonConfig(_Frozen):
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
     dynamo_concurrency: int = Field(default=8, ge=1, le=256)
+    # Writes in flight for tables with `shadow_writes: single` (one request per item, so it takes
+    # more in flight than a transaction of 100 to keep DynamoDB busy). At most
+    # `dynamodb.max_pool_connections`: see `ParityConfig.shadow_write_width`.
+    shadow_write_concurrency: int = Field(default=32, ge=1, le=256)
     recheck_capacity: int = Field(default=100_000, ge=1)
     drift_log: str | None = None  # JSON lines file for confirmed drift (besides the drift topic)
     drift_window_s: float = Field(default=300, gt=0)  # rolling window of the drift ratio
@@ -702,6 +706,26 @@ class ParityConfig(_Frozen):
                     f"tables sharing DynamoDB table {target} must use the same key attributes, got {sorted(key_names)}",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _shadow_writes_fit_the_pool(self) -> ParityConfig:
+        width, pool = self.daemon.shadow_write_concurrency, self.dynamodb.max_pool_connections
+        if "shadow_write_concurrency" in self.daemon.model_fields_set and width > pool:
+            # More threads than pooled connections: botocore opens a connection per extra request
+            # and throws it away afterwards, which costs more than the extra concurrency gains.
+            raise _PathError(
+                "daemon.shadow_write_concurrency",
+                f"{width} is above dynamodb.max_pool_connections ({pool}): raise "
+                "dynamodb.max_pool_connections or lower daemon.shadow_write_concurrency",
+            )
+        return self
+
+    @property
+    def shadow_write_width(self) -> int:
+        """Single shadow writes in flight: `daemon.shadow_write_concurrency`, capped to
+        `dynamodb.max_pool_connections` when only the pool was set (an explicit value above the
+        pool is a config error)."""
+        return min(self.daemon.shadow_write_concurrency, self.dynamodb.max_pool_connections)
 
     def table(self, source: str) -> TableMapping:
         for t in self.tables:

@@ -26,7 +26,8 @@ from parity.daemon.run import state_path
 def run_replay(config: ParityConfig, *, from_file: Path | None, again: bool, as_json: bool,
                timeout_s: float) -> int:
     state = StateStore(state_path(config))
-    dynamo = DynamoStore(dynamodb_client(config.dynamodb), concurrency=config.daemon.dynamo_concurrency)
+    dynamo = DynamoStore(dynamodb_client(config.dynamodb), concurrency=config.daemon.dynamo_concurrency,
+                         write_concurrency=config.shadow_write_width)
     shadow = None
     if any(t.mode == "shadow" for t in config.tables):
         from parity.daemon.shadow import ShadowApplier

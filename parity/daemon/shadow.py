@@ -92,9 +92,15 @@ class ShadowApplier:
                 outcomes[i] = outcome
             singles += retry
         # Whatever a transaction could not decide (and key moves) is written one by one, after
-        # the transactions, so no key has two writes in flight.
+        # the transactions, so no key has two writes in flight. A table in `shadow_writes: single`
+        # gets `daemon.shadow_write_concurrency` in flight: one item per request needs more
+        # requests in flight than transactions of 100 to keep DynamoDB as busy.
+        wide = any(works[i].mapping.shadow_writes == "single" for i in singles)
+        width = self.config.shadow_write_width if wide else self.dynamo.concurrency
         for i, outcome in zip(
-            singles, self.dynamo.map_parallel(lambda i: self._apply_one(works[i]), singles), strict=True
+            singles,
+            self.dynamo.map_parallel(lambda i: self._apply_one(works[i]), singles, width=width),
+            strict=True,
         ):
             outcomes[i] = outcome
         self._account(works, outcomes, graves, now, result)

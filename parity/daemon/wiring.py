@@ -6,6 +6,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from parity.adapters.clients import dynamodb_client, kafka_producer
 from parity.adapters.dynamodb import DynamoObserver, DynamoStore
 from parity.adapters.kafka import KafkaSource
@@ -35,6 +37,8 @@ def kafka_source(config: ParityConfig, *, instance_id: str | None = None, **kwar
 
 INSTANCE_FACT = "kafka_group_instance_id"
 
+log = structlog.get_logger("parity.daemon")
+
 
 def member_instance_id(state: StateStore) -> str:
     """This replica's `group.instance.id`: made on its first start and kept in its state store, so
@@ -53,8 +57,19 @@ def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) ->
     dynamo = DynamoStore(
         dynamodb_client(config.dynamodb),
         concurrency=config.daemon.dynamo_concurrency,
+        write_concurrency=config.shadow_write_width,
         observer=telemetry if isinstance(telemetry, DynamoObserver) else None,
     )
+    if config.shadow_write_width < config.daemon.shadow_write_concurrency and any(
+        t.mode == "shadow" and t.shadow_writes == "single" for t in config.tables
+    ):
+        # Only the pool was set (a smaller shadow_write_concurrency given explicitly is an error).
+        log.info(
+            "daemon.shadow_write_concurrency capped to dynamodb.max_pool_connections",
+            shadow_write_concurrency=config.daemon.shadow_write_concurrency,
+            max_pool_connections=config.dynamodb.max_pool_connections,
+            used=config.shadow_write_width,
+        )
     source = kafka_source(config, instance_id=member_instance_id(state) if k.static_membership else None)
     producer = kafka_producer(k)
     shadow = None

@@ -34,16 +34,26 @@ def _scan(client: Any, table: str) -> dict[str, dict[str, Any]]:
     return {i["PK"]["S"]: i for i in items}
 
 
-@pytest.fixture(params=["fake", "dynamodb-local"])
+@pytest.fixture(
+    params=[
+        ("fake", "transactions"),
+        ("fake", "single"),
+        ("dynamodb-local", "transactions"),
+        ("dynamodb-local", "single"),
+    ],
+    ids=lambda p: "-".join(p),
+)
 def harness(request: pytest.FixtureRequest) -> tuple[Harness, Any, str]:
-    table = TABLE if request.param == "fake" else unique("ShadowContract")
-    h = Harness(_config(target=table, truncate="apply"))
-    if request.param == "fake":
+    kind, writes = request.param
+    table = TABLE if kind == "fake" else unique("ShadowContract")
+    h = Harness(_config(target=table, truncate="apply", shadow_writes=writes))
+    if kind == "fake":
         client: Any = FakeClient(FakeTable())
     else:
         client = _real_client(request.getfixturevalue("dynamodb"), table)
     h.client = client
-    h.store = DynamoStore(client, concurrency=2, max_attempts=4, base_delay_s=0.01)
+    # Single writes run wider than transactions (daemon.shadow_write_concurrency, capped here to 8).
+    h.store = DynamoStore(client, concurrency=2, write_concurrency=8, max_attempts=4, base_delay_s=0.01)
     h.state = StateStore(":memory:")
     h.pipeline = Pipeline(h.config, h.store, shadow=ShadowApplier(h.config, h.store, h.state))
     return h, client, table

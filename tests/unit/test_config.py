@@ -276,3 +276,42 @@ def test_ordinary_kafka_options_are_accepted(tmp_path: Path) -> None:
     opts = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "client.id": "p"}
     data["kafka"]["options"] = opts
     assert dict(load_config(_write(tmp_path, data), env=ENV).kafka.options) == opts
+
+
+def test_shadow_write_concurrency_above_the_connection_pool_is_an_error_naming_both(tmp_path: Path) -> None:
+    data = _billing()
+    data["dynamodb"]["max_pool_connections"] = 16
+    data["daemon"] = {"shadow_write_concurrency": 64}
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, data), env=ENV)
+    assert str(err.value) == (
+        "billing.yaml: daemon.shadow_write_concurrency: 64 is above dynamodb.max_pool_connections (16): "
+        "raise dynamodb.max_pool_connections or lower daemon.shadow_write_concurrency"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pool", "daemon", "width"),
+    [
+        (None, {}, 32),  # both defaults
+        (8, {}, 8),  # only the pool set, below the default 32: capped to it
+        (64, {}, 32),
+        (64, {"shadow_write_concurrency": 64}, 64),
+        (16, {"shadow_write_concurrency": 16}, 16),
+    ],
+)
+def test_single_shadow_writes_in_flight(tmp_path: Path, pool: int | None, daemon: dict[str, int], width: int) -> None:
+    data = _billing()
+    if pool is not None:
+        data["dynamodb"]["max_pool_connections"] = pool
+    data["daemon"] = daemon
+    assert load_config(_write(tmp_path, data), env=ENV).shadow_write_width == width
+
+
+@pytest.mark.parametrize("value", [0, 257])
+def test_shadow_write_concurrency_range(tmp_path: Path, value: int) -> None:
+    data = _billing()
+    data["daemon"] = {"shadow_write_concurrency": value}
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, data), env=ENV)
+    assert str(err.value).startswith("billing.yaml: daemon.shadow_write_concurrency: ")
