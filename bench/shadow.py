@@ -1,6 +1,8 @@
 """Shadow apply: parity's pipeline applying the real Debezium records (decode -> collapse ->
 ShadowApplier: one conditional write per event) vs raw unconditional BatchWriteItem of the same
-final items, same concurrency, each into a fresh table."""
+final items, same concurrency, each into a fresh table. The conditional floors run at the
+concurrency of the write mode: transactions at `concurrency`, single PutItems at
+`daemon.shadow_write_concurrency`."""
 
 from __future__ import annotations
 
@@ -35,12 +37,14 @@ def run(cfg: ParityConfig, records: list[Record], state_dir: Path, concurrency: 
     # 100, same threads (what a conditional write costs on this DynamoDB, without parity).
     dataset.create_dynamo_table(client, raw_table + "_tx")
     raw_tx_s = transact_write(client, raw_table + "_tx", finals, concurrency, mapping.version_attribute)
-    # The single-write floor: the same conditional Puts, one PutItem each, same threads.
+    # The single-write floor: the same conditional Puts, one PutItem each, as many in flight as
+    # parity's single mode has (`daemon.shadow_write_concurrency`, capped to the connection pool).
+    single_width = cfg.shadow_write_width
     dataset.create_dynamo_table(client, raw_table + "_one")
-    raw_one_s = single_write(client, raw_table + "_one", finals, concurrency, mapping.version_attribute)
+    raw_one_s = single_write(client, raw_table + "_one", finals, single_width, mapping.version_attribute)
 
     state = StateStore(state_dir / "shadow.sqlite")
-    store = DynamoStore(client, concurrency=concurrency)
+    store = DynamoStore(client, concurrency=concurrency, write_concurrency=single_width)
     pipeline = Pipeline(cfg, store, shadow=ShadowApplier(cfg, store, state))
     batch = cfg.daemon.batch_max_events
     outcomes: dict[str, int] = {}
@@ -58,6 +62,7 @@ def run(cfg: ParityConfig, records: list[Record], state_dir: Path, concurrency: 
     shadow_rate = len(records) / shadow_s
     return {
         "events": len(records), "final_items": len(finals), "concurrency": concurrency,
+        "single_write_concurrency": single_width,
         "raw_batch_write": {"items": len(finals), "seconds": round(raw_s, 3), "items_per_s": round(raw_rate)},
         "shadow_apply": {"events": len(records), "applied": applied, "seconds": round(shadow_s, 3),
                          "events_per_s": round(shadow_rate), "outcomes": outcomes, "table_item_count": written},
