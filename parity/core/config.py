@@ -439,7 +439,7 @@ class TableMapping(_Frozen):
     write_rate_limit: float | None = Field(default=None, gt=0)  # shadow writes per second
     # Shadow writes grouped in conditional TransactWriteItems of up to 100 (fewer round trips,
     # but DynamoDB bills a transactional write as two), or one conditional UpdateItem each
-    # (half the WCU, about ten times parity's CPU per write; `daemon.shadow_write_concurrency`
+    # (half the WCU, six to ten times the client CPU per write; `daemon.shadow_write_concurrency`
     # of them in flight). When to choose which: docs/deploy.md, section 5.
     shadow_writes: Literal["transactions", "single"] = "transactions"
 
