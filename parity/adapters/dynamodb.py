@@ -262,9 +262,9 @@ class DynamoStore:
         """`fn` of every item, in the order of `items`, at most `width` calls at once (default
         `concurrency`, capped to `write_concurrency`).
 
-        `width` tasks drain one shared iterator instead of one future per item: a future, its
-        lock and its wake-up per write cost more CPU than a single conditional write's own
-        bookkeeping (BENCHMARKS.md). After a call raises, no new call starts, and the exception is
+        `width` tasks drain one shared iterator instead of one future per item: a future per
+        single write (its lock, its condition, the waiter's wake-up) was about a fifth of parity's
+        own CPU per write (BENCHMARKS.md, issue 23). After a call raises, no new call starts, and the exception is
         raised only once every call already started has returned: no write is left running
         unobserved behind an error (the caller retries the batch)."""
         n = len(items)

@@ -63,7 +63,7 @@ def build_daemon(config: ParityConfig, *, telemetry: Telemetry | None = None) ->
     if config.shadow_write_width < config.daemon.shadow_write_concurrency and any(
         t.mode == "shadow" and t.shadow_writes == "single" for t in config.tables
     ):
-        # Only the pool was set (a smaller shadow_write_concurrency given explicitly is an error).
+        # Only the pool was set smaller (an explicit shadow_write_concurrency above it is a config error).
         log.info(
             "daemon.shadow_write_concurrency capped to dynamodb.max_pool_connections",
             shadow_write_concurrency=config.daemon.shadow_write_concurrency,
