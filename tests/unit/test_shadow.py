@@ -8,6 +8,7 @@ The fake keeps items in wire format and honours the version condition
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -403,6 +404,53 @@ def test_single_writes_mode_sends_one_conditional_update_per_event_and_no_transa
     assert sorted(op for op, _ in h.table.calls) == ["UpdateItem"] * 5
     item = h.table.get("A#1")
     assert item is not None and item["name"] == {"S": "newest"}
+
+
+class _InFlight:
+    """Wraps a FakeClient's UpdateItem: counts the most calls running at once."""
+
+    def __init__(self, client: FakeClient) -> None:
+        self.client, self.running, self.peak = client, 0, 0
+        self.lock = threading.Lock()
+        self.inner = client.update_item
+
+    def update_item(self, **kw: Any) -> dict[str, Any]:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(0.005)  # a round trip, so the calls overlap
+        try:
+            with self.lock:  # the fake table itself is not thread-safe
+                return self.inner(**kw)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize(("writes", "peak"), [("single", 6), ("transactions", 2)])
+def test_single_writes_run_shadow_write_concurrency_in_flight(writes: str, peak: int) -> None:
+    h = Harness(_config(shadow_writes=writes))
+    h.store = DynamoStore(h.client, concurrency=2, write_concurrency=6)
+    h.fresh_pipeline()
+    watch = _InFlight(h.client)
+    h.client.update_item = watch.update_item  # type: ignore[method-assign]
+    if writes == "transactions":
+        # Every transaction cancelled by a conflict: its items are retried one by one, and in
+        # transactions mode those single writes stay at `dynamo_concurrency`, as before.
+        def conflict(TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+            exc = _err("TransactionCanceledException")
+            exc.response["CancellationReasons"] = [
+                {"Code": "TransactionConflict"} for _ in TransactItems
+            ]
+            raise exc
+
+        h.client.transact_write_items = conflict  # type: ignore[method-assign,assignment]
+    try:
+        result = h.process([h.record("c", 100, after=_row(i)) for i in range(1, 31)])
+    finally:
+        h.store.close()
+    assert _outcomes(result) == {"applied": 30}
+    assert watch.peak == peak
 
 
 def test_truncate_apply_deletes_the_tables_items_in_stream_order_and_buries_them() -> None:
