@@ -145,8 +145,9 @@ def last_value(bootstrap: str, topic: str, match: Callable[[bytes], bool]) -> by
 # -- TOAST ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("writes", ["transactions", "single"])
 def test_an_update_of_another_column_leaves_the_toasted_attribute_intact(
-    pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path
+    pg: Any, kafka: Any, dynamodb: Any, bridge_factory: Any, tmp_path: Path, writes: str
 ) -> None:
     schema = unique("toast")
     target = f"docs_{schema}"
@@ -159,7 +160,8 @@ def test_an_update_of_another_column_leaves_the_toasted_attribute_intact(
     cfg, _ = shadow_config(
         pg=pg, kafka=kafka, dynamodb=dynamodb, state_dir=tmp_path / "state", prefix=unique("cdc"),
         tables=[{"source": f"{schema}.docs", "primary_key": ["id"], "target": target, "mode": "shadow",
-                 "keys": {"PK": "DOC#{id}"}, "columns": {"id": {}, "title": {}, "body": {}}}],
+                 "shadow_writes": writes, "keys": {"PK": "DOC#{id}"}, "columns": {"id": {}, "title": {}, "body": {}}}],
+        daemon={"shadow_write_concurrency": 16} if writes == "single" else None,
     )
     bridge = bridge_factory([f"{schema}.docs"], topic_prefix=cfg.kafka.topic_prefix)
     with pg.connect() as conn, DaemonThread(cfg):
