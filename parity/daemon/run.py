@@ -284,9 +284,7 @@ class Daemon:
         With `about_to_commit` (the loop writes the snapshot just before committing) the offsets
         being committed count as committed; the HTTP thread passes False and leaves the ledger
         alone, which only the loop may walk."""
-        pending: dict[str, int] = {}
-        for c in self.pipeline.rechecks.checks():
-            pending[c.source] = pending.get(c.source, 0) + 1
+        pending = self.pipeline.rechecks.pending_by_source()
         committed = dict(self.committed)
         if about_to_commit:
             committed.update(self.pipeline.ledger.committable())
