@@ -40,6 +40,7 @@ GRACE_S = 30  # at least; more for larger runs (below): the first pass must fit 
 
 def run(raw_cfg: dict[str, Any], records: list[Record], finals: list[dict[str, Any]], concurrency: int,
         timeout: float) -> dict[str, Any]:
+    from parity.daemon.run import loop_gc
     from parity.daemon.wiring import build_daemon
 
     table = raw_cfg["tables"][0]
@@ -93,23 +94,24 @@ def run(raw_cfg: dict[str, Any], records: list[Record], finals: list[dict[str, A
     cpu0 = time.process_time()
     thread.start()
     try:
-        while resolved < total or len(rechecks):
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"daemon resolved {resolved} of {total} in {timeout:.0f}s")
-            result = daemon.step()
-            peak = max(peak, len(rechecks))
-            if result is None:
-                continue
-            n = sum(result.outcomes.values())
-            if n and first is None:
-                first = time.monotonic()
-                first_batch = n
-            resolved += n
-            for (_t, outcome), k in result.outcomes.items():
-                outcomes[outcome] = outcomes.get(outcome, 0) + k
-            if first_pass is None and resolved + len(rechecks) >= total:
-                first_pass = time.monotonic()
-                cpu_first_pass = time.process_time() - cpu0
+        with loop_gc():  # the collector setting `parity run` uses (parity.daemon.app)
+            while resolved < total or len(rechecks):
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"daemon resolved {resolved} of {total} in {timeout:.0f}s")
+                result = daemon.step()
+                peak = max(peak, len(rechecks))
+                if result is None:
+                    continue
+                n = sum(result.outcomes.values())
+                if n and first is None:
+                    first = time.monotonic()
+                    first_batch = n
+                resolved += n
+                for (_t, outcome), k in result.outcomes.items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + k
+                if first_pass is None and resolved + len(rechecks) >= total:
+                    first_pass = time.monotonic()
+                    cpu_first_pass = time.process_time() - cpu0
         done = time.monotonic()
     finally:
         stop.set()

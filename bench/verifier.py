@@ -20,6 +20,7 @@ from parity.core.values import item_from_wire, item_to_wire
 def run_daemon(cfg: ParityConfig, total: int, timeout: float) -> dict[str, Any]:
     """parity's daemon (build_daemon: KafkaSource, Pipeline, DynamoStore, state store) stepped
     until every record of the topic has an outcome and nothing is pending."""
+    from parity.daemon.run import loop_gc
     from parity.daemon.wiring import build_daemon
 
     daemon = build_daemon(cfg)
@@ -30,19 +31,20 @@ def run_daemon(cfg: ParityConfig, total: int, timeout: float) -> dict[str, Any]:
     outcomes: dict[str, int] = {}
     cpu0 = time.process_time()
     try:
-        while resolved < total or len(daemon.pipeline.rechecks):
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"daemon resolved {resolved} of {total} in {timeout:.0f}s")
-            result = daemon.step()
-            if result is None:
-                continue
-            n = sum(result.outcomes.values())
-            if n and first is None:
-                first = time.monotonic()
-                first_batch = n
-            resolved += n
-            for (_t, outcome), k in result.outcomes.items():
-                outcomes[outcome] = outcomes.get(outcome, 0) + k
+        with loop_gc():  # the collector setting `parity run` uses (parity.daemon.app)
+            while resolved < total or len(daemon.pipeline.rechecks):
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"daemon resolved {resolved} of {total} in {timeout:.0f}s")
+                result = daemon.step()
+                if result is None:
+                    continue
+                n = sum(result.outcomes.values())
+                if n and first is None:
+                    first = time.monotonic()
+                    first_batch = n
+                resolved += n
+                for (_t, outcome), k in result.outcomes.items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + k
         done = time.monotonic()
         cpu = time.process_time() - cpu0
     finally:

@@ -83,6 +83,14 @@ class RecheckStore:
         # every step which ones its consumer has passed, without walking all of them each time.
         self._decided_by_tp: dict[TopicPartition, dict[KeyId, PendingCheck]] = {}
         self._decided_heaps: dict[TopicPartition, list[tuple[float, int, KeyId]]] = {}
+        # The checks per source table, and per table a heap by first_seen: the backlog telemetry and
+        # the stream snapshot ask every step how many checks each table has and since when, which
+        # must not walk the store (it holds up to `capacity` checks in a drift storm). Heap entries
+        # of checks no longer held are dropped when they reach the top, or all at once when stale
+        # entries outnumber the live ones.
+        self._by_source: dict[str, dict[KeyId, PendingCheck]] = {}
+        self._first_seen: dict[str, list[tuple[float, int, KeyId]]] = {}
+        self._first_seen_seq = itertools.count()
 
     def __len__(self) -> int:
         return len(self._checks)
@@ -99,7 +107,11 @@ class RecheckStore:
             return False
         self._undecide(check.key_id)
         check.seq = next(self._seq)
+        replaced = self._checks.get(check.key_id)
+        if replaced is not None:
+            self._unindex(replaced)
         self._checks[check.key_id] = check
+        self._index(check)
         if check.decided_at is not None:
             self._mark_decided(check, check.decided_at)
             return True
@@ -163,7 +175,10 @@ class RecheckStore:
 
     def remove(self, key_id: KeyId) -> PendingCheck | None:
         self._undecide(key_id)
-        return self._checks.pop(key_id, None)
+        check = self._checks.pop(key_id, None)
+        if check is not None:
+            self._unindex(check)
+        return check
 
     def due(self, now: float, limit: int = 10_000) -> list[PendingCheck]:
         out: list[PendingCheck] = []
@@ -182,11 +197,51 @@ class RecheckStore:
         gone = [c for c in self._checks.values() if c.tp in tps]
         for c in gone:
             del self._checks[c.key_id]
+            self._unindex(c)
             self._undecide(c.key_id)
         return gone
 
     def oldest_first_seen(self) -> float | None:
-        return min((c.first_seen for c in self._checks.values()), default=None)
+        return min(self.oldest_by_source().values(), default=None)
+
+    def pending_by_source(self) -> dict[str, int]:
+        """Checks held per source table (tables with none are absent). O(tables)."""
+        # The daemon's HTTP thread asks too (the stream snapshot of /status) while the loop adds
+        # and removes checks: list() copies the items in one step, a comprehension over the live
+        # view could see the dict change size.
+        return {source: len(of_source) for source, of_source in list(self._by_source.items())}
+
+    def oldest_by_source(self) -> dict[str, float]:
+        """The earliest first_seen of the checks held, per source table that has one. O(tables),
+        plus the stale heap entries it drops."""
+        out: dict[str, float] = {}
+        for source, of_source in self._by_source.items():
+            heap = self._first_seen[source]
+            while True:
+                first_seen, _seq, key_id = heap[0]  # never empty: every held check has an entry
+                check = of_source.get(key_id)
+                if check is not None and check.first_seen == first_seen:
+                    out[source] = first_seen
+                    break
+                heapq.heappop(heap)
+        return out
+
+    def _index(self, check: PendingCheck) -> None:
+        of_source = self._by_source.setdefault(check.source, {})
+        of_source[check.key_id] = check
+        heap = self._first_seen.setdefault(check.source, [])
+        heapq.heappush(heap, (check.first_seen, next(self._first_seen_seq), check.key_id))
+        if len(heap) > 2 * len(of_source) + 64:  # mostly stale: rebuild from the live checks
+            heap[:] = [(c.first_seen, next(self._first_seen_seq), c.key_id) for c in of_source.values()]
+            heapq.heapify(heap)
+
+    def _unindex(self, check: PendingCheck) -> None:
+        of_source = self._by_source.get(check.source)
+        if of_source is None or of_source.pop(check.key_id, None) is None:
+            return
+        if not of_source:
+            del self._by_source[check.source]
+            del self._first_seen[check.source]
 
     def checks(self) -> list[PendingCheck]:
         return list(self._checks.values())

@@ -26,7 +26,7 @@ from parity.adapters.sinks import JsonLinesFile
 from parity.adapters.state import StateStore
 from parity.core.config import ParityConfig
 from parity.daemon.reverse import ReverseDaemon
-from parity.daemon.run import Daemon, Telemetry, emit_outbox, state_path
+from parity.daemon.run import Daemon, Telemetry, emit_outbox, loop_gc, state_path
 from parity.daemon.status import collect_status
 from parity.daemon.telemetry import PrometheusTelemetry
 from parity.daemon.wiring import build_daemon
@@ -349,6 +349,10 @@ class DaemonApp:
 
     def run(self) -> None:
         """The loop in this (main) thread until SIGTERM or SIGINT, then the ordered shutdown."""
+        with loop_gc():
+            self._run()
+
+    def _run(self) -> None:
         try:
             self._start_services()
             if self.reverse is not None:

@@ -192,12 +192,10 @@ class Pipeline:
         return self.shadow
 
     def _backlog(self, result: BatchResult) -> None:
-        """The recheck store as it stands after the batch, for telemetry."""
-        pending: dict[str, int] = {}
-        oldest: dict[str, float] = {}
-        for c in self.rechecks.checks():
-            pending[c.source] = pending.get(c.source, 0) + 1
-            oldest[c.source] = min(oldest.get(c.source, c.first_seen), c.first_seen)
+        """The recheck store as it stands after the batch, for telemetry (from the store's per-table
+        counts: a step asks twice, and the store can hold up to `recheck_max_keys` checks)."""
+        pending = self.rechecks.pending_by_source()
+        oldest = self.rechecks.oldest_by_source()
         result.recheck_backlog = {t.source: pending.get(t.source, 0) for t in self.config.tables}
         result.recheck_oldest = {t.source: oldest[t.source] for t in self.config.tables if t.source in oldest}
 

@@ -272,10 +272,7 @@ class ReverseVerifier:
                 result.resolved.append(Resolution(source=source, target=target, key=key, how="reread", at=now))
 
     def pending_by_table(self) -> dict[str, int]:
-        out: dict[str, int] = {t.source: 0 for t in reverse_tables(self.config)}
-        for c in self.rechecks.checks():
-            out[c.source] = out.get(c.source, 0) + 1
-        return out
+        return {t.source: 0 for t in reverse_tables(self.config)} | self.rechecks.pending_by_source()
 
 
 class ReverseDaemon:
@@ -460,10 +457,7 @@ class ReverseDaemon:
             self.verifier.ledger.committed(records)
 
     def _oldest(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for c in self.verifier.rechecks.checks():
-            out[c.source] = min(out.get(c.source, c.first_seen), c.first_seen)
-        return out
+        return self.verifier.rechecks.oldest_by_source()
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """What `parity status` shows of the reverse direction (see parity.daemon.status)."""

@@ -54,10 +54,8 @@ class PrometheusTelemetry(Telemetry):
                 table, now, matched=matched.get(table, 0), drifted=dict(drifted.get(table, {})),
                 direction=self.direction,
             )
-        for table, lag in result.cdc_lag:
-            m.observe_cdc_lag(table, lag)
-        for table, latency in result.verdict_latency:
-            m.observe_verdict_latency(table, latency)
+        m.observe_cdc_lags(result.cdc_lag)
+        m.observe_verdict_latencies(result.verdict_latency)
         for dl in result.dead_letters:
             m.dead_letter(dl.source or "<unknown>", dl.reason_class)
         for (table, column, reason), n in result.not_compared.items():

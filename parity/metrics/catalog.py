@@ -508,11 +508,18 @@ class Metrics:
         self.drift_resolved.labels(table=table, reason=_one_of(how, DRIFT_RESOLUTIONS, "reason")).inc(count)
 
     def observe_cdc_lag(self, table: str, lag_s: float) -> None:
-        # A source clock ahead of ours gives a negative lag; clamp rather than corrupt the histogram.
-        self.cdc_lag.labels(table=table).observe(max(0.0, lag_s))
+        self.observe_cdc_lags(((table, lag_s),))
+
+    def observe_cdc_lags(self, lags: Iterable[tuple[str, float]]) -> None:
+        """One observation per (table, seconds) pair, as `observe_cdc_lag` each."""
+        _observe_per_table(self.cdc_lag, lags)
 
     def observe_verdict_latency(self, table: str, latency_s: float) -> None:
-        self.verdict_latency.labels(table=table).observe(max(0.0, latency_s))
+        self.observe_verdict_latencies(((table, latency_s),))
+
+    def observe_verdict_latencies(self, latencies: Iterable[tuple[str, float]]) -> None:
+        """One observation per (table, seconds) pair, as `observe_verdict_latency` each."""
+        _observe_per_table(self.verdict_latency, latencies)
 
     def set_stream_lag(self, dynamodb_table: str, lag_s: float) -> None:
         self.stream_lag.labels(dynamodb_table=dynamodb_table).set(max(0.0, lag_s))
@@ -658,6 +665,19 @@ class Metrics:
             self.reconcile_last_drift.labels(table=table, kind=k).set(n)
             if n:
                 self.reconcile_drift.labels(table=table, kind=k).inc(n)
+
+
+def _observe_per_table(histogram: Histogram, observations: Iterable[tuple[str, float]]) -> None:
+    # The daemon observes a lag and a latency per event: the labelled child is looked up once per
+    # table here (`labels()` costs as much as the observation itself), and each value is still
+    # observed on its own, so the buckets and the sum are exactly those of one call per value.
+    children: dict[str, Histogram] = {}
+    for table, seconds in observations:
+        child = children.get(table)
+        if child is None:
+            child = children[table] = histogram.labels(table=table)
+        # A source clock ahead of ours gives a negative lag; clamp rather than corrupt the histogram.
+        child.observe(seconds if seconds > 0.0 else 0.0)
 
 
 def register_runtime_collectors(registry: CollectorRegistry) -> None:

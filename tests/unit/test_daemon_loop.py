@@ -235,3 +235,22 @@ def test_the_first_commit_after_start_is_logged_once_with_the_join_first_records
     assert startup["joined_s"] <= startup["first_records_s"] <= startup["first_commit_s"]
     assert {k: back[0][k] for k in startup} == startup
     assert loop.source.commits  # what was logged as committed was committed
+
+
+def test_the_loop_raises_the_collector_threshold_while_it_runs_and_restores_it() -> None:
+    import gc
+
+    from parity.daemon.run import LOOP_GC_THRESHOLD, loop_gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with pytest.raises(RuntimeError), loop_gc():
+            assert gc.get_threshold() == (LOOP_GC_THRESHOLD, 10, 10)
+            raise RuntimeError("the loop failed")
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(2 * LOOP_GC_THRESHOLD, 10, 10)
+        with loop_gc():  # a process tuned higher already keeps its own setting
+            assert gc.get_threshold() == (2 * LOOP_GC_THRESHOLD, 10, 10)
+    finally:
+        gc.set_threshold(*before)

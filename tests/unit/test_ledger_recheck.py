@@ -206,3 +206,38 @@ def test_a_re_added_decided_check_is_handed_out_by_its_new_deciding_read() -> No
     store.add(new)
     assert store.decided_through(TP, 45.0) == []
     assert store.decided_through(TP, 60.0) == [new]
+
+
+def test_the_per_table_counts_and_oldest_first_seen_are_those_of_the_checks_held() -> None:
+    # The store keeps them as it goes (the daemon asks every step); after any mix of adds,
+    # re-adds, removals, decisions and revocations they must equal a walk over the checks.
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(23)
+    store = RecheckStore(capacity=150)
+    sources = ["public.a", "public.b", "public.c"]
+    tps = [("pg.public.t", 0), ("pg.public.t", 1)]
+    for step in range(5_000):
+        key = f"k{rng.randrange(200)}"
+        roll = rng.random()
+        if roll < 0.55:
+            check = replace(
+                _check(key, first_seen=float(rng.randrange(1_000))), source=rng.choice(sources), tp=rng.choice(tps)
+            )
+            if store.add(check) and rng.random() < 0.2:
+                store.decide(check, check.first_seen + 30)
+        elif roll < 0.97:
+            store.remove(("T", key))
+        else:
+            store.drop_partitions({rng.choice(tps)})
+        if step % 7 == 0 or step > 4_900:
+            pending: dict[str, int] = {}
+            oldest: dict[str, float] = {}
+            for c in store.checks():
+                pending[c.source] = pending.get(c.source, 0) + 1
+                oldest[c.source] = min(oldest.get(c.source, c.first_seen), c.first_seen)
+            assert store.pending_by_source() == pending
+            assert store.oldest_by_source() == oldest
+            assert store.oldest_first_seen() == min(oldest.values(), default=None)
+    assert sum(store.pending_by_source().values()) == len(store) > 0

@@ -149,6 +149,36 @@ def test_lag_histograms_use_seconds_and_clamp_clock_skew(registry: CollectorRegi
     assert value(registry, "parity_verdict_latency_seconds_bucket", table=T, le="2.5") == 1
 
 
+def test_a_batch_of_lags_exposes_exactly_what_one_call_per_value_does() -> None:
+    # The daemon observes a whole batch at once (one series lookup per table): every bucket, count
+    # and sum must be those of one observe_* call per value, in the same order (sums bit for bit).
+    tables = [T, "public.other"]
+    lags = [(tables[i % 2], (i * 0.37) % 13 - 1.0) for i in range(400)]  # a few negative: clamped
+    latencies = [(tables[i % 2], (i * 0.91) % 40) for i in range(400)]
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    single = Metrics(one_by_one, tables=tables)
+    for table, lag in lags:
+        single.observe_cdc_lag(table, lag)
+    for table, latency in latencies:
+        single.observe_verdict_latency(table, latency)
+    batch = Metrics(batched, tables=tables)
+    batch.observe_cdc_lags(lags)
+    batch.observe_verdict_latencies(latencies)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect()
+            if family.name in ("parity_cdc_lag_seconds", "parity_verdict_latency_seconds")
+            for s in family.samples
+        }
+
+    expected = samples(one_by_one)
+    assert expected[("parity_cdc_lag_seconds_count", (("table", T),))] == 200
+    assert expected[("parity_verdict_latency_seconds_count", (("table", "public.other"),))] == 200
+    assert samples(batched) == expected
+
+
 def test_consumer_lag_per_partition_and_forgotten_on_revocation(registry: CollectorRegistry, metrics: Metrics) -> None:
     metrics.set_consumer_lag("pg.public.subscriber", 0, 120)
     metrics.set_consumer_lag("pg.public.subscriber", 1, -5)
