@@ -37,6 +37,7 @@ __all__ = [
     "Unmappable",
     "carry_toast",
     "expect",
+    "finish",
     "too_deep",
     "unmapped_columns",
 ]
@@ -74,6 +75,15 @@ def expect(mapper: ItemMapper, event: ChangeEvent) -> Expectation | Unmappable:
         return Unmappable(str(exc))
     except RecursionError:
         return Unmappable(TOO_DEEP)
+    return finish(mapper, row, expected, key, unavailable_list)
+
+
+def finish(
+    mapper: ItemMapper, row: Mapping[str, Any], expected: Item, key: Item, unavailable_list: list[str]
+) -> Expectation | Unmappable:
+    """The rest of `expect` once the row's item, key and TOAST list are built (by
+    `ItemMapper.expected_parts` or by a compiled plan, parity.core.plan): the column facts,
+    schema-drift attributes and the nesting check."""
     unavailable = tuple(unavailable_list)
     missing = mapper.missing(row)
     unmapped = unmapped_columns(mapper.mapping, row)
