@@ -24,10 +24,13 @@ objects it calls are passed in its namespace under names this module makes up (`
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
 
+from parity.core import mapping, types
+from parity.core.config import ColumnRule
 from parity.core.errors import DecodeError, MappingError
 from parity.core.events import (
     _NEEDS_AFTER,
@@ -61,11 +64,12 @@ from parity.core.mapping import (
     _size_bound,
     render,
 )
-from parity.core.values import MAX_ITEM_BYTES, Item, item_size
+from parity.core.types import PLACEHOLDER
+from parity.core.values import _DYNAMO, MAX_ITEM_BYTES, Item, item_size, number, value_size
 
 __all__ = ["Planner", "RowPlan", "compile_row_plan"]
 
-# (row, where, build) -> (the decoded row, None | (item, key, unavailable) | the MappingError or
+# (row, where, build) -> (the decoded row, None | (item, key, unavailable, nested) | the MappingError or
 # RecursionError that made the row unmappable). Raises DecodeError for a row that does not decode.
 RowPlan = Callable[[Any, str, bool], tuple[Row, Any]]
 
@@ -98,12 +102,20 @@ def compile_row_plan(rows: _RowDecoder, mapper: ItemMapper) -> RowPlan | None:
         "U": UNAVAILABLE,
         "render": render,
         "format_field": _format_field,
-        "size_bound": _size_bound,
+        "value_size": value_size,
         "item_size": item_size,
         "MAX_ITEM_BYTES": MAX_ITEM_BYTES,
         "Decimal": Decimal,
         "key_value": mapper._key_value,
         "Missing": _Missing,
+        "PLACEHOLDER": PLACEHOLDER,
+        "UTC": dt.UTC,
+        "DT": dt.datetime,
+        "fromisoformat": dt.datetime.fromisoformat,
+        "number": number,
+        "DYNAMO": _DYNAMO,
+        "ZERO": Decimal(0),
+        "INT_LIMIT": 10**38,
     }
     src = _Source()
     src.add("def row_plan(raw, where, build):")
@@ -121,7 +133,9 @@ def compile_row_plan(rows: _RowDecoder, mapper: ItemMapper) -> RowPlan | None:
             src.add(f"name = {name!r}")
             src.add(f"v = get({name!r})")
             src.add("if v is not None:")
-            src.add(f"    raw[{name!r}] = d{i}(v)")
+            src.depth += 1
+            _decode_value(src, name, decode, f"d{i}")
+            src.depth -= 1
         for name, types in rows.checked:
             src.add(f"name = {name!r}")
             src.add(f"v = get({name!r})")
@@ -154,6 +168,15 @@ def _expected_parts(src: _Source, ns: dict[str, Any], mapper: ItemMapper) -> Non
     """The body of `ItemMapper.expected_parts` for this mapper, unrolled (same order, same messages)."""
     src.add("item = {}")
     src.add("unav = []")
+    # `deep`: whether a value that may be a map or list went in (then the nesting is checked).
+    src.add("deep = False")
+    # `text` and `other`: what mapping._size_bound adds for the values beyond their names and the
+    # 21 bytes of a number or flag; the names and those 21 are the constant `fixed` (below). Values
+    # later replaced (a key attribute named like a column) stay counted: the bound only grows,
+    # and it only decides whether the exact size is computed.
+    src.add("text = 0")
+    src.add("other = 0")
+    names: list[str] = []
     for i, plan in enumerate(mapper._columns):
         ns[f"c{i}"] = plan.convert
         col, attr = plan.column, plan.attribute
@@ -166,11 +189,22 @@ def _expected_parts(src: _Source, ns: dict[str, Any], mapper: ItemMapper) -> Non
         src.add(f"    item[{attr!r}] = None" if plan.null_as_null else "    pass")
         src.add("else:")
         src.add("    try:")
-        src.add(f"        v = c{i}(v)")
+        src.depth += 2
+        _convert_value(src, plan.convert, mapper.mapping.columns[col], f"c{i}")
+        if mapper.mapping.columns[col].type not in _SCALAR_TYPES:
+            src.add("if type(v) is not str and type(v) is not Decimal:")
+            src.add("    deep = True")
+        src.depth -= 2
         src.add("    except MappingError as exc:")
         src.add(f"        raise MappingError({prefix!r} + str(exc)) from None")
         src.add("    except (ValueError, TypeError, ArithmeticError) as exc:")
         src.add(f"        raise MappingError({prefix!r} + type(exc).__name__ + ': ' + str(exc)) from None")
+        names.append(attr)
+        src.add("    t = type(v)")
+        src.add("    if t is str or t is bytes:")
+        src.add("        text += len(v)")
+        src.add("    elif t is not Decimal and t is not bool:")
+        src.add("        other += value_size(v)")
         if plan.empty_set_as is None:
             src.add(f"    item[{attr!r}] = v")
         else:
@@ -206,11 +240,18 @@ def _expected_parts(src: _Source, ns: dict[str, Any], mapper: ItemMapper) -> Non
             texts.append(text)
             message = f"{attr}: cannot format column {column!r} with {spec!r}: "
             src.add("try:")
-            src.add(f"    {text} = format_field(v, {spec!r})" if spec else f"    {text} = render(v)")
+            if spec:
+                src.add(f"    {text} = format_field(v, {spec!r})")
+            else:  # render(), with its two commonest types first
+                src.add("    t = type(v)")
+                src.add(f"    {text} = str(v) if t is int else v if t is str else render(v)")
             src.add("except (ValueError, TypeError) as exc:")
             src.add(f"    raise MappingError({message!r} + str(exc)) from None")
         if not template.bare:
             src.add(f"{out} = " + (" + ".join(texts) if texts else "''"))
+        names.append(attr)
+        src.add(f"if type({out}) is str or type({out}) is bytes:")
+        src.add(f"    text += len({out})")
         limit = MAX_PARTITION_KEY_BYTES if i == 0 else MAX_SORT_KEY_BYTES
         src.add(f"if isinstance({out}, str):")
         src.add(f"    if not {out}:")
@@ -237,16 +278,82 @@ def _expected_parts(src: _Source, ns: dict[str, Any], mapper: ItemMapper) -> Non
         message = f"index attribute {template.attribute!r} must be a string, number or binary"
         src.add(f"            raise MappingError({message!r})")
         src.add(f"        item[{template.attribute!r}] = v")
+        src.add("        if type(v) is str or type(v) is bytes:")
+        src.add("            text += len(v)")
+        names.append(template.attribute)
+    fixed = sum(4 * len(n) + 21 for n in names) + _size_bound(dict(mapper.constants))
     if mapper.constants:
         ns["constants"] = mapper.constants
         src.add("item.update(constants)")
-    src.add("if size_bound(item) > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:")
+    src.add(f"if 4 * text + other + {fixed} > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:")
     src.add("    raise MappingError(f'item is {size} bytes, over DynamoDB\\'s {MAX_ITEM_BYTES} byte limit')")
     for template in mapper._indexes:
         test = " or ".join(f"get({c!r}, U) is U" for c in template.columns) or "False"
         src.add(f"if {test}:")
         src.add(f"    unav.append({template.attribute!r})")
-    src.add("return raw, (item, key, unav)")
+    src.add("return raw, (item, key, unav, deep)")
+
+
+# Rule types whose converter never gives a map or a list (see parity.core.mapping._CONVERTERS).
+_SCALAR_TYPES: Final = frozenset({
+    "number", "string", "bool", "binary", "timestamp_iso", "timestamp_epoch_s", "timestamp_epoch_ms", "date_iso",
+    "json_string", "string_set", "number_set",
+})
+
+
+def _decode_value(src: _Source, name: str, decode: Callable[[Any], Any], fn: str) -> None:
+    """`raw[name] = decode(v)` for a non-null `v`; the commonest decoders written out (the same
+    checks and messages as parity.core.types), any other one called."""
+    if decode is types._text:
+        src.add("if type(v) is not str:")
+        src.add("    raise TypeError('expected text, got ' + type(v).__name__)")
+        src.add("if v == PLACEHOLDER:")
+        src.add(f"    raw[{name!r}] = U")
+    elif decode is types._zoned_timestamp:
+        src.add("if type(v) is not str:")
+        src.add("    raise TypeError('expected an ISO timestamp, got ' + type(v).__name__)")
+        src.add("v = fromisoformat(v)")
+        src.add("if v.tzinfo is not None and v.tzinfo is not UTC:")
+        src.add("    v = v.astimezone(UTC)")
+        src.add(f"raw[{name!r}] = v")
+    else:
+        src.add(f"raw[{name!r}] = {fn}(v)")
+
+
+# ISO text of an aware UTC datetime at a precision, as mapping._iso_at writes it (isoformat with
+# `timespec`, "+00:00" as "Z"), by %-formatting, about twice as fast as isoformat(timespec=...).
+_ISO_UTC: Final = {
+    "s": "'%04d-%02d-%02dT%02d:%02d:%02dZ' % (v.year, v.month, v.day, v.hour, v.minute, v.second)",
+    "ms": "'%04d-%02d-%02dT%02d:%02d:%02d.%03dZ' % (v.year, v.month, v.day, v.hour, v.minute, v.second,"
+    " v.microsecond // 1000)",
+    "us": "'%04d-%02d-%02dT%02d:%02d:%02d.%06dZ' % (v.year, v.month, v.day, v.hour, v.minute, v.second,"
+    " v.microsecond)",
+}
+
+
+def _convert_value(src: _Source, convert: Callable[[Any], Any], rule: ColumnRule, fn: str) -> None:
+    """`v = convert(v)`, with the commonest cases of the commonest converters written out (the
+    same values as parity.core.mapping's converters); anything else calls `convert`."""
+    if convert is mapping._auto:
+        src.add("t = type(v)")
+        src.add("if t is str:")
+        src.add("    pass")
+        src.add("elif t is int and -INT_LIMIT < v < INT_LIMIT:")  # number(Decimal(v)), exact below 38 digits
+        src.add("    v = Decimal(v).normalize(DYNAMO) if v else ZERO")
+        src.add("else:")
+        src.add(f"    v = {fn}(v)")
+    elif convert is mapping._to_number:
+        src.add(f"v = number(v) if type(v) is Decimal else {fn}(v)")
+    elif convert is render:
+        src.add("if type(v) is not str:")
+        src.add(f"    v = {fn}(v)")
+    elif rule.precision is not None and rule.type in ("timestamp_iso", "auto"):
+        src.add("if type(v) is DT and v.tzinfo is UTC:")
+        src.add(f"    v = {_ISO_UTC[rule.precision]}")
+        src.add("else:")
+        src.add(f"    v = {fn}(v)")
+    else:
+        src.add(f"v = {fn}(v)")
 
 
 def _key_column(src: _Source, attr: str, column: str) -> None:
@@ -367,5 +474,5 @@ class Planner:
         if isinstance(parts, RecursionError):
             return event, Unmappable(TOO_DEEP)
         expected: Item
-        expected, item_key, unavailable = parts
-        return event, finish(self.mapper, after, expected, item_key, unavailable)
+        expected, item_key, unavailable, deep = parts
+        return event, finish(self.mapper, after, expected, item_key, unavailable, nested=deep)

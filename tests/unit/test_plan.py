@@ -442,3 +442,20 @@ def test_the_decoder_gives_the_same_work_and_outcomes_with_plans(policy: str) ->
     assert planned_result == general_result
     assert any(w is not None for w in planned)
 
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"note": "x" * 420_000}, "byte limit"),  # the item is over DynamoDB's 400 KB
+        ({"note": "x" * 100_000, "doc": json.dumps(["y" * 1000] * 100)}, None),  # near it, under it
+        ({"ban": "b" * 3000}, "key attribute 'PK' is over 2048 bytes"),
+        ({"doc": json.dumps(json.loads("[" * 40 + "]" * 40))}, "nested deeper"),
+    ],
+)
+def test_size_and_nesting_limits_as_the_general_path(over: dict[str, Any], reason: str | None) -> None:
+    found = _expectation_of(Planner(_payments()), _record(FIELDS, _payment_row(**over), None, "u", False))
+    if reason is None:
+        assert found.expected is not None
+    else:
+        assert reason in found.reason
