@@ -37,6 +37,7 @@ __all__ = [
     "Unmappable",
     "carry_toast",
     "expect",
+    "finish",
     "too_deep",
     "unmapped_columns",
 ]
@@ -74,6 +75,22 @@ def expect(mapper: ItemMapper, event: ChangeEvent) -> Expectation | Unmappable:
         return Unmappable(str(exc))
     except RecursionError:
         return Unmappable(TOO_DEEP)
+    return finish(mapper, row, expected, key, unavailable_list)
+
+
+def finish(
+    mapper: ItemMapper,
+    row: Mapping[str, Any],
+    expected: Item,
+    key: Item,
+    unavailable_list: list[str],
+    *,
+    nested: bool = True,
+) -> Expectation | Unmappable:
+    """The rest of `expect` once the row's item, key and TOAST list are built (by
+    `ItemMapper.expected_parts` or by a compiled plan, parity.core.plan): the column facts,
+    schema-drift attributes and the nesting check. `nested=False`: the caller knows no value of
+    `expected` is a map or a list, so only drift attributes added here can nest."""
     unavailable = tuple(unavailable_list)
     missing = mapper.missing(row)
     unmapped = unmapped_columns(mapper.mapping, row)
@@ -83,7 +100,8 @@ def expect(mapper: ItemMapper, event: ChangeEvent) -> Expectation | Unmappable:
                 value = row[col]
                 if value is not None and value is not UNAVAILABLE:
                     expected[col] = _AUTO(value)
-        if too_deep(expected):
+                    nested = True
+        if nested and too_deep(expected):
             return Unmappable(TOO_DEEP, missing, unmapped)
     except MappingError as exc:
         return Unmappable(str(exc), missing, unmapped)

@@ -5,7 +5,9 @@ transaction metadata, tombstones, snapshot rows under policy `skip`) or truncate
 Decoding routes the event to its table's mapping (a topic may carry another table's events, see
 `ParityConfig.table_for_topic`; a topic shared by routed tables, or matched by
 `kafka.topic_pattern`, is routed by each record's source, see docs/debezium.md), decodes it in
-the table's `event_format` (envelope or flattened) and builds its expectation (parity.core.expect). The columns an
+the table's `event_format` (envelope or flattened) and builds its expectation (parity.core.expect); an
+envelope is decoded and mapped in one pass by the table's compiled plan (parity.core.plan), whose
+result is the general path's. The columns an
 expectation reports (schema drift, mapped columns missing from the events) are logged here, once
 per new column, and kept for `parity status`.
 """
@@ -27,6 +29,7 @@ from parity.core.keys import canonical_key
 from parity.core.ledger import TopicPartition
 from parity.core.mapping import ItemMapper
 from parity.core.outcomes import Outcome
+from parity.core.plan import Planner
 from parity.daemon.batch import Barrier, BatchResult, DeadLetter, Work
 
 log = structlog.get_logger("parity.daemon")
@@ -50,6 +53,12 @@ class Decoder:
         self.progress = progress
         self._schema_drift: dict[str, set[str]] = {}  # every unmapped column seen, per table
         self._columns_missing: dict[str, set[str]] = {}  # every mapped column events lacked, per table
+        # Envelope tables: decode + expect in one compiled pass (parity.core.plan).
+        self._planners = {
+            t.source: Planner(mappers[t.source])
+            for t in config.tables
+            if t.event_format == "envelope" and t.source in mappers
+        }
 
     def schema_drift(self) -> dict[str, list[str]]:
         """Source columns seen in events but absent from the mapping (for status and logs)."""
@@ -97,10 +106,17 @@ class Decoder:
                         topic=rec.topic, table=source)
         result.count(source or "<unmapped>", Outcome.UNMAPPED)
 
-    def _decode_as(self, mapping: TableMapping, rec: Record) -> Decoded:
+    def _decode_as(self, mapping: TableMapping, rec: Record) -> tuple[Decoded, Expectation | Unmappable | None]:
+        """The record decoded and, when the table's plan built it, its expectation (None: `expect`
+        decides). A snapshot row its table skips is not mapped."""
         if mapping.event_format == "flattened":
-            return decode_flattened(rec.topic, rec.key, rec.value, mapping.columns, mapping.flattened, mapping.source)
-        return decode_record(rec.topic, rec.key, rec.value, mapping.columns)
+            flat = decode_flattened(rec.topic, rec.key, rec.value, mapping.columns, mapping.flattened, mapping.source)
+            return flat, None
+        planner = self._planners.get(mapping.source)
+        if planner is None:
+            return decode_record(rec.topic, rec.key, rec.value, mapping.columns), None
+        skip = mapping.mode == "verify" and mapping.snapshot_policy == "skip"
+        return planner.decode(rec.topic, rec.key, rec.value, skip_snapshot=skip)
 
     def decode(self, rec: Record, now: float, result: BatchResult) -> Work | Barrier | None:
         """`rec` as a change or a barrier; None when its outcome is already counted in `result`."""
@@ -108,7 +124,7 @@ class Decoder:
         if mapping is None:
             return None
         try:
-            decoded = self._decode_as(mapping, rec)
+            decoded, planned = self._decode_as(mapping, rec)
         except DecodeError as exc:
             result.dead_letters.append(DeadLetter(rec, f"undecodable: {exc}", mapping.source, "decode"))
             result.count(mapping.source, Outcome.DEAD_LETTER)
@@ -127,6 +143,7 @@ class Decoder:
                 result.count(event.source, Outcome.DEAD_LETTER)
                 return None
             mapping = other
+            planned = None  # a plan builds only its own table's expectation
         ts = event.ts_ms / 1000 if event.ts_ms else (rec.timestamp_ms / 1000 if rec.timestamp_ms else now)
         self.progress[rec.tp] = max(self.progress.get(rec.tp, 0.0), ts)
         if event.op is Op.TRUNCATE:
@@ -145,7 +162,7 @@ class Decoder:
                 result.count(mapping.source, Outcome.SKIPPED, op=event.op.value)
                 return None
         result.cdc_lag.append((mapping.source, max(0.0, now - ts)))
-        expectation = expect(self.mappers[mapping.source], event)
+        expectation = planned if planned is not None else expect(self.mappers[mapping.source], event)
         self._note_columns(mapping, expectation)
         if isinstance(expectation, Unmappable):
             result.dead_letters.append(

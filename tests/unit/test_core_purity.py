@@ -30,9 +30,14 @@ FORBIDDEN = frozenset(
     }
 )
 FORBIDDEN_CALLS = frozenset({"open", "exec", "eval", "__import__"})
+# plan.py compiles its per-schema decode + expect function from generated source, as dataclasses
+# and attrs do. That source is built from the mapping config and the schema's field names only,
+# each placed as a repr() literal (tests/unit/test_plan.py tries a hostile column name), so the
+# exec there runs nothing a record or a config wrote. No other core module may call exec.
+ALLOWED_CALLS: dict[str, frozenset[str]] = {"plan": frozenset({"exec"})}
 
 
-def violations(source: str) -> list[str]:
+def violations(source: str, allowed: frozenset[str] = frozenset()) -> list[str]:
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -40,7 +45,11 @@ def violations(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level == 0 and node.module and node.module.split(".")[0] in FORBIDDEN:
                 found.append(f"from {node.module} import ...")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FORBIDDEN_CALLS - allowed
+        ):
             found.append(f"{node.func.id}() at line {node.lineno}")
     return found
 
@@ -55,7 +64,14 @@ def test_the_core_has_modules() -> None:
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: p.stem)
 def test_core_module_is_pure(module: Path) -> None:
-    assert violations(module.read_text(encoding="utf-8")) == []
+    allowed = ALLOWED_CALLS.get(module.stem, frozenset())
+    assert violations(module.read_text(encoding="utf-8"), allowed) == []
+
+
+def test_exec_is_allowed_in_plan_only() -> None:
+    assert violations("exec('x = 1')") == ["exec() at line 1"]
+    assert violations("exec('x = 1')", ALLOWED_CALLS["plan"]) == []
+    assert violations("eval('1')", ALLOWED_CALLS["plan"]) == ["eval() at line 1"]
 
 
 @pytest.mark.parametrize(
