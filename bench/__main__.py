@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    "shadow,mismatch,latency,scaling,recovery,reconcile,cluster,cost")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
+    # The daemon's console format: drift keys print as the JSON text drift.jsonl has, not a repr.
+    from parity.logging import configure_logging
+
+    configure_logging(json=False)
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
     only = {s for s in args.only.split(",") if s} or None
