@@ -380,6 +380,22 @@ def decode_record(
     payload, schema = _split(_as_bytes(value, "value"), "value", hints, "envelope", topic)
     if type(payload) is not dict:
         raise DecodeError("value is not a Debezium envelope: payload is not an object")
+    head = envelope_head(topic, payload, schema)
+    if isinstance(head, Skip):
+        return head
+    op, op_text, src, source = head
+    rows = schema.rows if schema is not None and schema.rows is not None else _plain_hints(hints)[1]
+    before_raw, after_raw = payload.get("before"), payload.get("after")
+    before = None if before_raw is None else rows.decode(before_raw, "before")
+    after = None if after_raw is None else rows.decode(after_raw, "after")
+    return change_event(op, op_text, source, src, key, hints, topic, before, after)
+
+
+def envelope_head(
+    topic: str, payload: dict[str, Any], schema: _Schema | None
+) -> Skip | tuple[Op, str, dict[str, Any], str]:
+    """An envelope's op and source block -> (op, its text, source block, `schema.table`), or the
+    Skip of a record that is no row change; shared with the compiled plan (parity.core.plan)."""
     op_text = payload.get("op")
     if op_text is None:
         return not_a_change(topic, payload, schema)
@@ -394,10 +410,22 @@ def decode_record(
     db_schema, table = src.get("schema"), src.get("table")
     if type(db_schema) is not str or type(table) is not str:
         raise DecodeError("source block has no schema/table names")
-    rows = schema.rows if schema is not None and schema.rows is not None else _plain_hints(hints)[1]
-    before_raw, after_raw = payload.get("before"), payload.get("after")
-    before = None if before_raw is None else rows.decode(before_raw, "before")
-    after = None if after_raw is None else rows.decode(after_raw, "after")
+    return op, op_text, src, f"{db_schema}.{table}"
+
+
+def change_event(
+    op: Op,
+    op_text: str,
+    source: str,
+    src: dict[str, Any],
+    key: bytes | None,
+    hints: Hints | None,
+    topic: str,
+    before: Row | None,
+    after: Row | None,
+) -> ChangeEvent:
+    """The envelope's rows decoded -> its `ChangeEvent` (key, snapshot marker, positions); shared
+    by `decode_record` and the compiled plan (parity.core.plan), which decodes the rows itself."""
     if after is None and op in _NEEDS_AFTER:
         raise DecodeError(f"op {op_text!r} without 'after'")
     if key is None:
@@ -409,7 +437,7 @@ def decode_record(
     snapshot, snapshot_last = snapshot_marker(src)
     lsn, tx_id, ts_ms = positions(src)
     return ChangeEvent(
-        source=f"{db_schema}.{table}",
+        source=source,
         op=op,
         key=record_key,
         before=before,

@@ -34,25 +34,20 @@ from parity.core.config import ColumnRule
 from parity.core.errors import DecodeError, MappingError
 from parity.core.events import (
     _NEEDS_AFTER,
-    _OPS,
     _TYPE_NAMES,
     _VALUE_ERRORS,
     UNAVAILABLE,
-    ChangeEvent,
     Decoded,
-    Op,
     Row,
     Skip,
     _as_bytes,
-    _decode_key,
     _plain_hints,
     _RowDecoder,
     _Schema,
     _split,
+    change_event,
     decode_record,
-    not_a_change,
-    positions,
-    snapshot_marker,
+    envelope_head,
 )
 from parity.core.expect import TOO_DEEP, Expectation, Unmappable, finish
 from parity.core.mapping import (
@@ -407,21 +402,10 @@ class Planner:
         payload, schema = _split(_as_bytes(value, "value"), "value", hints, "envelope", topic)
         if type(payload) is not dict:
             raise DecodeError("value is not a Debezium envelope: payload is not an object")
-        op_text = payload.get("op")
-        if op_text is None:
-            return not_a_change(topic, payload, schema), None
-        if op_text == "m":
-            return Skip("logical decoding message"), None
-        op = _OPS.get(op_text) if type(op_text) is str else None
-        if op is None:
-            raise DecodeError(f"unknown op {op_text!r}")
-        src = payload.get("source")
-        if type(src) is not dict:
-            raise DecodeError("envelope has no 'source' block")
-        db_schema, table = src.get("schema"), src.get("table")
-        if type(db_schema) is not str or type(table) is not str:
-            raise DecodeError("source block has no schema/table names")
-        source = f"{db_schema}.{table}"
+        head = envelope_head(topic, payload, schema)
+        if isinstance(head, Skip):
+            return head, None
+        op, op_text, src, source = head
         before_raw, after_raw = payload.get("before"), payload.get("after")
         parts: Any = None
         fn = self.plan(schema)
@@ -444,29 +428,7 @@ class Planner:
                     and not (skip_snapshot and snapshot_row)
                 )
                 after, parts = fn(after_raw, "after", build)
-        if after is None and op in _NEEDS_AFTER:
-            raise DecodeError(f"op {op_text!r} without 'after'")
-        if key is None:
-            if op is not Op.TRUNCATE:
-                raise DecodeError(f"op {op_text!r} record has no key")
-            record_key: Row = {}
-        else:
-            record_key = _decode_key(key, hints, topic)
-        snapshot, snapshot_last = snapshot_marker(src)
-        lsn, tx_id, ts_ms = positions(src)
-        event = ChangeEvent(
-            source=source,
-            op=op,
-            key=record_key,
-            before=before,
-            after=after,
-            lsn=lsn,
-            tx_id=tx_id,
-            ts_ms=ts_ms,
-            snapshot=snapshot,
-            snapshot_last=snapshot_last,
-            snapshot_table_last=snapshot_last or src.get("snapshot") == "last_in_data_collection",
-        )
+        event = change_event(op, op_text, source, src, key, hints, topic, before, after)
         if parts is None or after is None:
             return event, None
         if isinstance(parts, MappingError):
