@@ -443,6 +443,11 @@ class TableMapping(_Frozen):
     # of them in flight). When to choose which: docs/deploy.md, section 5.
     shadow_writes: Literal["transactions", "single"] = "transactions"
 
+    @property
+    def skips_snapshot(self) -> bool:
+        """Snapshot rows of this table are counted skipped, never mapped or compared."""
+        return self.mode == "verify" and self.snapshot_policy == "skip"
+
     @field_validator("columns", mode="before")
     @classmethod
     def _empty_rules(cls, value: Any) -> Any:

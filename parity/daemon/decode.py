@@ -115,8 +115,7 @@ class Decoder:
         planner = self._planners.get(mapping.source)
         if planner is None:
             return decode_record(rec.topic, rec.key, rec.value, mapping.columns), None
-        skip = mapping.mode == "verify" and mapping.snapshot_policy == "skip"
-        return planner.decode(rec.topic, rec.key, rec.value, skip_snapshot=skip)
+        return planner.decode(rec.topic, rec.key, rec.value, skip_snapshot=mapping.skips_snapshot)
 
     def decode(self, rec: Record, now: float, result: BatchResult) -> Work | Barrier | None:
         """`rec` as a change or a barrier; None when its outcome is already counted in `result`."""
@@ -158,7 +157,7 @@ class Decoder:
             result.snapshot_mode[mapping.source] = mapping.mode
             if event.snapshot_table_last:
                 result.snapshot_done.add(mapping.source)
-            if mapping.mode == "verify" and mapping.snapshot_policy == "skip":
+            if mapping.skips_snapshot:
                 result.count(mapping.source, Outcome.SKIPPED, op=event.op.value)
                 return None
         result.cdc_lag.append((mapping.source, max(0.0, now - ts)))
